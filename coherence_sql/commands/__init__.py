@@ -1,0 +1,13 @@
+"""Subcommands of `coherence-sql`, one module per group; each has `register(subparsers)`.
+
+A module's `register` adds its parsers and sets `run=` to a function taking the parsed
+arguments and returning an exit code (or a coroutine that returns one).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from coherence_sql.commands import db_commands, schema_commands
+
+COMMAND_MODULES: tuple[ModuleType, ...] = (db_commands, schema_commands)

@@ -1,0 +1,50 @@
+"""`coherence-sql db start|stop|status|url`: the embedded PostgreSQL server."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from coherence_sql.embedded import EmbeddedPostgres, default_data_dir
+
+
+def register(subparsers: Any) -> None:
+    db = subparsers.add_parser("db", help="manage the embedded PostgreSQL server")
+    db.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="data directory (default: $COHERENCE_SQL_DATA_DIR, else ~/.local/share/coherence-sql/pgdata)",
+    )
+    actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("start", help="initialise if needed and start; print the URL").set_defaults(run=_start)
+    actions.add_parser("stop", help="stop the server").set_defaults(run=_stop)
+    actions.add_parser("status", help="say whether it runs; exit 1 when it does not").set_defaults(run=_status)
+    actions.add_parser("url", help="print the connection URL (starts the server if needed)").set_defaults(run=_start)
+
+
+def _server(args: argparse.Namespace) -> EmbeddedPostgres:
+    return EmbeddedPostgres(args.data_dir or default_data_dir())
+
+
+def _start(args: argparse.Namespace) -> int:
+    print(_server(args).start())
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    server = _server(args)
+    was_running = server.stop()
+    print(f"stopped {server.data_dir}" if was_running else f"not running: {server.data_dir}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    state = _server(args).status()
+    if state.running:
+        print(f"running  pid {state.pid}  {state.data_dir}\n{state.uri}")
+        return 0
+    what = "stopped" if state.initialized else "not initialised"
+    print(f"{what}  {state.data_dir}")
+    return 1

@@ -1,0 +1,130 @@
+"""Connection settings, connections and pools, with the codecs and timeouts every session gets.
+
+`resolve_dsn()` picks the server: an explicit DSN, else DATABASE_URL, else the embedded default.
+Every connection decodes jsonb to Python objects and carries lock and statement timeouts, so a
+hot-row lock can never wedge the writers (upstream's 2026-07 incident).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+import asyncpg
+
+from coherence_sql.embedded import EmbeddedPostgres, default_data_dir
+from coherence_sql.errors import ConfigurationError, DatabaseUnavailableError, translate
+
+if TYPE_CHECKING:  # the stubs make these generic; at run time they are not subscriptable
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record]
+    Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
+else:
+    Connection = asyncpg.Connection
+    Pool = asyncpg.Pool
+
+DEFAULT_SERVER_SETTINGS: Final[Mapping[str, str]] = {
+    "lock_timeout": "5s",
+    "statement_timeout": "60s",
+    "idle_in_transaction_session_timeout": "30s",
+    "application_name": "coherence_sql",
+}
+
+
+def _env_int(name: str, default: int, low: int, high: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """Pool sizing, from the plan's POSTGRES_POOL_SIZE and POSTGRES_MAX_OVERFLOW."""
+
+    min_size: int = 2
+    max_size: int = 20
+    max_queries: int = 50_000
+    max_inactive_connection_lifetime: float = 300.0
+    server_settings: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SERVER_SETTINGS))
+
+    @classmethod
+    def from_env(cls) -> PoolSettings:
+        size = _env_int("POSTGRES_POOL_SIZE", 20, 1, 10_000)
+        overflow = _env_int("POSTGRES_MAX_OVERFLOW", 0, 0, 10_000)
+        return cls(min_size=min(2, size), max_size=size + overflow)
+
+
+def resolve_dsn(dsn: str | None = None) -> str:
+    """An explicit DSN, else $DATABASE_URL, else the embedded server (started if needed)."""
+    if dsn:
+        return dsn
+    from_env = os.environ.get("DATABASE_URL", "").strip()
+    if from_env:
+        return from_env
+    return EmbeddedPostgres(default_data_dir()).start()
+
+
+def redact(dsn: str) -> str:
+    """The DSN with any password removed, for logs and messages (the plan: never log credentials)."""
+    scheme, sep, rest = dsn.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return dsn
+    userinfo, _, hostpart = rest.partition("@")
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{hostpart}" if ":" in userinfo else dsn
+
+
+async def init_connection(conn: Connection) -> None:
+    """Codecs every coherence_sql connection needs."""
+    for type_name in ("jsonb", "json"):
+        await conn.set_type_codec(
+            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+async def connect(
+    dsn: str | None = None, *, server_settings: Mapping[str, str] | None = None
+) -> Connection:
+    """One connection with the package's codecs and timeouts."""
+    target = resolve_dsn(dsn)
+    settings = dict(DEFAULT_SERVER_SETTINGS if server_settings is None else server_settings)
+    try:
+        conn: Connection = await asyncpg.connect(target, server_settings=settings)
+    except Exception as exc:
+        raise DatabaseUnavailableError(
+            f"cannot connect to {redact(target)}: {translate(exc)}"
+        ) from None
+    await init_connection(conn)
+    return conn
+
+
+async def create_pool(dsn: str | None = None, settings: PoolSettings | None = None) -> Pool:
+    """A pool whose every connection has the package's codecs and timeouts."""
+    target = resolve_dsn(dsn)
+    chosen = settings or PoolSettings.from_env()
+    try:
+        pool: Pool | None = await asyncpg.create_pool(
+            target,
+            min_size=chosen.min_size,
+            max_size=chosen.max_size,
+            max_queries=chosen.max_queries,
+            max_inactive_connection_lifetime=chosen.max_inactive_connection_lifetime,
+            server_settings=dict(chosen.server_settings),
+            init=init_connection,
+        )
+    except Exception as exc:
+        raise DatabaseUnavailableError(
+            f"cannot connect to {redact(target)}: {translate(exc)}"
+        ) from None
+    assert pool is not None
+    return pool
+

@@ -1,0 +1,22 @@
+"""Build step that copies the project's SQL (schema/, queries/) into the wheel's package data."""
+
+import shutil
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+
+class BuildWithSQL(build_py):
+    def run(self) -> None:
+        super().run()
+        root = Path(__file__).resolve().parent
+        for name in ("schema", "queries"):
+            target = Path(self.build_lib) / "coherence_sql" / "_data" / name
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
+            for sql in sorted((root / name).glob("*.sql")):
+                shutil.copy2(sql, target / sql.name)
+
+
+setup(cmdclass={"build_py": BuildWithSQL})
