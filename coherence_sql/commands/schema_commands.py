@@ -46,7 +46,8 @@ async def _status(args: argparse.Namespace) -> int:
     state = await schema.status(dsn, directory=args.schema_dir)
     print(f"database: {redact(dsn)}")
     for row in state.applied:
-        print(f"applied  {row.filename}  {row.applied_at:%Y-%m-%d %H:%M:%S%z}  {row.duration_ms} ms  by {row.applied_by}")
+        when = f"{row.applied_at:%Y-%m-%d %H:%M:%S%z}"
+        print(f"applied  {row.filename}  {when}  {row.duration_ms} ms  by {row.applied_by}")
     for file in state.pending:
         print(f"pending  {file.filename}")
     print("schema is current" if state.current else f"{len(state.pending)} file(s) pending")

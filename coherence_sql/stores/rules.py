@@ -1,0 +1,146 @@
+"""The contract rules both stores apply before writing, so they accept and reject the same input.
+
+Each check raises `InvalidValueError` naming the field and the value; nothing here touches a
+store. See shared/design.md "Contract decisions" and docs/decisions.md.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any, Final, SupportsIndex, SupportsInt
+
+from coherence_sql.errors import InvalidValueError
+
+MONEY_MAX: Final = Decimal("9999999999999.99")  # DECIMAL(15, 2)
+TWO_PLACES: Final = Decimal("0.01")
+ECOSYSTEM_MAX: Final = 100
+PROJECT_NAME_MAX: Final = 255
+PROGRESS_RANGE: Final = range(0, 101)
+
+
+def project_key(ecosystem: str, name: str) -> tuple[str, str]:
+    """The API's `_key()`: case-insensitive identity of a project; empty keys are rejected."""
+    for field, value, limit in (("ecosystem", ecosystem, ECOSYSTEM_MAX), ("name", name, PROJECT_NAME_MAX)):
+        if not isinstance(value, str) or value == "":
+            raise InvalidValueError(f"project {field} must be a non-empty string, got {value!r}")
+        if len(value) > limit:
+            raise InvalidValueError(f"project {field} is longer than {limit} characters: {value[:40]!r}…")
+        if "\x00" in value:
+            raise InvalidValueError(f"project {field} contains a NUL character: {value!r}")
+    return ecosystem.lower(), name.lower()
+
+
+def no_nul(field: str, value: str | None) -> None:
+    """PostgreSQL text cannot hold NUL; reject it up front in both stores."""
+    if value is not None and "\x00" in value:
+        raise InvalidValueError(f"{field} contains a NUL character: {value[:40]!r}")
+
+
+def money(field: str, value: object, *, allow_negative: bool = False) -> Decimal:
+    """A DECIMAL(15,2) amount as Decimal; more than two places, out of range or NaN is rejected."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | str | float):
+        raise InvalidValueError(f"{field} must be a decimal amount, got {value!r}")
+    try:
+        amount = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    except (InvalidOperation, ValueError):
+        raise InvalidValueError(f"{field} must be a decimal amount, got {value!r}") from None
+    if not amount.is_finite():
+        raise InvalidValueError(f"{field} must be a finite amount, got {value!r}")
+    if amount != amount.quantize(TWO_PLACES, rounding=ROUND_HALF_EVEN):
+        raise InvalidValueError(f"{field} has more than two decimal places: {value!r}")
+    if amount < 0 and not allow_negative:
+        raise InvalidValueError(f"{field} must not be negative, got {value!r}")
+    if abs(amount) > MONEY_MAX:
+        raise InvalidValueError(f"{field} is out of range for DECIMAL(15,2): {value!r}")
+    return amount.quantize(TWO_PLACES)
+
+
+def coherence_score(value: object) -> float:
+    """DECIMAL(3,2): within [0, 1], rounded half-even to two places, returned as float."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise InvalidValueError(f"coherence_score must be a number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidValueError(f"coherence_score must be finite, got {value!r}")
+    score = Decimal(str(value)).quantize(TWO_PLACES, rounding=ROUND_HALF_EVEN)
+    if not Decimal(0) <= Decimal(str(value)) <= Decimal(1):
+        raise InvalidValueError(f"coherence_score must be between 0 and 1, got {value!r}")
+    return float(score)
+
+
+def list_limit(limit: object) -> int:
+    """The API's `max(0, int(limit))`: "5" works, negatives give an empty page."""
+    try:
+        if isinstance(limit, bool) or not isinstance(limit, SupportsInt | SupportsIndex | str):
+            raise TypeError
+        return max(0, int(limit))
+    except (TypeError, ValueError):
+        raise InvalidValueError(f"limit must be an integer, got {limit!r}") from None
+
+
+def page(limit: object, offset: object) -> tuple[int, int]:
+    """Agent task paging: integers, neither negative (the API's router allows no negatives)."""
+    values = []
+    for field, value in (("limit", limit), ("offset", offset)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidValueError(f"{field} must be an integer, got {value!r}")
+        if value < 0:
+            raise InvalidValueError(f"{field} must not be negative, got {value}")
+        values.append(value)
+    return values[0], values[1]
+
+
+def progress_pct(value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value not in PROGRESS_RANGE:
+        raise InvalidValueError(f"progress_pct must be an integer from 0 to 100, got {value!r}")
+    return value
+
+
+def search_text(query: str | None) -> str:
+    """The API's normalisation: strip and lower-case; an empty result means "no results"."""
+    if query is not None and not isinstance(query, str):
+        raise InvalidValueError(f"search query must be a string, got {query!r}")
+    return (query or "").strip().lower()
+
+
+def search_rank(q: str, name_key: str, description: str) -> int | None:
+    """Decision 8's ranking: 0 exact name, 1 name prefix, 2 name contains, 3 description only."""
+    if name_key == q:
+        return 0
+    if name_key.startswith(q):
+        return 1
+    if q in name_key:
+        return 2
+    if q in description.lower():
+        return 3
+    return None
+
+
+def like_pattern(q: str) -> str:
+    """`q` as a LIKE/ILIKE substring pattern with `%`, `_` and `\\` taken literally."""
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def naive_utc(value: datetime) -> datetime:
+    """Graph models carry naive UTC; an aware value is converted, a naive one taken as UTC."""
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def aware_utc(value: datetime) -> datetime:
+    """Agent tasks carry aware UTC; a naive value is taken as UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def json_object(field: str, value: Any) -> dict[str, Any]:
+    """Metadata and context are JSON objects; anything else is rejected."""
+    if not isinstance(value, dict):
+        raise InvalidValueError(f"{field} must be a JSON object, got {type(value).__name__}")
+    return value
