@@ -86,23 +86,17 @@ def redact(dsn: str) -> str:
 async def init_connection(conn: Connection) -> None:
     """Codecs every coherence_sql connection needs."""
     for type_name in ("jsonb", "json"):
-        await conn.set_type_codec(
-            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
+        await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def connect(
-    dsn: str | None = None, *, server_settings: Mapping[str, str] | None = None
-) -> Connection:
+async def connect(dsn: str | None = None, *, server_settings: Mapping[str, str] | None = None) -> Connection:
     """One connection with the package's codecs and timeouts."""
     target = resolve_dsn(dsn)
     settings = dict(DEFAULT_SERVER_SETTINGS if server_settings is None else server_settings)
     try:
         conn: Connection = await asyncpg.connect(target, server_settings=settings)
     except Exception as exc:
-        raise DatabaseUnavailableError(
-            f"cannot connect to {redact(target)}: {translate(exc)}"
-        ) from None
+        raise DatabaseUnavailableError(f"cannot connect to {redact(target)}: {translate(exc)}") from None
     await init_connection(conn)
     return conn
 
@@ -122,9 +116,6 @@ async def create_pool(dsn: str | None = None, settings: PoolSettings | None = No
             init=init_connection,
         )
     except Exception as exc:
-        raise DatabaseUnavailableError(
-            f"cannot connect to {redact(target)}: {translate(exc)}"
-        ) from None
+        raise DatabaseUnavailableError(f"cannot connect to {redact(target)}: {translate(exc)}") from None
     assert pool is not None
     return pool
-

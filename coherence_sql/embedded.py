@@ -199,8 +199,17 @@ class EmbeddedPostgres:
             if not self.durable:
                 options += " -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
             self._command(
-                [_bin("pg_ctl"), "-D", str(self.data_dir), "-w", "-l", str(self.data_dir / "log"),
-                 "-o", options, "start"],
+                [
+                    _bin("pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-w",
+                    "-l",
+                    str(self.data_dir / "log"),
+                    "-o",
+                    options,
+                    "start",
+                ],
                 run_as,
             )
             return self.uri()
@@ -212,8 +221,18 @@ class EmbeddedPostgres:
                 shutil.rmtree(child)
             else:
                 child.unlink()
-        args = [_bin("initdb"), "-D", str(self.data_dir), "-U", _SUPERUSER, "--auth=trust",
-                "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"]
+        args = [
+            _bin("initdb"),
+            "-D",
+            str(self.data_dir),
+            "-U",
+            _SUPERUSER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-instructions",
+        ]
         if not self.durable:
             args.append("--no-sync")
         self._command(args, run_as)

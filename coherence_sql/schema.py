@@ -119,9 +119,7 @@ def discover(directory: Path | None = None) -> list[SchemaFile]:
             raise MigrationError(f"{path.name}: schema files are named NNN_lower_case_name.sql")
         version = int(match["version"])
         if version in files:
-            raise MigrationError(
-                f"{path.name}: version {version} is also used by {files[version].filename}"
-            )
+            raise MigrationError(f"{path.name}: version {version} is also used by {files[version].filename}")
         text = path.read_text(encoding="utf-8")
         first_line = text.lstrip("\ufeff").split("\n", 1)[0].strip()
         files[version] = SchemaFile(
@@ -172,8 +170,7 @@ def _plan(files: Sequence[SchemaFile], history: Sequence[AppliedFile]) -> list[S
     late = [f for f in pending if f.version < newest]
     if late:
         raise MigrationError(
-            f"{late[0].filename} is pending but older than applied version {newest}; "
-            f"renumber it after {newest:03d}"
+            f"{late[0].filename} is pending but older than applied version {newest}; renumber it after {newest:03d}"
         )
     return pending
 
@@ -209,9 +206,7 @@ async def _apply(conn: Connection, file: SchemaFile, applied_by: str) -> int:
             async with conn.transaction():
                 await conn.execute(text)
                 duration = int((time.perf_counter() - started) * 1000)
-                await conn.execute(
-                    record, file.version, file.name, file.checksum, applied_by, duration, True
-                )
+                await conn.execute(record, file.version, file.name, file.checksum, applied_by, duration, True)
             return duration
         # Outside a transaction a failure cannot be undone: mark dirty first, clean after.
         await conn.execute(record, file.version, file.name, file.checksum, applied_by, 0, False)

@@ -13,22 +13,23 @@ from coherence_sql.db import redact, resolve_dsn
 def register(subparsers: Any) -> None:
     migrate = subparsers.add_parser("migrate", help="apply pending schema files in order")
     migrate.add_argument("--dry-run", action="store_true", help="print what would run; change nothing")
-    migrate.add_argument("--lock-wait", type=float, default=60.0, metavar="SECONDS",
-                         help="how long to wait for another runner (default 60)")
+    migrate.add_argument(
+        "--lock-wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another runner (default 60)",
+    )
     migrate.add_argument("--schema-dir", type=Path, default=None, help=argparse.SUPPRESS)
     migrate.set_defaults(run=_migrate)
-    status = subparsers.add_parser(
-        "status", help="list applied and pending schema files; exit 1 when any is pending"
-    )
+    status = subparsers.add_parser("status", help="list applied and pending schema files; exit 1 when any is pending")
     status.add_argument("--schema-dir", type=Path, default=None, help=argparse.SUPPRESS)
     status.set_defaults(run=_status)
 
 
 async def _migrate(args: argparse.Namespace) -> int:
     dsn = resolve_dsn(args.database_url)
-    report = await schema.migrate(
-        dsn, directory=args.schema_dir, dry_run=args.dry_run, lock_wait_s=args.lock_wait
-    )
+    report = await schema.migrate(dsn, directory=args.schema_dir, dry_run=args.dry_run, lock_wait_s=args.lock_wait)
     print(f"database: {redact(dsn)}")
     if not report.applied:
         print("nothing to apply: the schema is current")
