@@ -1,0 +1,40 @@
+"""Which side serves a read: a stable hash of the entity key, so one key always reads one side.
+
+Keyed reads use `crc32(key) % 100 < percent` (deterministic across processes and restarts, unlike
+`hash()`); reads with no single key (lists, counts, searches) are routed per call at random.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Callable
+from uuid import UUID
+
+
+def bucket(key: str) -> int:
+    """The key's bucket in 0..99."""
+    return zlib.crc32(key.encode("utf-8")) % 100
+
+
+def entity_key(kind: str, *parts: str | UUID) -> str:
+    """A routing key: the entity kind plus its identity, case-folded like the stores' keys."""
+    return kind + ":" + "/".join(str(p).lower() for p in parts)
+
+
+class ReadRouter:
+    """Decides, for a read, whether PostgreSQL serves it at the current percentage."""
+
+    def __init__(self, percent: int, draw: Callable[[], float] = random.random) -> None:
+        self.percent = percent
+        self._draw = draw
+
+    def keyed(self, key: str) -> bool:
+        return bucket(key) < self.percent
+
+    def unkeyed(self) -> bool:
+        if self.percent <= 0:
+            return False
+        if self.percent >= 100:
+            return True
+        return self._draw() * 100 < self.percent

@@ -1,0 +1,486 @@
+"""The migrating stores: one GraphStore and one AgentTaskStore over memory and PostgreSQL.
+
+They route by `MigrationSettings` (the plan's phases): memory only; dual-write with memory as
+the source of truth, a stable-hashed share of reads from PostgreSQL and sampled shadow reads;
+PostgreSQL primary with memory still written for rollback. A write's ids and timestamps are
+decided here once, so both stores receive the same values.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+from coherence_sql.errors import (
+    CoherenceSQLError,
+    ConcurrencyError,
+    DatabaseUnavailableError,
+    DuplicateError,
+    QueryCancelledError,
+    QueryTimeoutError,
+)
+from coherence_sql.migration.config import MigrationSettings, Phase
+from coherence_sql.migration.journal import JournalEntry, ReplayReport, StoreName, WriteJournal
+from coherence_sql.migration.routing import ReadRouter, entity_key
+from coherence_sql.migration.shadow import ShadowReader
+from coherence_sql.models import (
+    AgentTaskRecord,
+    Asset,
+    Contribution,
+    Contributor,
+    GitHubContributor,
+    GitHubOrganization,
+    Project,
+    ProjectSummary,
+    TaskStatus,
+    TaskType,
+    utcnow,
+    utcnow_naive,
+)
+from coherence_sql.stores.protocol import AgentTaskStore, DependencyEdge, GraphStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# PostgreSQL being away or slow: the write is journaled and replayed later.
+TRANSIENT = (DatabaseUnavailableError, QueryTimeoutError, QueryCancelledError, ConcurrencyError)
+_CREATES = frozenset({"create_contributor", "create_asset", "create_contribution", "create_task"})
+
+
+@dataclass(slots=True)
+class WriteStats:
+    memory_ok: int = 0
+    postgres_ok: int = 0
+    postgres_failed: int = 0
+    journaled: int = 0
+    rejected: int = 0
+    memory_failed_after_postgres: int = 0
+    reads_memory: int = 0
+    reads_postgres: int = 0
+    read_fallbacks: int = 0
+    by_error: Counter[str] = field(default_factory=Counter)
+    recent_rejections: deque[str] = field(default_factory=lambda: deque(maxlen=100))
+
+
+class MigrationCore:
+    """What both migrating stores share: settings, the journal, counters and shadow reads."""
+
+    def __init__(
+        self,
+        settings: MigrationSettings,
+        journal: WriteJournal | None,
+        shadow: ShadowReader | None = None,
+        router: ReadRouter | None = None,
+    ) -> None:
+        if settings.uses_postgres and journal is None:
+            raise ValueError("a migrating store that writes PostgreSQL needs a write journal")
+        self.settings = settings
+        self.journal = journal
+        self.router = router or ReadRouter(settings.read_from_postgres_percent)
+        self.shadow = shadow or ShadowReader(
+            settings.shadow_compare_percent,
+            timeout_s=settings.shadow_timeout_s,
+            max_in_flight=settings.shadow_max_in_flight,
+        )
+        self.stats = WriteStats()
+
+    @property
+    def phase(self) -> Phase:
+        return self.settings.phase
+
+    def postgres_behind(self) -> bool:
+        return self.journal is not None and self.journal.active()
+
+    def note_failure(self, store: StoreName, op: str, exc: CoherenceSQLError) -> None:
+        self.stats.postgres_failed += 1
+        self.stats.by_error[type(exc).__name__] += 1
+        log.warning("PostgreSQL %s.%s failed, journaled for replay: %s: %s", store, op, type(exc).__name__, exc)
+
+    def note_rejection(self, store: StoreName, op: str, exc: CoherenceSQLError) -> None:
+        # PostgreSQL refused what memory accepted: usually a parent not backfilled yet, which the
+        # backfill of a snapshot taken after dual-write began will bring; verify reports the rest.
+        self.stats.rejected += 1
+        self.stats.by_error[type(exc).__name__] += 1
+        self.stats.recent_rejections.append(f"{store}.{op}: {type(exc).__name__}: {exc}")
+        log.warning("PostgreSQL rejected %s.%s that memory accepted: %s: %s", store, op, type(exc).__name__, exc)
+
+
+class _Router:
+    """Routing shared by both stores; `store` names the journal section."""
+
+    _store_name: StoreName
+
+    def __init__(self, core: MigrationCore, memory: Any, postgres: Any | None) -> None:
+        if core.settings.uses_postgres and postgres is None:
+            raise ValueError(f"{core.phase.value} mode needs a PostgreSQL store")
+        self.core = core
+        self.memory = memory
+        self.postgres = postgres
+
+    async def _write(self, op: str, **kwargs: Any) -> Any:
+        core = self.core
+        if core.phase is Phase.MEMORY:
+            return await getattr(self.memory, op)(**kwargs)
+        if core.phase is Phase.POSTGRES_PRIMARY:
+            result = await getattr(self.postgres, op)(**kwargs)
+            core.stats.postgres_ok += 1
+            if core.settings.memory_writes:
+                try:
+                    await getattr(self.memory, op)(**kwargs)
+                    core.stats.memory_ok += 1
+                except CoherenceSQLError as exc:
+                    core.stats.memory_failed_after_postgres += 1
+                    log.warning("in-memory %s failed after PostgreSQL took it: %s", op, exc)
+            return result
+        result = await getattr(self.memory, op)(**kwargs)  # the source of truth decides the answer
+        core.stats.memory_ok += 1
+        await self._to_postgres(op, kwargs)
+        return result
+
+    async def _to_postgres(self, op: str, kwargs: dict[str, Any]) -> None:
+        core = self.core
+        assert core.journal is not None
+        if core.journal.active():  # keep PostgreSQL's order: queue behind what is waiting
+            core.journal.append(self._store_name, op, kwargs)
+            core.stats.journaled += 1
+            return
+        try:
+            await getattr(self.postgres, op)(**kwargs)
+            core.stats.postgres_ok += 1
+        except TRANSIENT as exc:
+            core.note_failure(self._store_name, op, exc)
+            core.journal.append(self._store_name, op, kwargs)
+            core.stats.journaled += 1
+        except CoherenceSQLError as exc:
+            core.note_rejection(self._store_name, op, exc)
+
+    async def _read(self, op: str, key: str | None, **kwargs: Any) -> Any:
+        core = self.core
+        if core.phase is Phase.MEMORY:
+            return await getattr(self.memory, op)(**kwargs)
+        if core.phase is Phase.POSTGRES_PRIMARY:
+            core.stats.reads_postgres += 1
+            return await getattr(self.postgres, op)(**kwargs)
+        behind = core.postgres_behind()
+        wants_postgres = core.router.keyed(key) if key is not None else core.router.unkeyed()
+        if wants_postgres and not behind:
+            try:
+                value = await getattr(self.postgres, op)(**kwargs)
+                core.stats.reads_postgres += 1
+                return value
+            except TRANSIENT as exc:
+                core.stats.read_fallbacks += 1
+                log.warning("PostgreSQL read %s failed, served from memory: %s", op, exc)
+        started = time.perf_counter()
+        value = await getattr(self.memory, op)(**kwargs)
+        core.stats.reads_memory += 1
+        if not behind:
+            postgres = self.postgres
+
+            def candidate() -> Awaitable[Any]:
+                return getattr(postgres, op)(**kwargs)  # type: ignore[no-any-return]
+
+            core.shadow.compare(op, key, value, (time.perf_counter() - started) * 1000, candidate)
+        return value
+
+    async def apply_journaled(self, entry: JournalEntry) -> bool:
+        """Replay one journaled write on PostgreSQL; False when it had already landed."""
+        try:
+            await getattr(self.postgres, entry.op)(**entry.kwargs)
+            return True
+        except DuplicateError:
+            if entry.op in _CREATES:
+                return False  # it reached PostgreSQL before the failure was noticed
+            raise
+        except TRANSIENT:
+            raise
+        except CoherenceSQLError as exc:
+            self.core.note_rejection(self._store_name, entry.op, exc)
+            return False
+
+
+class MigratingGraphStore(_Router):
+    """GraphStore over the in-memory and PostgreSQL graph stores."""
+
+    _store_name: StoreName = "graph"
+    memory: GraphStore
+    postgres: GraphStore | None
+
+    # -- reads -------------------------------------------------------------------------------
+    async def get_project(self, ecosystem: str, name: str) -> Project | None:
+        result: Project | None = await self._read(
+            "get_project", entity_key("project", ecosystem, name), ecosystem=ecosystem, name=name
+        )
+        return result
+
+    async def search(self, query: str, limit: int = 20) -> list[ProjectSummary]:
+        result: list[ProjectSummary] = await self._read("search", None, query=query, limit=limit)
+        return result
+
+    async def count_projects(self) -> int:
+        result: int = await self._read("count_projects", None)
+        return result
+
+    async def count_dependents(self, ecosystem: str, name: str) -> int:
+        result: int = await self._read(
+            "count_dependents", entity_key("project", ecosystem, name), ecosystem=ecosystem, name=name
+        )
+        return result
+
+    async def get_contributor(self, contributor_id: UUID) -> Contributor | None:
+        result: Contributor | None = await self._read(
+            "get_contributor", entity_key("contributor", contributor_id), contributor_id=contributor_id
+        )
+        return result
+
+    async def list_contributors(self, limit: int = 100) -> list[Contributor]:
+        result: list[Contributor] = await self._read("list_contributors", None, limit=limit)
+        return result
+
+    async def find_contributor_by_email(self, email: str) -> Contributor | None:
+        result: Contributor | None = await self._read(
+            "find_contributor_by_email", entity_key("email", email), email=email
+        )
+        return result
+
+    async def get_asset(self, asset_id: UUID) -> Asset | None:
+        result: Asset | None = await self._read("get_asset", entity_key("asset", asset_id), asset_id=asset_id)
+        return result
+
+    async def list_assets(self, limit: int = 100) -> list[Asset]:
+        result: list[Asset] = await self._read("list_assets", None, limit=limit)
+        return result
+
+    async def get_contribution(self, contribution_id: UUID) -> Contribution | None:
+        result: Contribution | None = await self._read(
+            "get_contribution", entity_key("contribution", contribution_id), contribution_id=contribution_id
+        )
+        return result
+
+    async def list_contributions(self, limit: int = 100) -> list[Contribution]:
+        result: list[Contribution] = await self._read("list_contributions", None, limit=limit)
+        return result
+
+    async def get_asset_contributions(self, asset_id: UUID) -> list[Contribution]:
+        result: list[Contribution] = await self._read(
+            "get_asset_contributions", entity_key("asset", asset_id), asset_id=asset_id
+        )
+        return result
+
+    async def get_contributor_contributions(self, contributor_id: UUID) -> list[Contribution]:
+        result: list[Contribution] = await self._read(
+            "get_contributor_contributions", entity_key("contributor", contributor_id), contributor_id=contributor_id
+        )
+        return result
+
+    async def get_github_contributor(self, contributor_id: str) -> GitHubContributor | None:
+        result: GitHubContributor | None = await self._read(
+            "get_github_contributor", entity_key("github", contributor_id), contributor_id=contributor_id
+        )
+        return result
+
+    async def list_github_contributors(self, limit: int = 100) -> list[GitHubContributor]:
+        result: list[GitHubContributor] = await self._read("list_github_contributors", None, limit=limit)
+        return result
+
+    async def get_github_organization(self, organization_id: str) -> GitHubOrganization | None:
+        result: GitHubOrganization | None = await self._read(
+            "get_github_organization", entity_key("github-org", organization_id), organization_id=organization_id
+        )
+        return result
+
+    async def get_project_github_contributors(self, ecosystem: str, project_name: str) -> list[GitHubContributor]:
+        result: list[GitHubContributor] = await self._read(
+            "get_project_github_contributors",
+            entity_key("project", ecosystem, project_name),
+            ecosystem=ecosystem,
+            project_name=project_name,
+        )
+        return result
+
+    # -- writes ------------------------------------------------------------------------------
+    async def upsert_project(self, project: Project) -> None:
+        await self._write("upsert_project", project=project)
+
+    async def add_dependency(self, from_eco: str, from_name: str, to_eco: str, to_name: str) -> None:
+        await self._write("add_dependency", from_eco=from_eco, from_name=from_name, to_eco=to_eco, to_name=to_name)
+
+    async def upsert_projects(self, projects: Sequence[Project]) -> None:
+        await self._write("upsert_projects", projects=list(projects))
+
+    async def add_dependencies(self, edges: Sequence[DependencyEdge]) -> None:
+        await self._write("add_dependencies", edges=list(edges))
+
+    async def create_contributor(self, contributor: Contributor) -> Contributor:
+        result: Contributor = await self._write("create_contributor", contributor=contributor)
+        return result
+
+    async def create_asset(self, asset: Asset) -> Asset:
+        result: Asset = await self._write("create_asset", asset=asset)
+        return result
+
+    async def create_contribution(
+        self,
+        contributor_id: UUID,
+        asset_id: UUID,
+        cost_amount: Decimal,
+        coherence_score: float,
+        metadata: dict[str, Any],
+        *,
+        id: UUID | None = None,
+        timestamp: datetime | None = None,
+    ) -> Contribution:
+        result: Contribution = await self._write(
+            "create_contribution",
+            contributor_id=contributor_id,
+            asset_id=asset_id,
+            cost_amount=cost_amount,
+            coherence_score=coherence_score,
+            metadata=metadata,
+            id=id or uuid4(),
+            timestamp=timestamp or utcnow_naive(),
+        )
+        return result
+
+    async def upsert_github_contributor(self, github_contributor: GitHubContributor) -> GitHubContributor:
+        result: GitHubContributor = await self._write(
+            "upsert_github_contributor", github_contributor=github_contributor
+        )
+        return result
+
+    async def upsert_github_organization(self, organization: GitHubOrganization) -> GitHubOrganization:
+        result: GitHubOrganization = await self._write("upsert_github_organization", organization=organization)
+        return result
+
+    async def add_github_contributes_to(self, contributor_id: str, ecosystem: str, project_name: str) -> None:
+        await self._write(
+            "add_github_contributes_to", contributor_id=contributor_id, ecosystem=ecosystem, project_name=project_name
+        )
+
+
+class MigratingAgentTaskStore(_Router):
+    """AgentTaskStore over the in-memory and PostgreSQL task stores."""
+
+    _store_name: StoreName = "tasks"
+    memory: AgentTaskStore
+    postgres: AgentTaskStore | None
+
+    async def get_task(self, task_id: str) -> AgentTaskRecord | None:
+        result: AgentTaskRecord | None = await self._read("get_task", entity_key("task", task_id), task_id=task_id)
+        return result
+
+    async def list_tasks(
+        self,
+        status: TaskStatus | None = None,
+        task_type: TaskType | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[AgentTaskRecord], int]:
+        result: tuple[list[AgentTaskRecord], int] = await self._read(
+            "list_tasks", None, status=status, task_type=task_type, limit=limit, offset=offset
+        )
+        return result
+
+    async def get_attention_tasks(self, limit: int = 20) -> tuple[list[AgentTaskRecord], int]:
+        result: tuple[list[AgentTaskRecord], int] = await self._read("get_attention_tasks", None, limit=limit)
+        return result
+
+    async def get_task_count(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._read("get_task_count", None)
+        return result
+
+    async def get_review_summary(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._read("get_review_summary", None)
+        return result
+
+    async def get_usage_summary(self, routing: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = await self._read("get_usage_summary", None, routing=routing)
+        return result
+
+    async def get_pipeline_status(
+        self, now_utc: datetime | None = None, metrics: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._read(
+            "get_pipeline_status", None, now_utc=now_utc or utcnow(), metrics=metrics
+        )
+        return result
+
+    async def create_task(self, task: AgentTaskRecord) -> AgentTaskRecord:
+        result: AgentTaskRecord = await self._write("create_task", task=task)
+        return result
+
+    async def update_task(
+        self,
+        task_id: str,
+        status: TaskStatus | None = None,
+        output: str | None = None,
+        progress_pct: int | None = None,
+        current_step: str | None = None,
+        decision_prompt: str | None = None,
+        decision: str | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> AgentTaskRecord | None:
+        result: AgentTaskRecord | None = await self._write(
+            "update_task",
+            task_id=task_id,
+            status=status,
+            output=output,
+            progress_pct=progress_pct,
+            current_step=current_step,
+            decision_prompt=decision_prompt,
+            decision=decision,
+            now=now or utcnow(),
+        )
+        return result
+
+    async def claim_next_task(self, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
+        moment = now or utcnow()
+        if self.core.phase is Phase.DUAL_WRITE:
+            # Memory decides which task; PostgreSQL is told to claim that same one.
+            claimed: AgentTaskRecord | None = await self.memory.claim_next_task(worker, now=moment)
+            self.core.stats.memory_ok += 1
+            if claimed is not None:
+                await self._to_postgres("claim_task", {"task_id": claimed.id, "worker": worker, "now": moment})
+            return claimed
+        if self.core.phase is Phase.POSTGRES_PRIMARY:
+            assert self.postgres is not None
+            claimed = await self.postgres.claim_next_task(worker, now=moment)
+            if claimed is not None and self.core.settings.memory_writes:
+                try:
+                    await self.memory.claim_task(claimed.id, worker, now=moment)
+                except CoherenceSQLError as exc:
+                    self.core.stats.memory_failed_after_postgres += 1
+                    log.warning("in-memory claim of %s failed after PostgreSQL took it: %s", claimed.id, exc)
+            return claimed
+        result: AgentTaskRecord | None = await self.memory.claim_next_task(worker, now=moment)
+        return result
+
+    async def claim_task(self, task_id: str, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
+        result: AgentTaskRecord | None = await self._write(
+            "claim_task", task_id=task_id, worker=worker, now=now or utcnow()
+        )
+        return result
+
+    async def clear(self) -> None:
+        await self._write("clear")
+
+
+async def replay_journal(
+    journal: WriteJournal,
+    graph: Callable[[JournalEntry], Awaitable[bool]],
+    tasks: Callable[[JournalEntry], Awaitable[bool]],
+) -> ReplayReport:
+    """Drain the journal onto PostgreSQL, each entry through the store it came from."""
+
+    async def apply(entry: JournalEntry) -> bool:
+        return await (graph if entry.store == "graph" else tasks)(entry)
+
+    return await journal.replay(apply)
