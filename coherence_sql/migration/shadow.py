@@ -100,9 +100,7 @@ class ShadowReader:
         if len(self._in_flight) >= self.max_in_flight:
             self.stats.skipped += 1  # never queue behind a slow PostgreSQL
             return
-        task = asyncio.get_running_loop().create_task(
-            self._run(operation, key, control, control_ms, candidate)
-        )
+        task = asyncio.get_running_loop().create_task(self._run(operation, key, control, control_ms, candidate))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
