@@ -1,0 +1,28 @@
+-- name: record_mismatch(operation, entity_key, control, candidate, control_ms, candidate_ms, error, observed_at)!
+-- Keep one shadow-read mismatch with both answers.
+INSERT INTO shadow_mismatches (
+    operation, entity_key, control, candidate, control_ms, candidate_ms, error, observed_at
+)
+VALUES (
+    :operation, :entity_key, :control, :candidate, :control_ms, :candidate_ms, :error, :observed_at
+);
+
+-- name: recent_mismatches(lim)
+-- The newest mismatches first.
+SELECT
+    id,
+    operation,
+    entity_key,
+    control,
+    candidate,
+    control_ms,
+    candidate_ms,
+    error,
+    observed_at
+FROM shadow_mismatches
+ORDER BY observed_at DESC, id DESC
+LIMIT :lim;
+
+-- name: count_mismatches()$
+-- How many mismatches were ever recorded.
+SELECT count(*) AS "total!" FROM shadow_mismatches;
