@@ -15,8 +15,12 @@ class BuildWithSQL(build_py):
             target = Path(self.build_lib) / "coherence_sql" / "_data" / name
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir(parents=True)
+            copied = 0
             for sql in sorted((root / name).glob("*.sql")):
                 shutil.copy2(sql, target / sql.name)
+                copied += 1
+            if not copied:  # a wheel cannot hold an empty directory; resources.py needs it to exist
+                (target / ".keep").write_text(f"coherence_sql's {name}/ directory holds no .sql files yet\n")
 
 
 setup(cmdclass={"build_py": BuildWithSQL})

@@ -95,6 +95,7 @@ class DatabaseError(CoherenceSQLError):
 
 # What each constraint means to a caller, by constraint name; see schema/*.sql.
 CONSTRAINT_MESSAGES: Final[dict[str, str]] = {
+    "projects_pkey": "a project with this id already exists",
     "projects_ecosystem_name_key": "a project with this ecosystem and name already exists",
     "projects_ecosystem_lower": "the ecosystem key must be lower-case",
     "projects_name_lower": "the name key must be lower-case",
@@ -102,6 +103,7 @@ CONSTRAINT_MESSAGES: Final[dict[str, str]] = {
     "projects_name_not_empty": "name must not be empty",
     "projects_display_matches_key": "the display spelling must match the key case-insensitively",
     "projects_dependency_count_check": "dependency_count must not be negative",
+    "project_dependencies_pkey": "a dependency with this id already exists",
     "project_dependencies_from_project_id_to_project_id_key": "this dependency already exists",
     "project_dependencies_not_self": "a project cannot depend on itself",
     "project_dependencies_from_project_id_fkey": "the dependent project does not exist",
@@ -135,6 +137,7 @@ CONSTRAINT_MESSAGES: Final[dict[str, str]] = {
     "agent_tasks_progress_pct_range": "progress_pct must be between 0 and 100",
     "agent_tasks_direction_length": "direction must be at most 5000 characters",
     "direction_not_empty": "direction must not be empty",
+    "shadow_mismatches_pkey": "a shadow mismatch with this id already exists",
 }
 
 # SQLSTATE → error class. Classes (first two characters) are matched after exact states.
@@ -178,7 +181,9 @@ def _describe_postgres_error(exc: asyncpg.PostgresError) -> str:
     constraint = getattr(exc, "constraint_name", None)
     explained = CONSTRAINT_MESSAGES.get(constraint or "")
     detail = getattr(exc, "detail", None)
-    parts = [explained or str(exc).strip() or type(exc).__name__]
+    # str(exc) would repeat the DETAIL appended below; the primary message is `.message`.
+    message = getattr(exc, "message", None) or str(exc)
+    parts = [explained or message.strip() or type(exc).__name__]
     if constraint:
         parts.append(f"constraint {constraint}")
     if detail:
