@@ -1,0 +1,595 @@
+"""`coherence-sql lint`: the hazards of aiosql query files, found before aiosql trips on them.
+
+aiosql finds parameters with a regex that knows single and double quotes only, so an array slice,
+a `:word` in a trailing comment or inside `$$ … $$`, or a comment on the `-- name:` line break a
+file; and nothing checks that an operator fits its statement. This module tokenizes each query
+just enough to see those (quotes, comments, dollar quotes, brackets, parentheses) and reports
+`path:line: RULE message`. Rules and their exact messages are listed in docs/accessors.md.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import aiosql
+import asyncpg
+from aiosql.utils import VAR_REF
+
+# -- findings ------------------------------------------------------------------------------------
+
+RULES: Final[dict[str, str]] = {
+    "CS100": "aiosql cannot load the file",
+    "CS101": "array slice read as a parameter",
+    "CS102": ":word in a trailing comment",
+    "CS103": ":word inside a dollar-quoted body",
+    "CS104": "comment on the -- name: line",
+    "CS105": "missing parameter list",
+    "CS201": "'!' on a SELECT",
+    "CS202": "'^' on a query that can return several rows",
+    "CS203": "row-returning operator on a statement without RETURNING",
+    "CS301": "undeclared parameter",
+    "CS302": "declared parameter not used",
+}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Finding:
+    path: str
+    line: int
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.rule} {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """Unique keys by table name (lower case), read from a live database, for rule CS202."""
+
+    unique_keys: dict[str, tuple[frozenset[str], ...]] = field(default_factory=dict)
+
+    @classmethod
+    async def load(cls, conn: asyncpg.Connection[asyncpg.Record]) -> Catalog:
+        rows = await conn.fetch(
+            "SELECT c.relname, array_agg(a.attname::text ORDER BY a.attname) AS columns "
+            "FROM pg_index AS i "
+            "INNER JOIN pg_class AS c ON i.indrelid = c.oid "
+            "INNER JOIN pg_namespace AS n ON c.relnamespace = n.oid "
+            "INNER JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum = any(i.indkey) "
+            "WHERE i.indisunique AND i.indpred IS NULL AND NOT 0 = any(i.indkey) "
+            "AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') "
+            "GROUP BY c.relname, i.indexrelid ORDER BY c.relname, i.indexrelid"
+        )
+        keys: dict[str, list[frozenset[str]]] = {}
+        for row in rows:
+            keys.setdefault(row["relname"].lower(), []).append(frozenset(row["columns"]))
+        return cls({table: tuple(found) for table, found in keys.items()})
+
+
+# -- tokens --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: str  # word, param, number, string, qident, dollar, comment, block_comment, op, positional
+    text: str
+    start: int  # offset in the file
+    first_on_line: bool
+
+
+_WORD: Final = re.compile(r"[A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*")
+_NUMBER: Final = re.compile(r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?")
+_DOLLAR_TAG: Final = re.compile(r"\$(?:[A-Za-z_\u0080-\uffff][\w\u0080-\uffff]*)?\$")
+_PARAM: Final = re.compile(r":\w+")
+
+
+def tokenize(text: str, start: int = 0, end: int | None = None) -> list[Token]:
+    """The tokens of text[start:end]; whitespace dropped, everything else kept."""
+    stop = len(text) if end is None else end
+    tokens: list[Token] = []
+    i = start
+    line_start = True
+    while i < stop:
+        ch = text[i]
+        if ch == "\n":
+            line_start = True
+            i += 1
+            continue
+        if ch.isspace():
+            i += 1
+            continue
+        j = i + 1
+        kind = "op"
+        nxt = text[i + 1] if i + 1 < stop else ""
+        if ch == "-" and nxt == "-":
+            kind, j = "comment", _find(text, "\n", i, stop)
+        elif ch == "/" and nxt == "*":
+            kind, j = "block_comment", _block_comment_end(text, i, stop)
+        elif ch == "'" or (ch in "eE" and nxt == "'"):
+            kind, j = "string", _string_end(text, i, stop)
+        elif ch == '"':
+            kind, j = "qident", _find(text, '"', i + 1, stop, past=True)
+        elif ch == "$" and (tag := _DOLLAR_TAG.match(text, i, stop)):
+            kind, j = "dollar", _find(text, tag.group(), tag.end(), stop, past=True, length=len(tag.group()))
+        elif ch == "$" and nxt.isdigit():
+            kind, j = "positional", _match_end(_NUMBER, text, i + 1, stop)
+        elif ch == ":" and nxt == ":":
+            j = i + 2
+        elif ch == ":" and (param := _PARAM.match(text, i, stop)) and (i == 0 or text[i - 1] != ":"):
+            kind, j = "param", param.end()
+        elif word := _WORD.match(text, i, stop):
+            kind, j = "word", word.end()
+        elif ch.isdigit():
+            kind, j = "number", _match_end(_NUMBER, text, i, stop)
+        tokens.append(Token(kind, text[i:j], i, line_start))
+        line_start = False
+        i = j
+    return tokens
+
+
+def _match_end(pattern: re.Pattern[str], text: str, start: int, stop: int) -> int:
+    match = pattern.match(text, start, stop)
+    return match.end() if match else start + 1
+
+
+def _find(text: str, needle: str, start: int, stop: int, *, past: bool = False, length: int = 1) -> int:
+    found = text.find(needle, start, stop)
+    if found < 0:
+        return stop
+    return found + length if past else found
+
+
+def _block_comment_end(text: str, i: int, stop: int) -> int:
+    depth, i = 1, i + 2
+    while i < stop and depth:
+        if text.startswith("/*", i):
+            depth, i = depth + 1, i + 2
+        elif text.startswith("*/", i):
+            depth, i = depth - 1, i + 2
+        else:
+            i += 1
+    return i
+
+
+def _string_end(text: str, i: int, stop: int) -> int:
+    escapes = text[i] in "eE"
+    i += 2 if escapes else 1
+    while i < stop:
+        ch = text[i]
+        if escapes and ch == "\\":
+            i += 2
+            continue
+        if ch == "'":
+            if i + 1 < stop and text[i + 1] == "'":
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    return stop
+
+
+# -- query blocks --------------------------------------------------------------------------------
+
+_NAME_LINE: Final = re.compile(r"^[ \t]*--[ \t]*name[ \t]*:[ \t]*(?P<spec>.*)$", re.MULTILINE)
+_SPEC: Final = re.compile(
+    r"^(?P<name>[\w-]+)\s*(?:\((?P<params>[^()]*)\))?\s*(?P<op><!|\*!|\^|\$|!|#)?\s*(?P<rest>.*)$"
+)
+_NOQA: Final = re.compile(r"^--\s*noqa\s*:\s*(?P<rules>[A-Z0-9, ]+)$")
+_EXEMPT_FROM_PARAMETER_LIST: Final = frozenset({"#", "*!", "<!"})  # aiosql 15's exceptions
+
+
+@dataclass(slots=True)
+class _Block:
+    name: str
+    op: str
+    declared: list[str] | None
+    name_line: int
+    name_offset: int
+    body_start: int
+    body_end: int
+    tokens: list[Token]
+    suppressed: set[str]
+
+
+class _FileLint:
+    def __init__(self, path: Path, display: str, catalog: Catalog | None) -> None:
+        self.text = path.read_text(encoding="utf-8")
+        self.path = path
+        self.display = display
+        self.catalog = catalog
+        self.findings: list[Finding] = []
+        self._newlines = [i for i, ch in enumerate(self.text) if ch == "\n"]
+
+    def line(self, offset: int) -> int:
+        return bisect_right(self._newlines, offset - 1) + 1
+
+    def report(self, block: _Block | None, offset: int, rule: str, message: str) -> None:
+        if block is not None and rule in block.suppressed:
+            return
+        self.findings.append(Finding(self.display, self.line(offset), rule, message))
+
+    def run(self) -> list[Finding]:
+        for block in self._blocks():
+            self._check_block(block)
+        if not self.findings:
+            self._check_aiosql_loads()
+        return sorted(self.findings)
+
+    def _blocks(self) -> list[_Block]:
+        heads = list(_NAME_LINE.finditer(self.text))
+        blocks: list[_Block] = []
+        for number, head in enumerate(heads):
+            body_start = head.end() + 1
+            body_end = heads[number + 1].start() if number + 1 < len(heads) else len(self.text)
+            spec = _SPEC.match(head["spec"].rstrip())
+            tokens = tokenize(self.text, min(body_start, body_end), body_end)
+            suppressed: set[str] = set()
+            for token in tokens:
+                if token.kind == "comment" and token.first_on_line and (noqa := _NOQA.match(token.text.strip())):
+                    suppressed |= {r.strip() for r in noqa["rules"].split(",") if r.strip()}
+            if spec is None:
+                self.findings.append(
+                    Finding(
+                        self.display,
+                        self.line(head.start()),
+                        "CS100",
+                        f"aiosql cannot parse the name line {head.group().strip()!r}",
+                    )
+                )
+                continue
+            params = spec["params"]
+            declared = None if params is None else [p.strip() for p in params.split(",") if p.strip()]
+            block = _Block(
+                spec["name"].replace("-", "_"),
+                spec["op"] or "",
+                declared,
+                self.line(head.start()),
+                head.start(),
+                body_start,
+                body_end,
+                tokens,
+                suppressed,
+            )
+            rest = spec["rest"].strip()
+            if rest.startswith(("--", "/*")):
+                self.report(
+                    block,
+                    head.start(),
+                    "CS104",
+                    f"comment on the name line of {block.name}: aiosql cannot load it; put the comment on its own line",
+                )
+                continue
+            if rest:
+                self.report(block, head.start(), "CS100", f"aiosql cannot parse the name line of {block.name}")
+                continue
+            blocks.append(block)
+        return blocks
+
+    # -- rules -------------------------------------------------------------------------------
+
+    def _check_block(self, block: _Block) -> None:
+        if block.declared is None and block.op not in _EXEMPT_FROM_PARAMETER_LIST:
+            self.report(
+                block,
+                block.name_offset,
+                "CS105",
+                f"{block.name} has no parameter list: aiosql 15 requires one; write {block.name}(...){block.op} "
+                "(empty parentheses when there are none)",
+            )
+        self._check_hidden_parameters(block)
+        code = [t for t in block.tokens if t.kind not in ("comment", "block_comment")]
+        self._check_parameters(block, code)
+        if code:
+            self._check_operator(block, code)
+
+    def _check_hidden_parameters(self, block: _Block) -> None:
+        depth_brackets: list[int] = []  # index in tokens of each open '['
+        previous: Token | None = None
+        for index, token in enumerate(block.tokens):
+            if token.kind == "comment" and not token.first_on_line:
+                for name in _aiosql_names(token.text):
+                    self.report(
+                        block,
+                        token.start,
+                        "CS102",
+                        f"`:{name}` in a trailing comment is read by aiosql as a parameter; "
+                        "move the comment to a line of its own",
+                    )
+            elif token.kind == "dollar":
+                for name in _aiosql_names(token.text):
+                    self.report(
+                        block,
+                        token.start,
+                        "CS103",
+                        f"`:{name}` inside a dollar-quoted body is read by aiosql as a parameter",
+                    )
+            elif token.kind == "op" and token.text == "[":
+                depth_brackets.append(index)
+            elif token.kind == "op" and token.text == "]" and depth_brackets:
+                depth_brackets.pop()
+            elif (
+                token.kind == "param"
+                and depth_brackets
+                and previous is not None
+                and not (previous.kind == "op" and previous.text == "[")
+            ):
+                self.report(
+                    block,
+                    token.start,
+                    "CS101",
+                    f"array slice `{previous.text}{token.text}`: aiosql reads `{token.text}` as a parameter; "
+                    "put spaces around the colon (`[1 : 2]`)",
+                )
+            if token.kind not in ("comment", "block_comment"):
+                previous = token
+
+    def _check_parameters(self, block: _Block, code: list[Token]) -> None:
+        used: dict[str, int] = {}
+        for index, token in enumerate(code):
+            if token.kind != "param" or _in_slice(code, index):
+                continue
+            used.setdefault(token.text[1:], token.start)
+        if block.declared is None:
+            return
+        for name, offset in used.items():
+            if name not in block.declared:
+                self.report(
+                    block,
+                    offset,
+                    "CS301",
+                    f"{block.name} uses :{name}, which is not in its parameter list",
+                )
+        for name in block.declared:
+            if name not in used:
+                self.report(
+                    block,
+                    block.name_offset,
+                    "CS302",
+                    f"{block.name} declares {name} but never uses :{name}",
+                )
+
+    def _check_operator(self, block: _Block, code: list[Token]) -> None:
+        statement = _Statement(code)
+        offset = block.name_offset
+        kind = statement.kind
+        if block.op == "!" and kind in ("SELECT", "VALUES", "TABLE"):
+            self.report(
+                block,
+                offset,
+                "CS201",
+                f"{block.name} is a {kind} but its operator is '!' (which discards rows); use '^', '$' or no operator",
+            )
+        returns_nothing = kind in ("INSERT", "UPDATE", "DELETE", "MERGE") and not statement.returning
+        if block.op in ("", "^", "$", "<!") and returns_nothing:
+            shown = f"'{block.op}'" if block.op else "(none: select many)"
+            self.report(
+                block,
+                offset,
+                "CS203",
+                f"{block.name} is an {kind} without RETURNING but its operator {shown} expects rows; "
+                "use '!' or add RETURNING",
+            )
+        if block.op == "^" and self.catalog is not None and not self._one_row(statement):
+            self.report(
+                block,
+                offset,
+                "CS202",
+                f"{block.name} uses '^' but can return several rows: add LIMIT 1, filter by equality on "
+                "every column of a unique key of its one table, or use no operator",
+            )
+
+    def _one_row(self, statement: _Statement) -> bool:
+        if statement.kind in ("INSERT", "UPDATE", "DELETE", "MERGE"):
+            return statement.returning
+        if statement.limit_one or statement.single_aggregate_row:
+            return True
+        table = statement.single_table
+        if table is None or self.catalog is None:
+            return False
+        equal = statement.equality_columns
+        return any(key <= equal for key in self.catalog.unique_keys.get(table.lower(), ()))
+
+    def _check_aiosql_loads(self) -> None:
+        try:
+            aiosql.from_path(self.path, "asyncpg")
+        except Exception as exc:  # aiosql's SQLParseException / SQLLoadException
+            self.findings.append(Finding(self.display, 1, "CS100", f"aiosql cannot load the file: {exc}"))
+
+
+def _aiosql_names(text: str) -> list[str]:
+    """The names aiosql's own parameter regex finds in `text` (quoted strings skipped, as aiosql does)."""
+    names: list[str] = []
+    for match in VAR_REF.finditer(text):
+        groups = match.groupdict()
+        if groups["squote"] is None and groups["dquote"] is None:
+            names.append(groups["var_name"])
+    return names
+
+
+def _in_slice(code: Sequence[Token], index: int) -> bool:
+    depth = 0
+    for back in range(index - 1, -1, -1):
+        token = code[back]
+        if token.kind != "op":
+            continue
+        if token.text == "]":
+            depth += 1
+        elif token.text == "[":
+            if depth == 0:
+                return back != index - 1
+            depth -= 1
+    return False
+
+
+# -- statement shape -----------------------------------------------------------------------------
+
+_STATEMENT_KINDS: Final = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES", "TABLE"})
+_AGGREGATES: Final = frozenset(
+    {"COUNT", "SUM", "MIN", "MAX", "AVG", "BOOL_AND", "BOOL_OR", "EVERY", "ARRAY_AGG", "STRING_AGG", "JSONB_AGG",
+     "JSON_AGG", "JSONB_OBJECT_AGG", "JSON_OBJECT_AGG", "BIT_AND", "BIT_OR", "STDDEV", "VARIANCE"}
+)  # fmt: skip
+_CLAUSE_ENDS: Final = frozenset(
+    {"WHERE", "GROUP", "HAVING", "WINDOW", "ORDER", "LIMIT", "OFFSET", "FETCH", "FOR", "UNION", "INTERSECT",
+     "EXCEPT", "RETURNING", "ON"}
+)  # fmt: skip
+_FROM_BREAKERS: Final = frozenset({"JOIN", "LATERAL", "NATURAL", "CROSS", "LEFT", "RIGHT", "FULL", "INNER"})
+
+
+class _Statement:
+    """The main statement's shape, from its depth-0 tokens."""
+
+    def __init__(self, code: list[Token]) -> None:
+        self.code = [t for t in code if not (t.kind == "op" and t.text == ";")]
+        self.depth: list[int] = []
+        depth = 0
+        for token in self.code:
+            if token.kind == "op" and token.text == ")":
+                depth -= 1
+            self.depth.append(depth)
+            if token.kind == "op" and token.text == "(":
+                depth += 1
+        self.top = [(i, t) for i, t in enumerate(self.code) if self.depth[i] == 0]
+        self.kind = next((w for _, t in self.top if (w := _upper(t)) in _STATEMENT_KINDS), "")
+
+    @property
+    def returning(self) -> bool:
+        return any(_upper(t) == "RETURNING" for _, t in self.top)
+
+    @property
+    def limit_one(self) -> bool:
+        words = [_upper(t) or t.text for _, t in self.top]
+        for i, word in enumerate(words):
+            if word == "LIMIT" and i + 1 < len(words) and words[i + 1] == "1":
+                return True
+            if word == "FETCH" and words[i + 1 : i + 3] in (["FIRST", "1"], ["NEXT", "1"]):
+                return True
+            if word == "FETCH" and words[i + 1 : i + 3] in (["FIRST", "ROW"], ["NEXT", "ROW"]):
+                return True
+        return False
+
+    def _clause(self, keyword: str) -> list[tuple[int, Token]]:
+        """The depth-0 tokens after `keyword` (of the main SELECT) up to the next clause."""
+        found = False
+        clause: list[tuple[int, Token]] = []
+        seen_kind = False
+        for index, token in self.top:
+            word = _upper(token)
+            if not seen_kind:
+                seen_kind = word == self.kind
+                continue
+            if found:
+                if word in _CLAUSE_ENDS and word != keyword:
+                    break
+                clause.append((index, token))
+            elif word == keyword:
+                found = True
+        return clause
+
+    @property
+    def single_aggregate_row(self) -> bool:
+        """A SELECT whose select list aggregates with no GROUP BY (or a SELECT with no FROM)."""
+        if self.kind != "SELECT" or any(_upper(t) in ("GROUP", "UNION", "INTERSECT", "EXCEPT") for _, t in self.top):
+            return False
+        words = [_upper(t) for _, t in self.top]
+        if "FROM" not in words:
+            return True
+        select_at = next(i for i, (_, t) in enumerate(self.top) if _upper(t) == "SELECT")
+        from_at = words.index("FROM")
+        for position in range(select_at + 1, from_at):
+            index, token = self.top[position]
+            if _upper(token) in _AGGREGATES and index + 1 < len(self.code) and self.code[index + 1].text == "(":
+                close = _closing(self.code, self.depth, index + 1)
+                after = self.code[close + 1] if close + 1 < len(self.code) else None
+                if after is None or _upper(after) != "OVER":
+                    return True
+        return False
+
+    @property
+    def single_table(self) -> str | None:
+        """The one table of the main SELECT's FROM (no joins, no comma list), or None."""
+        if self.kind != "SELECT" or any(_upper(t) in ("UNION", "INTERSECT", "EXCEPT") for _, t in self.top):
+            return None
+        source = [t for _, t in self._clause("FROM")]
+        if not source or any(_upper(t) in _FROM_BREAKERS or t.text in (",", "(") for t in source):
+            return None
+        names = [t for t in source if t.kind in ("word", "qident")]
+        if len(source) >= 3 and source[1].text == ".":
+            return _identifier(source[2])  # schema.table
+        return _identifier(names[0]) if names else None
+
+    @property
+    def equality_columns(self) -> frozenset[str]:
+        """Columns the main WHERE pins with `col = value` conjuncts (nothing when it has an OR)."""
+        clause = self._clause("WHERE")
+        if any(_upper(t) == "OR" for _, t in clause):
+            return frozenset()
+        conjuncts: list[list[Token]] = [[]]
+        for _, token in clause:
+            if _upper(token) == "AND":
+                conjuncts.append([])
+            else:
+                conjuncts[-1].append(token)
+        columns: set[str] = set()
+        for conjunct in conjuncts:
+            equals = [i for i, t in enumerate(conjunct) if t.kind == "op" and t.text == "="]
+            if len(equals) != 1:
+                continue
+            left, right = conjunct[: equals[0]], conjunct[equals[0] + 1 :]
+            for column_side, value_side in ((left, right), (right, left)):
+                column = _column_ref(column_side)
+                if column and value_side and value_side[0].kind in ("param", "positional", "string", "number"):
+                    columns.add(column)
+        return frozenset(columns)
+
+
+def _upper(token: Token) -> str:
+    return token.text.upper() if token.kind == "word" else ""
+
+
+def _identifier(token: Token) -> str:
+    return token.text[1:-1].replace('""', '"') if token.kind == "qident" else token.text.lower()
+
+
+def _column_ref(tokens: list[Token]) -> str | None:
+    """`col` or `alias.col` (quoted or not) → the column name."""
+    if len(tokens) == 1 and tokens[0].kind in ("word", "qident"):
+        return _identifier(tokens[0])
+    if len(tokens) == 3 and tokens[1].text == "." and tokens[2].kind in ("word", "qident"):
+        return _identifier(tokens[2])
+    return None
+
+
+def _closing(code: list[Token], depth: list[int], open_index: int) -> int:
+    for index in range(open_index + 1, len(code)):
+        if code[index].text == ")" and depth[index] == depth[open_index]:
+            return index
+    return len(code) - 1
+
+
+# -- entry points --------------------------------------------------------------------------------
+
+
+def lint_file(path: Path, catalog: Catalog | None = None, *, display: str | None = None) -> list[Finding]:
+    """The findings for one query file. Without a catalog, rule CS202 is not checked."""
+    return _FileLint(path, display or str(path), catalog).run()
+
+
+def sql_files(paths: Iterable[Path]) -> list[Path]:
+    """The .sql files named, directories expanded (sorted)."""
+    found: list[Path] = []
+    for path in paths:
+        found.extend(sorted(path.glob("*.sql")) if path.is_dir() else [path])
+    return found
+
+
+def lint_paths(paths: Iterable[Path], catalog: Catalog | None = None) -> list[Finding]:
+    findings: list[Finding] = []
+    for path in sql_files(paths):
+        findings.extend(lint_file(path, catalog))
+    return findings
