@@ -1,5 +1,6 @@
 -- name: record_mismatch(operation, entity_key, control, candidate, control_ms, candidate_ms, error, observed_at)!
 -- Keep one shadow-read mismatch with both answers.
+-- nullable: entity_key, control, candidate, candidate_ms, error
 INSERT INTO shadow_mismatches (
     operation, entity_key, control, candidate, control_ms, candidate_ms, error, observed_at
 )
