@@ -172,6 +172,9 @@ _BY_SQLSTATE_CLASS: Final[dict[str, type[CoherenceSQLError]]] = {
 _CONNECTION_LOST: Final = (
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.InterfaceError,
+    # asyncpg's protocol state breaks when the server ends the session between two calls
+    # ("cannot switch to state 11"); the connection is closed from then on.
+    asyncpg.exceptions.InternalClientError,
     ConnectionError,
     OSError,
 )

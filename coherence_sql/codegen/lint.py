@@ -50,25 +50,32 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    """Unique keys by table name (lower case), read from a live database, for rule CS202."""
+    """Unique keys by table name (lower case), read from a live database, for rule CS202.
+
+    Each key is a set of canonical expressions (`canonical()`): a column name, or an indexed
+    expression such as `lower(email)`.
+    """
 
     unique_keys: dict[str, tuple[frozenset[str], ...]] = field(default_factory=dict)
 
     @classmethod
     async def load(cls, conn: asyncpg.Connection[asyncpg.Record]) -> Catalog:
         rows = await conn.fetch(
-            "SELECT c.relname, array_agg(a.attname::text ORDER BY a.attname) AS columns "
+            "SELECT c.relname, i.indexrelid, pg_get_indexdef(i.indexrelid, k.n, true) AS part "
             "FROM pg_index AS i "
             "INNER JOIN pg_class AS c ON i.indrelid = c.oid "
             "INNER JOIN pg_namespace AS n ON c.relnamespace = n.oid "
-            "INNER JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum = any(i.indkey) "
-            "WHERE i.indisunique AND i.indpred IS NULL AND NOT 0 = any(i.indkey) "
+            "CROSS JOIN LATERAL generate_series(1, i.indnkeyatts) AS k (n) "
+            "WHERE i.indisunique AND i.indpred IS NULL "
             "AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') "
-            "GROUP BY c.relname, i.indexrelid ORDER BY c.relname, i.indexrelid"
+            "ORDER BY c.relname, i.indexrelid, k.n"
         )
-        keys: dict[str, list[frozenset[str]]] = {}
+        parts: dict[tuple[str, int], set[str]] = {}
         for row in rows:
-            keys.setdefault(row["relname"].lower(), []).append(frozenset(row["columns"]))
+            parts.setdefault((row["relname"].lower(), row["indexrelid"]), set()).add(canonical(tokenize(row["part"])))
+        keys: dict[str, list[frozenset[str]]] = {}
+        for (table, _), key in parts.items():
+            keys.setdefault(table, []).append(frozenset(key))
         return cls({table: tuple(found) for table, found in keys.items()})
 
 
@@ -293,19 +300,19 @@ class _FileLint:
         previous: Token | None = None
         for index, token in enumerate(block.tokens):
             if token.kind == "comment" and not token.first_on_line:
-                for name in _aiosql_names(token.text):
+                for name, at in _aiosql_names(token.text):
                     self.report(
                         block,
-                        token.start,
+                        token.start + at,
                         "CS102",
                         f"`:{name}` in a trailing comment is read by aiosql as a parameter; "
                         "move the comment to a line of its own",
                     )
             elif token.kind == "dollar":
-                for name in _aiosql_names(token.text):
+                for name, at in _aiosql_names(token.text):
                     self.report(
                         block,
-                        token.start,
+                        token.start + at,
                         "CS103",
                         f"`:{name}` inside a dollar-quoted body is read by aiosql as a parameter",
                     )
@@ -392,8 +399,8 @@ class _FileLint:
         table = statement.single_table
         if table is None or self.catalog is None:
             return False
-        equal = statement.equality_columns
-        return any(key <= equal for key in self.catalog.unique_keys.get(table.lower(), ()))
+        pinned = statement.pinned_expressions
+        return any(key <= pinned for key in self.catalog.unique_keys.get(table.lower(), ()))
 
     def _check_aiosql_loads(self) -> None:
         try:
@@ -402,13 +409,14 @@ class _FileLint:
             self.findings.append(Finding(self.display, 1, "CS100", f"aiosql cannot load the file: {exc}"))
 
 
-def _aiosql_names(text: str) -> list[str]:
-    """The names aiosql's own parameter regex finds in `text` (quoted strings skipped, as aiosql does)."""
-    names: list[str] = []
+def _aiosql_names(text: str) -> list[tuple[str, int]]:
+    """The names aiosql's own parameter regex finds in `text` (quoted strings skipped, as aiosql
+    does), each with the offset of its colon."""
+    names: list[tuple[str, int]] = []
     for match in VAR_REF.finditer(text):
         groups = match.groupdict()
         if groups["squote"] is None and groups["dquote"] is None:
-            names.append(groups["var_name"])
+            names.append((groups["var_name"], match.start("var_name") - 1))
     return names
 
 
@@ -438,6 +446,7 @@ _CLAUSE_ENDS: Final = frozenset(
     {"WHERE", "GROUP", "HAVING", "WINDOW", "ORDER", "LIMIT", "OFFSET", "FETCH", "FOR", "UNION", "INTERSECT",
      "EXCEPT", "RETURNING", "ON"}
 )  # fmt: skip
+_VALUE_WORDS: Final = frozenset({"TRUE", "FALSE", "NULL", "CURRENT_DATE", "CURRENT_TIMESTAMP", "LOCALTIMESTAMP"})
 _FROM_BREAKERS: Final = frozenset({"JOIN", "LATERAL", "NATURAL", "CROSS", "LEFT", "RIGHT", "FULL", "INNER"})
 
 
@@ -474,12 +483,13 @@ class _Statement:
         return False
 
     def _clause(self, keyword: str) -> list[tuple[int, Token]]:
-        """The depth-0 tokens after `keyword` (of the main SELECT) up to the next clause."""
+        """Every token after the depth-0 `keyword` of the main statement, up to its next clause."""
         found = False
         clause: list[tuple[int, Token]] = []
         seen_kind = False
-        for index, token in self.top:
-            word = _upper(token)
+        for index, token in enumerate(self.code):
+            top = self.depth[index] == 0
+            word = _upper(token) if top else ""
             if not seen_kind:
                 seen_kind = word == self.kind
                 continue
@@ -524,28 +534,29 @@ class _Statement:
         return _identifier(names[0]) if names else None
 
     @property
-    def equality_columns(self) -> frozenset[str]:
-        """Columns the main WHERE pins with `col = value` conjuncts (nothing when it has an OR)."""
+    def pinned_expressions(self) -> frozenset[str]:
+        """What the main WHERE pins with `expression = value` conjuncts, in canonical form
+        (nothing when the WHERE has an OR); a value mentions no column."""
         clause = self._clause("WHERE")
-        if any(_upper(t) == "OR" for _, t in clause):
+        if any(_upper(t) == "OR" and self.depth[i] == 0 for i, t in clause):
             return frozenset()
-        conjuncts: list[list[Token]] = [[]]
-        for _, token in clause:
-            if _upper(token) == "AND":
+        conjuncts: list[list[tuple[int, Token]]] = [[]]
+        for index, token in clause:
+            if _upper(token) == "AND" and self.depth[index] == 0:
                 conjuncts.append([])
             else:
-                conjuncts[-1].append(token)
-        columns: set[str] = set()
+                conjuncts[-1].append((index, token))
+        pinned: set[str] = set()
         for conjunct in conjuncts:
-            equals = [i for i, t in enumerate(conjunct) if t.kind == "op" and t.text == "="]
+            equals = [n for n, (i, t) in enumerate(conjunct) if t.text == "=" and self.depth[i] == 0]
             if len(equals) != 1:
                 continue
-            left, right = conjunct[: equals[0]], conjunct[equals[0] + 1 :]
-            for column_side, value_side in ((left, right), (right, left)):
-                column = _column_ref(column_side)
-                if column and value_side and value_side[0].kind in ("param", "positional", "string", "number"):
-                    columns.add(column)
-        return frozenset(columns)
+            tokens = [t for _, t in conjunct]
+            left, right = tokens[: equals[0]], tokens[equals[0] + 1 :]
+            for expression, value in ((left, right), (right, left)):
+                if expression and value and _mentions_column(expression) and not _mentions_column(value):
+                    pinned.add(canonical(expression))
+        return frozenset(pinned)
 
 
 def _upper(token: Token) -> str:
@@ -556,13 +567,52 @@ def _identifier(token: Token) -> str:
     return token.text[1:-1].replace('""', '"') if token.kind == "qident" else token.text.lower()
 
 
-def _column_ref(tokens: list[Token]) -> str | None:
-    """`col` or `alias.col` (quoted or not) → the column name."""
-    if len(tokens) == 1 and tokens[0].kind in ("word", "qident"):
-        return _identifier(tokens[0])
-    if len(tokens) == 3 and tokens[1].text == "." and tokens[2].kind in ("word", "qident"):
-        return _identifier(tokens[2])
-    return None
+def _is_column(tokens: Sequence[Token], index: int) -> bool:
+    """Whether tokens[index] names a column: an identifier that is no function, type or keyword."""
+    token = tokens[index]
+    if token.kind == "qident":
+        return True
+    if token.kind != "word" or token.text.upper() in _VALUE_WORDS:
+        return False
+    after = tokens[index + 1] if index + 1 < len(tokens) else None
+    before = tokens[index - 1] if index else None
+    return not ((after is not None and after.text == "(") or (before is not None and before.text == "::"))
+
+
+def _mentions_column(tokens: Sequence[Token]) -> bool:
+    return any(_is_column(tokens, i) for i in range(len(tokens)))
+
+
+def canonical(tokens: Sequence[Token]) -> str:
+    """An expression with table qualifiers, casts and redundant parentheses removed, lower-cased:
+    `lower((email)::text)` from the catalog and `lower(c.email)` from a query both give `lower(email)`."""
+    kept: list[Token] = []
+    index = 0
+    code = [t for t in tokens if t.kind not in ("comment", "block_comment")]
+    while index < len(code):
+        token = code[index]
+        following = code[index + 1] if index + 1 < len(code) else None
+        if token.kind in ("word", "qident") and following is not None and following.text == ".":
+            index += 2  # a qualifier: `c.` in `c.email`
+            continue
+        if token.text == "::":
+            index += 2
+            while index < len(code) and code[index].text in ("[", "]"):
+                index += 1
+            continue
+        kept.append(token)
+        index += 1
+    texts = [_identifier(t) if t.kind in ("word", "qident") else t.text for t in kept]
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(texts) - 2):
+            opens_call = i > 0 and re.fullmatch(r"\w+", texts[i - 1]) is not None
+            if texts[i] == "(" and texts[i + 2] == ")" and not opens_call:
+                texts[i : i + 3] = [texts[i + 1]]
+                changed = True
+                break
+    return "".join(texts)
 
 
 def _closing(code: list[Token], depth: list[int], open_index: int) -> int:

@@ -46,9 +46,9 @@ def register(subparsers: Any) -> None:
     accessors = kinds.add_parser(
         "accessors", help="generated accessor vs raw asyncpg: point lookup and a 1,000-row list"
     )
-    accessors.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
-    accessors.add_argument("--point-chunk", type=int, default=500, help="point lookups per round and side")
-    accessors.add_argument("--list-chunk", type=int, default=10, help="list reads per round and side")
+    accessors.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
+    accessors.add_argument("--point-chunk", type=int, default=300, help="point lookups per round and side")
+    accessors.add_argument("--list-chunk", type=int, default=5, help="list reads per round and side")
     accessors.set_defaults(run=_bench_accessors)
 
 

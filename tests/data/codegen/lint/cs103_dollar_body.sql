@@ -1,0 +1,6 @@
+-- name: touch_all#
+DO $$
+BEGIN
+    PERFORM pg_sleep(:delay);
+END
+$$;

@@ -1,0 +1,3 @@
+-- name: project_count$
+SELECT count(*) AS "total!"
+FROM projects;

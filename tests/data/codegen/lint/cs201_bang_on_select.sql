@@ -1,0 +1,4 @@
+-- name: project_by_id(id)!
+SELECT name
+FROM projects
+WHERE id = :id;

@@ -1,0 +1,3 @@
+-- name: rename(id, version)
+UPDATE projects SET version = :version
+WHERE id = :id;
