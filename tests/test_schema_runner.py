@@ -1,7 +1,7 @@
 """The schema migration runner (`coherence_sql.schema`), against a real PostgreSQL.
 
 Most tests use a small schema directory of their own in `tmp_path` and a brand-new database
-(`empty_dsn`); the last ones apply the project's real `schema/`.
+(`fresh_dsn`); the last ones apply the project's real `schema/`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,30 @@ from coherence_sql.schema import (
     split_statements,
     status,
 )
+
+
+@pytest.fixture(scope="module")
+async def _runner_database(database_factory: Callable[[], Awaitable[str]]) -> str:
+    return await database_factory()
+
+
+@pytest.fixture
+async def fresh_dsn(_runner_database: str) -> str:
+    """One database for the module, emptied before each test by dropping and recreating `public`.
+
+    As empty as a new database for the runner (its tables, types, functions and extensions all live
+    in `public`), but without a DROP DATABASE per test: on PostgreSQL 15 each one forces a
+    checkpoint, which costs seconds on a busy shared server.
+    """
+    conn = await asyncpg.connect(_runner_database)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        assert await conn.fetchval("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace") == 0
+        assert await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql'") == 0
+    finally:
+        await conn.close()
+    return _runner_database
+
 
 # A log table every test schema writes to, so a test can see which file ran, how often, in what order.
 LOG_TABLE_SQL = """CREATE TABLE run_log (
@@ -111,7 +135,7 @@ def run_cli(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[st
 # -- order and idempotence -----------------------------------------------------------------------
 
 
-async def test_files_are_applied_in_numeric_version_order(empty_dsn: str, tmp_path: Path) -> None:
+async def test_files_are_applied_in_numeric_version_order(fresh_dsn: str, tmp_path: Path) -> None:
     # Lexically "1000_…" sorts before "200_…"; the runner must order by the number.
     directory = write_schema(
         tmp_path / "schema",
@@ -123,33 +147,33 @@ async def test_files_are_applied_in_numeric_version_order(empty_dsn: str, tmp_pa
         },
     )
 
-    report = await migrate(empty_dsn, directory=directory)
+    report = await migrate(fresh_dsn, directory=directory)
 
     assert [f.filename for f in report.applied] == ["001_log.sql", "002_b.sql", "200_c.sql", "1000_d.sql"]
     assert len(report.durations_ms) == 4
-    assert await logged_versions(empty_dsn) == [1, 2, 200, 1000]
-    assert await history(empty_dsn) == [(1, "log", True), (2, "b", True), (200, "c", True), (1000, "d", True)]
+    assert await logged_versions(fresh_dsn) == [1, 2, 200, 1000]
+    assert await history(fresh_dsn) == [(1, "log", True), (2, "b", True), (200, "c", True), (1000, "d", True)]
 
 
-async def test_second_migrate_applies_nothing_and_keeps_history(empty_dsn: str, tmp_path: Path) -> None:
+async def test_second_migrate_applies_nothing_and_keeps_history(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL, "002_b.sql": log_sql(2)})
-    await migrate(empty_dsn, directory=directory)
-    before = await fetch_all(empty_dsn, f"SELECT * FROM {HISTORY_TABLE} ORDER BY version")
+    await migrate(fresh_dsn, directory=directory)
+    before = await fetch_all(fresh_dsn, f"SELECT * FROM {HISTORY_TABLE} ORDER BY version")
 
-    again = await migrate(empty_dsn, directory=directory)
+    again = await migrate(fresh_dsn, directory=directory)
 
     assert again.applied == []
     assert again.dry_run is False
-    assert await logged_versions(empty_dsn) == [1, 2]
-    assert await fetch_all(empty_dsn, f"SELECT * FROM {HISTORY_TABLE} ORDER BY version") == before
+    assert await logged_versions(fresh_dsn) == [1, 2]
+    assert await fetch_all(fresh_dsn, f"SELECT * FROM {HISTORY_TABLE} ORDER BY version") == before
 
 
-async def test_history_records_the_files_checksum(empty_dsn: str, tmp_path: Path) -> None:
+async def test_history_records_the_files_checksum(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL})
 
-    await migrate(empty_dsn, directory=directory)
+    await migrate(fresh_dsn, directory=directory)
 
-    stored = await fetch_value(empty_dsn, f"SELECT checksum FROM {HISTORY_TABLE} WHERE version = 1")
+    stored = await fetch_value(fresh_dsn, f"SELECT checksum FROM {HISTORY_TABLE} WHERE version = 1")
     assert stored == checksum(LOG_TABLE_SQL)
     assert stored == discover(directory)[0].checksum
 
@@ -157,34 +181,34 @@ async def test_history_records_the_files_checksum(empty_dsn: str, tmp_path: Path
 # -- edited, removed, reordered files ----------------------------------------------------------
 
 
-async def test_edited_applied_file_is_refused_naming_the_file(empty_dsn: str, tmp_path: Path) -> None:
+async def test_edited_applied_file_is_refused_naming_the_file(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL, "002_b.sql": log_sql(2)})
-    await migrate(empty_dsn, directory=directory)
+    await migrate(fresh_dsn, directory=directory)
     write_schema(directory, {"002_b.sql": log_sql(22), "003_c.sql": log_sql(3)})
 
     with pytest.raises(ChecksumMismatchError) as caught:
-        await migrate(empty_dsn, directory=directory)
+        await migrate(fresh_dsn, directory=directory)
 
     message = str(caught.value)
     assert "002_b.sql was edited after it was applied" in message
     assert checksum(log_sql(2))[:12] in message
     assert checksum(log_sql(22))[:12] in message
-    assert await logged_versions(empty_dsn) == [1, 2]  # 003 was not applied either
-    assert [v for v, _, _ in await history(empty_dsn)] == [1, 2]
+    assert await logged_versions(fresh_dsn) == [1, 2]  # 003 was not applied either
+    assert [v for v, _, _ in await history(fresh_dsn)] == [1, 2]
 
 
-async def test_removed_applied_file_is_refused_naming_the_file(empty_dsn: str, tmp_path: Path) -> None:
+async def test_removed_applied_file_is_refused_naming_the_file(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL, "002_b.sql": log_sql(2)})
-    await migrate(empty_dsn, directory=directory)
+    await migrate(fresh_dsn, directory=directory)
     (directory / "002_b.sql").unlink()
     write_schema(directory, {"003_c.sql": log_sql(3)})
 
     with pytest.raises(ChecksumMismatchError) as caught:
-        await migrate(empty_dsn, directory=directory)
+        await migrate(fresh_dsn, directory=directory)
 
     assert "002_b.sql was applied on" in str(caught.value)
     assert "no longer in the schema directory" in str(caught.value)
-    assert await logged_versions(empty_dsn) == [1, 2]
+    assert await logged_versions(fresh_dsn) == [1, 2]
 
 
 def test_checksum_ignores_line_endings_and_bom_but_not_content() -> None:
@@ -197,30 +221,30 @@ def test_checksum_ignores_line_endings_and_bom_but_not_content() -> None:
     assert checksum(lf.replace("a (", "a  (")) != checksum(lf)
 
 
-async def test_crlf_checkout_of_an_applied_file_is_not_seen_as_edited(empty_dsn: str, tmp_path: Path) -> None:
+async def test_crlf_checkout_of_an_applied_file_is_not_seen_as_edited(fresh_dsn: str, tmp_path: Path) -> None:
     text = LOG_TABLE_SQL + log_sql(2)
     directory = write_schema(tmp_path / "schema", {"001_log.sql": text})
-    await migrate(empty_dsn, directory=directory)
+    await migrate(fresh_dsn, directory=directory)
     write_schema(directory, {"001_log.sql": text.replace("\n", "\r\n"), "002_b.sql": log_sql(3)})
 
-    report = await migrate(empty_dsn, directory=directory)
+    report = await migrate(fresh_dsn, directory=directory)
 
     assert [f.filename for f in report.applied] == ["002_b.sql"]
-    assert await logged_versions(empty_dsn) == [1, 2, 3]
+    assert await logged_versions(fresh_dsn) == [1, 2, 3]
 
 
-async def test_pending_file_numbered_below_an_applied_one_is_refused(empty_dsn: str, tmp_path: Path) -> None:
+async def test_pending_file_numbered_below_an_applied_one_is_refused(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL, "003_c.sql": log_sql(3)})
-    await migrate(empty_dsn, directory=directory)
+    await migrate(fresh_dsn, directory=directory)
     write_schema(directory, {"002_late.sql": log_sql(2)})
 
     with pytest.raises(MigrationError) as caught:
-        await migrate(empty_dsn, directory=directory)
+        await migrate(fresh_dsn, directory=directory)
 
     assert type(caught.value) is MigrationError
     assert "002_late.sql is pending but older than applied version 3" in str(caught.value)
     assert "renumber it after 003" in str(caught.value)
-    assert await logged_versions(empty_dsn) == [1, 3]
+    assert await logged_versions(fresh_dsn) == [1, 3]
 
 
 @pytest.mark.parametrize(
@@ -228,34 +252,34 @@ async def test_pending_file_numbered_below_an_applied_one_is_refused(empty_dsn: 
     ["1_short.sql", "001-dash.sql", "001_Upper.sql", "001_has space.sql", "abc_letters.sql", "001_.sql"],
 )
 async def test_misnamed_schema_file_is_refused_before_touching_the_database(
-    empty_dsn: str, tmp_path: Path, bad_name: str
+    fresh_dsn: str, tmp_path: Path, bad_name: str
 ) -> None:
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL, bad_name: log_sql(9)})
 
     with pytest.raises(MigrationError) as caught:
-        await migrate(empty_dsn, directory=directory)
+        await migrate(fresh_dsn, directory=directory)
 
     assert str(caught.value) == f"{bad_name}: schema files are named NNN_lower_case_name.sql"
-    assert not await table_exists(empty_dsn, HISTORY_TABLE)
-    assert not await table_exists(empty_dsn, "run_log")
+    assert not await table_exists(fresh_dsn, HISTORY_TABLE)
+    assert not await table_exists(fresh_dsn, "run_log")
 
 
-async def test_two_files_with_the_same_version_are_refused(empty_dsn: str, tmp_path: Path) -> None:
+async def test_two_files_with_the_same_version_are_refused(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL, "0001_again.sql": log_sql(1)})
 
     with pytest.raises(MigrationError) as caught:
-        await migrate(empty_dsn, directory=directory)
+        await migrate(fresh_dsn, directory=directory)
 
     assert "version 1 is also used by" in str(caught.value)
     assert "001_log.sql" in str(caught.value)
     assert "0001_again.sql" in str(caught.value)
-    assert not await table_exists(empty_dsn, HISTORY_TABLE)
+    assert not await table_exists(fresh_dsn, HISTORY_TABLE)
 
 
 # -- failures inside and outside transactions ----------------------------------------------------
 
 
-async def test_failing_transactional_file_rolls_back_completely(empty_dsn: str, tmp_path: Path) -> None:
+async def test_failing_transactional_file_rolls_back_completely(fresh_dsn: str, tmp_path: Path) -> None:
     broken = "CREATE TABLE partial (id INTEGER);\nINSERT INTO partial VALUES (1);\nSELECT * FROM no_such_table;\n"
     directory = write_schema(
         tmp_path / "schema",
@@ -263,24 +287,24 @@ async def test_failing_transactional_file_rolls_back_completely(empty_dsn: str, 
     )
 
     with pytest.raises(MigrationError) as caught:
-        await migrate(empty_dsn, directory=directory)
+        await migrate(fresh_dsn, directory=directory)
 
     assert type(caught.value) is MigrationError
     message = str(caught.value)
     assert message.startswith("002_broken.sql failed and was rolled back: ")
     assert 'relation "no_such_table" does not exist' in message
-    assert not await table_exists(empty_dsn, "partial")
-    assert await logged_versions(empty_dsn) == [1]  # 002's insert is gone, 003 never ran
-    assert await history(empty_dsn) == [(1, "log", True)]
+    assert not await table_exists(fresh_dsn, "partial")
+    assert await logged_versions(fresh_dsn) == [1]  # 002's insert is gone, 003 never ran
+    assert await history(fresh_dsn) == [(1, "log", True)]
 
     # Nothing was recorded, so the fixed file simply applies on the next run.
     write_schema(directory, {"002_broken.sql": log_sql(2)})
-    report = await migrate(empty_dsn, directory=directory)
+    report = await migrate(fresh_dsn, directory=directory)
     assert [f.filename for f in report.applied] == ["002_broken.sql", "003_after.sql"]
 
 
 async def test_failed_no_transaction_file_leaves_the_database_dirty_and_blocks_runs(
-    empty_dsn: str, tmp_path: Path
+    fresh_dsn: str, tmp_path: Path
 ) -> None:
     half = (
         "-- no-transaction\n"
@@ -291,36 +315,36 @@ async def test_failed_no_transaction_file_leaves_the_database_dirty_and_blocks_r
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL, "002_half.sql": half})
 
     with pytest.raises(MigrationError) as first:
-        await migrate(empty_dsn, directory=directory)
+        await migrate(fresh_dsn, directory=directory)
 
     assert type(first.value) is MigrationError
     assert str(first.value).startswith("002_half.sql failed at statement 2 of 3 and was NOT rolled back")
     assert "division by zero" in str(first.value)
     # Statement 1 really ran and stays (no implicit transaction around the file); statement 3 never ran.
-    assert await table_exists(empty_dsn, "half_done")
-    assert not await table_exists(empty_dsn, "never_made")
-    assert await history(empty_dsn) == [(1, "log", True), (2, "half", False)]
+    assert await table_exists(fresh_dsn, "half_done")
+    assert not await table_exists(fresh_dsn, "never_made")
+    assert await history(fresh_dsn) == [(1, "log", True), (2, "half", False)]
 
     with pytest.raises(DirtyDatabaseError) as second:
-        await migrate(empty_dsn, directory=directory)
+        await migrate(fresh_dsn, directory=directory)
     assert str(second.value).startswith("002_half.sql failed part-way on ")
     assert f"DELETE FROM {HISTORY_TABLE} WHERE version = 2" in str(second.value)
     with pytest.raises(DirtyDatabaseError):
-        await status(empty_dsn, directory=directory)
+        await status(fresh_dsn, directory=directory)
 
     # The documented repair: undo by hand, delete the row, fix the file; then it runs.
-    conn = await asyncpg.connect(empty_dsn)
+    conn = await asyncpg.connect(fresh_dsn)
     try:
         await conn.execute(f"DROP TABLE half_done; DELETE FROM {HISTORY_TABLE} WHERE version = 2")
     finally:
         await conn.close()
     write_schema(directory, {"002_half.sql": half.replace("SELECT 1 / 0;\n", "")})
-    report = await migrate(empty_dsn, directory=directory)
+    report = await migrate(fresh_dsn, directory=directory)
     assert [f.filename for f in report.applied] == ["002_half.sql"]
-    assert await history(empty_dsn) == [(1, "log", True), (2, "half", True)]
+    assert await history(fresh_dsn) == [(1, "log", True), (2, "half", True)]
 
 
-async def test_no_transaction_file_with_create_index_concurrently_applies(empty_dsn: str, tmp_path: Path) -> None:
+async def test_no_transaction_file_with_create_index_concurrently_applies(fresh_dsn: str, tmp_path: Path) -> None:
     indexes = (
         "-- no-transaction\n"
         "-- Two concurrent builds: each must run as its own statement, outside any transaction.\n"
@@ -329,14 +353,14 @@ async def test_no_transaction_file_with_create_index_concurrently_applies(empty_
     )
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL, "002_indexes.sql": indexes})
 
-    report = await migrate(empty_dsn, directory=directory)
+    report = await migrate(fresh_dsn, directory=directory)
 
     assert [(f.filename, f.transactional) for f in report.applied] == [
         ("001_log.sql", True),
         ("002_indexes.sql", False),
     ]
     rows = await fetch_all(
-        empty_dsn,
+        fresh_dsn,
         "SELECT c.relname, i.indisvalid FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid "
         "WHERE c.relname LIKE 'idx_run_log_%' ORDER BY c.relname",
     )
@@ -344,7 +368,7 @@ async def test_no_transaction_file_with_create_index_concurrently_applies(empty_
         ("idx_run_log_backend", True),
         ("idx_run_log_version", True),
     ]
-    assert await history(empty_dsn) == [(1, "log", True), (2, "indexes", True)]
+    assert await history(fresh_dsn) == [(1, "log", True), (2, "indexes", True)]
 
 
 @pytest.mark.parametrize(
@@ -368,7 +392,7 @@ def test_split_statements_splits_only_on_top_level_semicolons(text: str, expecte
 # -- dry run -------------------------------------------------------------------------------------
 
 
-async def test_dry_run_cli_prints_what_would_run_and_changes_nothing(empty_dsn: str, tmp_path: Path) -> None:
+async def test_dry_run_cli_prints_what_would_run_and_changes_nothing(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(
         tmp_path / "schema",
         {
@@ -377,33 +401,33 @@ async def test_dry_run_cli_prints_what_would_run_and_changes_nothing(empty_dsn: 
         },
     )
 
-    proc = run_cli(tmp_path, "--database-url", empty_dsn, "migrate", "--dry-run", "--schema-dir", directory)
+    proc = run_cli(tmp_path, "--database-url", fresh_dsn, "migrate", "--dry-run", "--schema-dir", directory)
 
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("database: ")
     assert lines[1:] == ["would apply 001_log.sql", "would apply 002_idx.sql (no transaction)"]
-    assert not await table_exists(empty_dsn, HISTORY_TABLE)
-    assert not await table_exists(empty_dsn, "run_log")
+    assert not await table_exists(fresh_dsn, HISTORY_TABLE)
+    assert not await table_exists(fresh_dsn, "run_log")
 
 
-async def test_dry_run_lists_only_pending_files(empty_dsn: str, tmp_path: Path) -> None:
+async def test_dry_run_lists_only_pending_files(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL})
-    await migrate(empty_dsn, directory=directory)
+    await migrate(fresh_dsn, directory=directory)
     write_schema(directory, {"002_b.sql": log_sql(2)})
 
-    report = await migrate(empty_dsn, directory=directory, dry_run=True)
+    report = await migrate(fresh_dsn, directory=directory, dry_run=True)
 
     assert report.dry_run is True
     assert [f.filename for f in report.applied] == ["002_b.sql"]
-    assert await logged_versions(empty_dsn) == [1]
-    assert [v for v, _, _ in await history(empty_dsn)] == [1]
+    assert await logged_versions(fresh_dsn) == [1]
+    assert [v for v, _, _ in await history(fresh_dsn)] == [1]
 
 
 # -- concurrency and the lock ------------------------------------------------------------------
 
 
-async def test_eight_concurrent_runner_processes_apply_each_file_exactly_once(empty_dsn: str, tmp_path: Path) -> None:
+async def test_eight_concurrent_runner_processes_apply_each_file_exactly_once(fresh_dsn: str, tmp_path: Path) -> None:
     # 002 sleeps while holding the lock, so the other runners queue behind the first one.
     directory = write_schema(
         tmp_path / "schema",
@@ -415,7 +439,7 @@ async def test_eight_concurrent_runner_processes_apply_each_file_exactly_once(em
             "INSERT INTO run_log (version) VALUES (4);\n",
         },
     )
-    command = [*cli_command(), "--database-url", empty_dsn, "migrate", "--schema-dir", str(directory)]
+    command = [*cli_command(), "--database-url", fresh_dsn, "migrate", "--schema-dir", str(directory)]
 
     procs = [
         await asyncio.create_subprocess_exec(
@@ -435,19 +459,19 @@ async def test_eight_concurrent_runner_processes_apply_each_file_exactly_once(em
     ]
     nothing = sum("nothing to apply: the schema is current" in out.decode() for out, _ in outputs)
     assert nothing >= 1
-    assert sorted(await logged_versions(empty_dsn)) == [1, 2, 3, 4]
-    assert await history(empty_dsn) == [(1, "log", True), (2, "slow", True), (3, "c", True), (4, "idx", True)]
+    assert sorted(await logged_versions(fresh_dsn)) == [1, 2, 3, 4]
+    assert await history(fresh_dsn) == [(1, "log", True), (2, "slow", True), (3, "c", True), (4, "idx", True)]
 
 
-async def test_lock_wait_that_expires_raises_lock_timeout_naming_the_holder(empty_dsn: str, tmp_path: Path) -> None:
+async def test_lock_wait_that_expires_raises_lock_timeout_naming_the_holder(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL})
-    holder = await asyncpg.connect(empty_dsn)
+    holder = await asyncpg.connect(fresh_dsn)
     try:
         await holder.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
         started = time.monotonic()
 
         with pytest.raises(MigrationLockTimeoutError) as caught:
-            await migrate(empty_dsn, directory=directory, lock_wait_s=0.4)
+            await migrate(fresh_dsn, directory=directory, lock_wait_s=0.4)
 
         waited = time.monotonic() - started
         assert 0.4 <= waited < 10
@@ -455,35 +479,35 @@ async def test_lock_wait_that_expires_raises_lock_timeout_naming_the_holder(empt
             f"another migration runner (backend pid {holder.get_server_pid()}) held the lock for more "
             f"than 0.4s; retry when it has finished"
         )
-        assert not await table_exists(empty_dsn, HISTORY_TABLE)
+        assert not await table_exists(fresh_dsn, HISTORY_TABLE)
     finally:
         await holder.close()  # ends the session, releasing the lock
 
-    report = await migrate(empty_dsn, directory=directory, lock_wait_s=5)
+    report = await migrate(fresh_dsn, directory=directory, lock_wait_s=5)
     assert [f.filename for f in report.applied] == ["001_log.sql"]
 
 
 async def test_lock_held_in_another_database_does_not_block_the_runner(
-    empty_dsn: str, database_factory: Callable[[], Awaitable[str]], tmp_path: Path
+    fresh_dsn: str, database_factory: Callable[[], Awaitable[str]], tmp_path: Path
 ) -> None:
     other_dsn = await database_factory()
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL})
     holder = await asyncpg.connect(other_dsn)
     try:
         await holder.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
-        report = await migrate(empty_dsn, directory=directory, lock_wait_s=0.5)
+        report = await migrate(fresh_dsn, directory=directory, lock_wait_s=0.5)
     finally:
         await holder.close()
 
     assert [f.filename for f in report.applied] == ["001_log.sql"]
 
 
-async def test_runner_releases_its_lock_after_a_failure(empty_dsn: str, tmp_path: Path) -> None:
+async def test_runner_releases_its_lock_after_a_failure(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(tmp_path / "schema", {"001_bad.sql": "SELECT * FROM missing;\n"})
     with pytest.raises(MigrationError):
-        await migrate(empty_dsn, directory=directory)
+        await migrate(fresh_dsn, directory=directory)
 
-    checker = await asyncpg.connect(empty_dsn)
+    checker = await asyncpg.connect(fresh_dsn)
     try:
         assert await checker.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY) is True
     finally:
@@ -498,40 +522,40 @@ def file_lines(proc: subprocess.CompletedProcess[str]) -> Sequence[str]:
     return [" ".join(line.split()[:2]) for line in proc.stdout.splitlines()[1:-1]]
 
 
-async def test_status_cli_exits_1_with_pending_files_and_0_when_current(empty_dsn: str, tmp_path: Path) -> None:
+async def test_status_cli_exits_1_with_pending_files_and_0_when_current(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL, "002_b.sql": log_sql(2)})
 
-    behind = run_cli(tmp_path, "--database-url", empty_dsn, "status", "--schema-dir", directory)
+    behind = run_cli(tmp_path, "--database-url", fresh_dsn, "status", "--schema-dir", directory)
 
     assert behind.returncode == 1, behind.stderr
     assert file_lines(behind) == ["pending 001_log.sql", "pending 002_b.sql"]
     assert behind.stdout.splitlines()[-1] == "2 file(s) pending"
 
-    await migrate(empty_dsn, directory=directory)
-    current = run_cli(tmp_path, "--database-url", empty_dsn, "status", "--schema-dir", directory)
+    await migrate(fresh_dsn, directory=directory)
+    current = run_cli(tmp_path, "--database-url", fresh_dsn, "status", "--schema-dir", directory)
 
     assert current.returncode == 0, current.stderr
     assert file_lines(current) == ["applied 001_log.sql", "applied 002_b.sql"]
     assert current.stdout.splitlines()[-1] == "schema is current"
 
 
-async def test_status_cli_exits_2_naming_an_edited_file(empty_dsn: str, tmp_path: Path) -> None:
+async def test_status_cli_exits_2_naming_an_edited_file(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL})
-    await migrate(empty_dsn, directory=directory)
+    await migrate(fresh_dsn, directory=directory)
     write_schema(directory, {"001_log.sql": LOG_TABLE_SQL + log_sql(5)})
 
-    proc = run_cli(tmp_path, "--database-url", empty_dsn, "status", "--schema-dir", directory)
+    proc = run_cli(tmp_path, "--database-url", fresh_dsn, "status", "--schema-dir", directory)
 
     assert proc.returncode == 2
     assert proc.stderr.startswith("coherence-sql: ChecksumMismatchError: 001_log.sql was edited after it was applied")
 
 
-async def test_status_reports_applied_and_pending_files(empty_dsn: str, tmp_path: Path) -> None:
+async def test_status_reports_applied_and_pending_files(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL})
-    await migrate(empty_dsn, directory=directory)
+    await migrate(fresh_dsn, directory=directory)
     write_schema(directory, {"002_b.sql": log_sql(2)})
 
-    state = await status(empty_dsn, directory=directory)
+    state = await status(fresh_dsn, directory=directory)
 
     assert [a.filename for a in state.applied] == ["001_log.sql"]
     assert state.applied[0].success is True
@@ -540,11 +564,11 @@ async def test_status_reports_applied_and_pending_files(empty_dsn: str, tmp_path
     assert state.current is False
 
 
-async def test_require_current_raises_when_the_database_is_behind(empty_dsn: str, tmp_path: Path) -> None:
+async def test_require_current_raises_when_the_database_is_behind(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL})
-    await migrate(empty_dsn, directory=directory)
+    await migrate(fresh_dsn, directory=directory)
     write_schema(directory, {"002_b.sql": log_sql(2), "003_c.sql": log_sql(3)})
-    conn = await asyncpg.connect(empty_dsn)
+    conn = await asyncpg.connect(fresh_dsn)
     try:
         with pytest.raises(SchemaNotCurrentError) as caught:
             await require_current(conn, directory=directory)
@@ -556,9 +580,9 @@ async def test_require_current_raises_when_the_database_is_behind(empty_dsn: str
     )
 
 
-async def test_require_current_raises_on_a_database_never_migrated(empty_dsn: str, tmp_path: Path) -> None:
+async def test_require_current_raises_on_a_database_never_migrated(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL})
-    conn = await asyncpg.connect(empty_dsn)
+    conn = await asyncpg.connect(fresh_dsn)
     try:
         with pytest.raises(SchemaNotCurrentError, match=r"behind this code: 001_log\.sql pending"):
             await require_current(conn, directory=directory)
@@ -566,11 +590,11 @@ async def test_require_current_raises_on_a_database_never_migrated(empty_dsn: st
         await conn.close()
 
 
-async def test_require_current_raises_when_the_database_is_ahead(empty_dsn: str, tmp_path: Path) -> None:
+async def test_require_current_raises_when_the_database_is_ahead(fresh_dsn: str, tmp_path: Path) -> None:
     newer = write_schema(tmp_path / "newer", {"001_log.sql": LOG_TABLE_SQL, "002_b.sql": log_sql(2)})
-    await migrate(empty_dsn, directory=newer)
+    await migrate(fresh_dsn, directory=newer)
     older = write_schema(tmp_path / "older", {"001_log.sql": LOG_TABLE_SQL})
-    conn = await asyncpg.connect(empty_dsn)
+    conn = await asyncpg.connect(fresh_dsn)
     try:
         with pytest.raises(SchemaNotCurrentError) as caught:
             await require_current(conn, directory=older)
@@ -582,11 +606,11 @@ async def test_require_current_raises_when_the_database_is_ahead(empty_dsn: str,
     )
 
 
-async def test_require_current_raises_when_an_applied_file_was_edited(empty_dsn: str, tmp_path: Path) -> None:
+async def test_require_current_raises_when_an_applied_file_was_edited(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL})
-    await migrate(empty_dsn, directory=directory)
+    await migrate(fresh_dsn, directory=directory)
     write_schema(directory, {"001_log.sql": LOG_TABLE_SQL + log_sql(7)})
-    conn = await asyncpg.connect(empty_dsn)
+    conn = await asyncpg.connect(fresh_dsn)
     try:
         with pytest.raises(SchemaNotCurrentError, match=r"001_log\.sql was edited after it was applied"):
             await require_current(conn, directory=directory)
@@ -594,10 +618,10 @@ async def test_require_current_raises_when_an_applied_file_was_edited(empty_dsn:
         await conn.close()
 
 
-async def test_require_current_passes_when_the_schema_matches(empty_dsn: str, tmp_path: Path) -> None:
+async def test_require_current_passes_when_the_schema_matches(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_schema(tmp_path / "schema", {"001_log.sql": LOG_TABLE_SQL, "002_b.sql": log_sql(2)})
-    await migrate(empty_dsn, directory=directory)
-    conn = await asyncpg.connect(empty_dsn)
+    await migrate(fresh_dsn, directory=directory)
+    conn = await asyncpg.connect(fresh_dsn)
     try:
         assert await require_current(conn, directory=directory) is None
     finally:
