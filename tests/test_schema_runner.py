@@ -623,7 +623,10 @@ async def test_require_current_passes_when_the_schema_matches(fresh_dsn: str, tm
     await migrate(fresh_dsn, directory=directory)
     conn = await asyncpg.connect(fresh_dsn)
     try:
-        assert await require_current(conn, directory=directory) is None
+        await require_current(conn, directory=directory)  # raises unless current
+        write_schema(directory, {"003_c.sql": log_sql(3)})
+        with pytest.raises(SchemaNotCurrentError):  # the same call does notice a change
+            await require_current(conn, directory=directory)
     finally:
         await conn.close()
 
