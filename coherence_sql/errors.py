@@ -85,6 +85,10 @@ class SnapshotError(CoherenceSQLError):
     """A JSON snapshot is unreadable or holds a record that does not validate."""
 
 
+class StoreClosedError(CoherenceSQLError, RuntimeError):
+    """A store was used after it was closed."""
+
+
 class JournalError(CoherenceSQLError):
     """The dual-write journal holds an entry that cannot be read back."""
 

@@ -6,7 +6,9 @@ store. See shared/design.md "Contract decisions" and docs/decisions.md.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Final, SupportsIndex, SupportsInt
@@ -139,8 +141,24 @@ def aware_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+# A \u0000 escape in JSON text: a backslash preceded by an even number of backslashes.
+_JSON_NUL_ESCAPE: Final = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
 def json_object(field: str, value: Any) -> dict[str, Any]:
-    """Metadata and context are JSON objects; anything else is rejected."""
+    """Metadata and context: a JSON object jsonb can hold, returned as a jsonb round trip gives it back.
+
+    Keys become strings and tuples lists, as they do through jsonb; values JSON cannot encode, NaN and
+    infinities, surrogates and NUL characters (jsonb rejects \\u0000) are rejected up front.
+    """
     if not isinstance(value, dict):
         raise InvalidValueError(f"{field} must be a JSON object, got {type(value).__name__}")
-    return value
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")  # a lone surrogate cannot be sent to PostgreSQL
+    except (TypeError, ValueError) as exc:
+        raise InvalidValueError(f"{field} is not encodable as JSON: {exc}") from None
+    if _JSON_NUL_ESCAPE.search(text):
+        raise InvalidValueError(f"{field} contains a NUL character")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded

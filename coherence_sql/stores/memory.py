@@ -1,0 +1,744 @@
+"""In-memory reference stores: the API's graph store and agent task store behind the async protocols.
+
+They are today's API behaviour with the contract decisions applied (docs/decisions.md "Stores"), and
+the live primary during dual-write, so every write validates with `rules` before it mutates, every
+read returns copies, and counts are kept incrementally. Use a store from one event loop at a time
+(methods never await, so each call is atomic on that loop); `stores.sync` wraps them for threads.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from operator import attrgetter
+from typing import Any, Final, TypeVar
+from uuid import UUID, uuid4
+
+from coherence_sql.errors import CONSTRAINT_MESSAGES, DuplicateError, InvalidValueError, UnknownReferenceError
+from coherence_sql.models import (
+    DIRECTION_MAX,
+    AgentTaskRecord,
+    Asset,
+    Contribution,
+    Contributor,
+    GitHubContributor,
+    GitHubOrganization,
+    Project,
+    ProjectSummary,
+    TaskStatus,
+    TaskType,
+    utcnow,
+    utcnow_naive,
+)
+from coherence_sql.stores import rules
+from coherence_sql.stores.protocol import DependencyEdge
+
+ProjectKey = tuple[str, str]
+EdgeKey = tuple[ProjectKey, ProjectKey]
+_E = TypeVar("_E", bound=Enum)
+
+# Column widths of the schema (schema/*.sql) that the database enforces; mirrored here so the
+# reference store rejects exactly what PostgreSQL rejects.
+_NAME_MAX: Final = 255
+_URL_MAX: Final = 500
+_TASK_ID_MAX: Final = 50
+_TASK_MODEL_MAX: Final = 100
+_TASK_TIER_MAX: Final = 50
+_GITHUB_SOURCE_MAX: Final = 50
+_INT4_MAX: Final = 2**31 - 1
+_GITHUB_ORG_TYPES: Final = ("Organization", "User")
+_ATTENTION: Final = (TaskStatus.NEEDS_DECISION, TaskStatus.FAILED)
+_PHASES: Final = ("spec", "impl", "test", "review")
+_ZERO: Final = Decimal("0.00")
+
+_by_created_at = attrgetter("created_at")
+_by_timestamp = attrgetter("timestamp")
+
+
+def _text(field: str, value: object, max_len: int | None = None, *, required: bool = False) -> None:
+    """A text column: a string (or None), without NUL, within its width; `required` forbids ''."""
+    if value is None:
+        if required:
+            raise InvalidValueError(f"{field} must not be empty, got None")
+        return
+    if not isinstance(value, str):
+        raise InvalidValueError(f"{field} must be a string, got {type(value).__name__}")
+    if required and value == "":
+        raise InvalidValueError(f"{field} must not be empty")
+    if max_len is not None and len(value) > max_len:
+        raise InvalidValueError(f"{field} is longer than {max_len} characters: {value[:40]!r}…")
+    rules.no_nul(field, value)
+
+
+def _uuid(field: str, value: object) -> UUID:
+    """A UUID, or its text form (as PostgreSQL would cast it)."""
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise InvalidValueError(f"{field} must be a UUID, got {value!r}")
+
+
+def _enum(enum: type[_E], field: str, value: object) -> _E | None:
+    """An optional enum argument given as a member or its value (the API compares with ==)."""
+    if value is None:
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in enum)
+        raise InvalidValueError(f"{field} must be one of {allowed}, got {value!r}") from None
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    return None if value is None else rules.naive_utc(value)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return None if value is None else rules.aware_utc(value)
+
+
+# -- the graph store -----------------------------------------------------------------------------
+
+
+class MemoryGraphStore:
+    """The API's InMemoryGraphStore, fixed: validated writes, copies out, O(1) counts.
+
+    Projects are keyed by `rules.project_key` and keep the latest caller's spelling at the first
+    insert's position; `dependency_count` is the out-degree, edges to projects not indexed yet
+    included. Lists break timestamp ties by insertion order, exactly as the API's stable sorts do.
+    """
+
+    def __init__(self) -> None:
+        self._projects: dict[ProjectKey, Project] = {}
+        self._edges: dict[EdgeKey, None] = {}  # an ordered set: snapshots keep edge order
+        self._out_degree: dict[ProjectKey, int] = {}
+        self._in_degree: dict[ProjectKey, int] = {}
+        self._contributors: dict[UUID, Contributor] = {}
+        self._contributor_by_email: dict[str, UUID] = {}
+        self._assets: dict[UUID, Asset] = {}
+        self._contributions: dict[UUID, Contribution] = {}
+        self._contributions_by_asset: dict[UUID, list[Contribution]] = {}
+        self._contributions_by_contributor: dict[UUID, list[Contribution]] = {}
+        self._github_contributors: dict[str, GitHubContributor] = {}
+        self._github_organizations: dict[str, GitHubOrganization] = {}
+        self._contributes_to: dict[tuple[str, ProjectKey], None] = {}
+        self._contributors_of_project: dict[ProjectKey, list[str]] = {}
+
+    # -- projects and the dependency graph ---------------------------------------------------
+
+    async def get_project(self, ecosystem: str, name: str) -> Project | None:
+        key = rules.project_key(ecosystem, name)
+        stored = self._projects.get(key)
+        return None if stored is None else self._project_out(key, stored)
+
+    async def search(self, query: str, limit: int = 20) -> list[ProjectSummary]:
+        q = rules.search_text(query)
+        rules.no_nul("search query", q)
+        wanted = rules.list_limit(limit)
+        if not q or wanted == 0:
+            return []
+        ranked: list[tuple[int, int, Project]] = []
+        for position, (key, project) in enumerate(self._projects.items()):
+            rank = rules.search_rank(q, key[1], project.description)
+            if rank is not None:
+                ranked.append((rank, position, project))
+        # (rank, position) is unique, so the projects themselves are never compared.
+        return [
+            ProjectSummary(name=p.name, ecosystem=p.ecosystem, description=p.description or "")
+            for _, _, p in heapq.nsmallest(wanted, ranked)
+        ]
+
+    async def upsert_project(self, project: Project) -> None:
+        key, stored = self._validated_project(project)
+        self._projects[key] = stored
+
+    async def upsert_projects(self, projects: Sequence[Project]) -> None:
+        validated = [self._validated_project(p) for p in projects]
+        for key, stored in validated:
+            self._projects[key] = stored
+
+    async def add_dependency(self, from_eco: str, from_name: str, to_eco: str, to_name: str) -> None:
+        self._record_edge(self._validated_edge(from_eco, from_name, to_eco, to_name))
+
+    async def add_dependencies(self, edges: Sequence[DependencyEdge]) -> None:
+        validated = [self._validated_edge(*edge) for edge in edges]
+        for edge in validated:
+            self._record_edge(edge)
+
+    async def count_projects(self) -> int:
+        return len(self._projects)
+
+    async def count_dependents(self, ecosystem: str, name: str) -> int:
+        return self._in_degree.get(rules.project_key(ecosystem, name), 0)
+
+    def _project_out(self, key: ProjectKey, stored: Project) -> Project:
+        # Every field of Project is immutable, so a shallow copy shares nothing mutable.
+        return stored.model_copy(update={"dependency_count": self._out_degree.get(key, 0)})
+
+    @staticmethod
+    def _validated_project(project: Project) -> tuple[ProjectKey, Project]:
+        key = rules.project_key(project.ecosystem, project.name)
+        _text("version", project.version)
+        _text("description", project.description)
+        _text("homepage_url", project.homepage_url, _URL_MAX)
+        _text("repository_url", project.repository_url, _URL_MAX)
+        return key, project.model_copy(update={"dependency_count": 0})
+
+    @staticmethod
+    def _validated_edge(from_eco: str, from_name: str, to_eco: str, to_name: str) -> EdgeKey:
+        source = rules.project_key(from_eco, from_name)
+        target = rules.project_key(to_eco, to_name)
+        if source == target:
+            raise InvalidValueError(f"{CONSTRAINT_MESSAGES['project_dependencies_not_self']}: {from_eco}/{from_name}")
+        return source, target
+
+    def _record_edge(self, edge: EdgeKey) -> None:
+        if edge in self._edges:
+            return
+        self._edges[edge] = None
+        source, target = edge
+        self._out_degree[source] = self._out_degree.get(source, 0) + 1
+        self._in_degree[target] = self._in_degree.get(target, 0) + 1
+
+    # -- contributors ------------------------------------------------------------------------
+
+    async def get_contributor(self, contributor_id: UUID) -> Contributor | None:
+        stored = self._contributors.get(_uuid("contributor_id", contributor_id))
+        return None if stored is None else stored.model_copy(deep=True)
+
+    async def create_contributor(self, contributor: Contributor) -> Contributor:
+        _text("name", contributor.name, _NAME_MAX, required=True)
+        _text("email", contributor.email, _NAME_MAX, required=True)
+        _text("wallet_address", contributor.wallet_address, _NAME_MAX)
+        _text("github_username", contributor.github_username, _NAME_MAX)
+        rate = None if contributor.hourly_rate is None else rules.money("hourly_rate", contributor.hourly_rate)
+        stored = contributor.model_copy(
+            update={
+                "hourly_rate": rate,
+                "created_at": rules.naive_utc(contributor.created_at),
+                "metadata": rules.json_object("metadata", contributor.metadata),
+            }
+        )
+        if stored.id in self._contributors:
+            raise DuplicateError(f"{CONSTRAINT_MESSAGES['contributors_pkey']}: {stored.id}")
+        email_key = stored.email.lower()
+        if email_key in self._contributor_by_email:
+            raise DuplicateError(f"{CONSTRAINT_MESSAGES['contributors_email_lower_key']}: {stored.email}")
+        self._contributors[stored.id] = stored
+        self._contributor_by_email[email_key] = stored.id
+        return stored.model_copy(deep=True)
+
+    async def list_contributors(self, limit: int = 100) -> list[Contributor]:
+        newest = heapq.nlargest(rules.list_limit(limit), self._contributors.values(), key=_by_created_at)
+        return [c.model_copy(deep=True) for c in newest]
+
+    async def find_contributor_by_email(self, email: str) -> Contributor | None:
+        _text("email", email)
+        found = self._contributor_by_email.get(email.lower())
+        return None if found is None else self._contributors[found].model_copy(deep=True)
+
+    # -- assets ------------------------------------------------------------------------------
+
+    async def get_asset(self, asset_id: UUID) -> Asset | None:
+        stored = self._assets.get(_uuid("asset_id", asset_id))
+        return None if stored is None else stored.model_copy(deep=True)
+
+    async def create_asset(self, asset: Asset) -> Asset:
+        _text("description", asset.description)
+        _text("name", asset.name, _NAME_MAX)
+        stored = asset.model_copy(
+            update={
+                "total_cost": _ZERO,  # only the sum of contributions (docs/decisions.md)
+                "created_at": rules.naive_utc(asset.created_at),
+                "metadata": rules.json_object("metadata", asset.metadata),
+            }
+        )
+        if stored.id in self._assets:
+            raise DuplicateError(f"{CONSTRAINT_MESSAGES['assets_pkey']}: {stored.id}")
+        self._assets[stored.id] = stored
+        return stored.model_copy(deep=True)
+
+    async def list_assets(self, limit: int = 100) -> list[Asset]:
+        newest = heapq.nlargest(rules.list_limit(limit), self._assets.values(), key=_by_created_at)
+        return [a.model_copy(deep=True) for a in newest]
+
+    # -- contributions -----------------------------------------------------------------------
+
+    async def create_contribution(
+        self,
+        contributor_id: UUID,
+        asset_id: UUID,
+        cost_amount: Decimal,
+        coherence_score: float,
+        metadata: dict[str, Any],
+        *,
+        id: UUID | None = None,
+        timestamp: datetime | None = None,
+    ) -> Contribution:
+        # Values first, then references, then the id: the order both stores check in.
+        cost = rules.money("cost_amount", cost_amount)
+        score = rules.coherence_score(coherence_score)
+        meta = rules.json_object("metadata", {} if metadata is None else metadata)  # the API's `metadata or {}`
+        contributor_key = _uuid("contributor_id", contributor_id)
+        asset_key = _uuid("asset_id", asset_id)
+        contribution_id = uuid4() if id is None else _uuid("id", id)
+        when = utcnow_naive() if timestamp is None else rules.naive_utc(timestamp)
+        if contributor_key not in self._contributors:
+            raise UnknownReferenceError(
+                f"{CONSTRAINT_MESSAGES['contributions_contributor_id_fkey']}: {contributor_key}"
+            )
+        asset = self._assets.get(asset_key)
+        if asset is None:
+            raise UnknownReferenceError(f"{CONSTRAINT_MESSAGES['contributions_asset_id_fkey']}: {asset_key}")
+        if contribution_id in self._contributions:
+            raise DuplicateError(f"{CONSTRAINT_MESSAGES['contributions_pkey']}: {contribution_id}")
+        new_total = rules.money("total_cost", asset.total_cost + cost)  # DECIMAL(15,2) overflow
+        contribution = Contribution(
+            id=contribution_id,
+            contributor_id=contributor_key,
+            asset_id=asset_key,
+            cost_amount=cost,
+            coherence_score=score,
+            metadata=meta,
+            timestamp=when,
+        )
+        self._contributions[contribution_id] = contribution
+        self._contributions_by_asset.setdefault(asset_key, []).append(contribution)
+        self._contributions_by_contributor.setdefault(contributor_key, []).append(contribution)
+        asset.total_cost = new_total
+        return contribution.model_copy(deep=True)
+
+    async def get_contribution(self, contribution_id: UUID) -> Contribution | None:
+        stored = self._contributions.get(_uuid("contribution_id", contribution_id))
+        return None if stored is None else stored.model_copy(deep=True)
+
+    async def list_contributions(self, limit: int = 100) -> list[Contribution]:
+        newest = heapq.nlargest(rules.list_limit(limit), self._contributions.values(), key=_by_timestamp)
+        return [c.model_copy(deep=True) for c in newest]
+
+    async def get_asset_contributions(self, asset_id: UUID) -> list[Contribution]:
+        found = self._contributions_by_asset.get(_uuid("asset_id", asset_id), [])
+        return [c.model_copy(deep=True) for c in sorted(found, key=_by_timestamp)]
+
+    async def get_contributor_contributions(self, contributor_id: UUID) -> list[Contribution]:
+        found = self._contributions_by_contributor.get(_uuid("contributor_id", contributor_id), [])
+        return [c.model_copy(deep=True) for c in sorted(found, key=_by_timestamp)]
+
+    # -- GitHub ------------------------------------------------------------------------------
+
+    async def upsert_github_contributor(self, github_contributor: GitHubContributor) -> GitHubContributor:
+        gc = github_contributor
+        _text("id", gc.id, _NAME_MAX, required=True)
+        _text("source", gc.source, _GITHUB_SOURCE_MAX)
+        _text("login", gc.login, _NAME_MAX)
+        _text("name", gc.name, _NAME_MAX)
+        _text("avatar_url", gc.avatar_url, _URL_MAX)
+        if not 0 <= gc.contributions_count <= _INT4_MAX:
+            raise InvalidValueError(
+                f"contributions_count must be between 0 and {_INT4_MAX}, got {gc.contributions_count}"
+            )
+        stored = gc.model_copy(
+            update={"created_at": rules.naive_utc(gc.created_at), "updated_at": _naive(gc.updated_at)}
+        )
+        self._github_contributors[stored.id] = stored  # a replaced id keeps its position
+        return stored.model_copy()
+
+    async def get_github_contributor(self, contributor_id: str) -> GitHubContributor | None:
+        _text("contributor_id", contributor_id)
+        stored = self._github_contributors.get(contributor_id)
+        return None if stored is None else stored.model_copy()
+
+    async def list_github_contributors(self, limit: int = 100) -> list[GitHubContributor]:
+        newest = heapq.nlargest(rules.list_limit(limit), self._github_contributors.values(), key=_by_created_at)
+        return [gc.model_copy() for gc in newest]
+
+    async def upsert_github_organization(self, organization: GitHubOrganization) -> GitHubOrganization:
+        org = organization
+        _text("id", org.id, _NAME_MAX, required=True)
+        _text("login", org.login, _NAME_MAX)
+        _text("name", org.name, _NAME_MAX)
+        _text("avatar_url", org.avatar_url, _URL_MAX)
+        if org.type not in _GITHUB_ORG_TYPES:
+            raise InvalidValueError(f"{CONSTRAINT_MESSAGES['github_organizations_type_check']}, got {org.type!r}")
+        stored = org.model_copy(
+            update={"created_at": rules.naive_utc(org.created_at), "updated_at": _naive(org.updated_at)}
+        )
+        self._github_organizations[stored.id] = stored
+        return stored.model_copy()
+
+    async def get_github_organization(self, organization_id: str) -> GitHubOrganization | None:
+        _text("organization_id", organization_id)
+        stored = self._github_organizations.get(organization_id)
+        return None if stored is None else stored.model_copy()
+
+    async def add_github_contributes_to(self, contributor_id: str, ecosystem: str, project_name: str) -> None:
+        _text("contributor_id", contributor_id, _NAME_MAX)
+        key = rules.project_key(ecosystem, project_name)
+        if (contributor_id, key) in self._contributes_to:
+            return
+        self._contributes_to[(contributor_id, key)] = None
+        self._contributors_of_project.setdefault(key, []).append(contributor_id)
+
+    async def get_project_github_contributors(self, ecosystem: str, project_name: str) -> list[GitHubContributor]:
+        ids = self._contributors_of_project.get(rules.project_key(ecosystem, project_name), [])
+        found = (self._github_contributors.get(cid) for cid in ids)
+        return [gc.model_copy() for gc in found if gc is not None]
+
+    # -- whole-store access for snapshots (insertion order, copies) ---------------------------
+
+    def all_projects(self) -> list[Project]:
+        return [self._project_out(key, p) for key, p in self._projects.items()]
+
+    def all_edges(self) -> list[DependencyEdge]:
+        return [DependencyEdge(*source, *target) for source, target in self._edges]
+
+    def all_contributors(self) -> list[Contributor]:
+        return [c.model_copy(deep=True) for c in self._contributors.values()]
+
+    def all_assets(self) -> list[Asset]:
+        return [a.model_copy(deep=True) for a in self._assets.values()]
+
+    def all_contributions(self) -> list[Contribution]:
+        return [c.model_copy(deep=True) for c in self._contributions.values()]
+
+    def all_github_contributors(self) -> list[GitHubContributor]:
+        return [gc.model_copy() for gc in self._github_contributors.values()]
+
+    def all_github_organizations(self) -> list[GitHubOrganization]:
+        return [org.model_copy() for org in self._github_organizations.values()]
+
+    def all_github_contributes_to(self) -> list[tuple[str, str, str]]:
+        """(contributor_id, ecosystem key, name key) in insertion order."""
+        return [(cid, eco, name) for cid, (eco, name) in self._contributes_to]
+
+    def replace_contents(self, other: MemoryGraphStore) -> None:
+        """Take over `other`'s contents in one step (a validated snapshot load); `other` is left empty."""
+        taken = dict(other.__dict__)
+        other.__dict__.update(MemoryGraphStore().__dict__)  # the two must share no state afterwards
+        self.__dict__.update(taken)
+
+
+# -- the agent task store ------------------------------------------------------------------------
+
+
+class MemoryAgentTaskStore:
+    """The API's agent_service task store (client-contract §3) as an object, with claims.
+
+    Records are stored as given (ids, model, command and times are decided by the caller);
+    `update_task` follows the API step by step. Listing is newest first, ties by insertion.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, AgentTaskRecord] = {}
+
+    async def create_task(self, task: AgentTaskRecord) -> AgentTaskRecord:
+        stored = self._validated_task(task)
+        if stored.id in self._tasks:
+            raise DuplicateError(f"{CONSTRAINT_MESSAGES['agent_tasks_pkey']}: {stored.id}")
+        self._tasks[stored.id] = stored
+        return stored.model_copy(deep=True)
+
+    async def get_task(self, task_id: str) -> AgentTaskRecord | None:
+        _text("task_id", task_id)
+        stored = self._tasks.get(task_id)
+        return None if stored is None else stored.model_copy(deep=True)
+
+    async def list_tasks(
+        self,
+        status: TaskStatus | None = None,
+        task_type: TaskType | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[AgentTaskRecord], int]:
+        wanted, skip = rules.page(limit, offset)
+        status = _enum(TaskStatus, "status", status)
+        task_type = _enum(TaskType, "task_type", task_type)
+        matching = [
+            t
+            for t in self._tasks.values()
+            if (status is None or t.status == status) and (task_type is None or t.task_type == task_type)
+        ]
+        newest = heapq.nlargest(skip + wanted, matching, key=_by_created_at)[skip:]
+        return [t.model_copy(deep=True) for t in newest], len(matching)
+
+    async def update_task(
+        self,
+        task_id: str,
+        status: TaskStatus | None = None,
+        output: str | None = None,
+        progress_pct: int | None = None,
+        current_step: str | None = None,
+        decision_prompt: str | None = None,
+        decision: str | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> AgentTaskRecord | None:
+        _text("task_id", task_id)
+        status = _enum(TaskStatus, "status", status)
+        progress_pct = rules.progress_pct(progress_pct)
+        for name, value in (
+            ("output", output),
+            ("current_step", current_step),
+            ("decision_prompt", decision_prompt),
+            ("decision", decision),
+        ):
+            _text(name, value)
+        moment = utcnow() if now is None else rules.aware_utc(now)
+        task = self._tasks.get(task_id)
+        if task is None:
+            return None
+        # The API's steps, in its order (client-contract §3.4); None means "leave alone".
+        changes: dict[str, Any] = {}
+        if decision is not None and task.status == TaskStatus.NEEDS_DECISION:
+            changes["status"] = TaskStatus.RUNNING
+            changes["decision"] = decision
+        if status is not None:
+            changes["status"] = status
+            if status == TaskStatus.RUNNING and task.started_at is None:
+                changes["started_at"] = moment
+        given: dict[str, object] = {
+            "output": output,
+            "progress_pct": progress_pct,
+            "current_step": current_step,
+            "decision_prompt": decision_prompt,
+        }
+        changes.update((name, value) for name, value in given.items() if value is not None)
+        if decision is not None and task.decision is None:
+            changes["decision"] = decision
+        changes["updated_at"] = moment
+        updated = task.model_copy(update=changes)
+        self._tasks[task_id] = updated
+        return updated.model_copy(deep=True)
+
+    async def get_attention_tasks(self, limit: int = 20) -> tuple[list[AgentTaskRecord], int]:
+        wanted, _ = rules.page(limit, 0)
+        matching = [t for t in self._tasks.values() if t.status in _ATTENTION]
+        newest = heapq.nlargest(wanted, matching, key=_by_created_at)
+        return [t.model_copy(deep=True) for t in newest], len(matching)
+
+    async def get_task_count(self) -> dict[str, Any]:
+        return {"total": len(self._tasks), "by_status": self._by_status(self._tasks.values())}
+
+    async def get_review_summary(self) -> dict[str, Any]:
+        return {
+            "by_status": self._by_status(self._tasks.values()),
+            "needs_attention": [t.model_copy(deep=True) for t in self._tasks.values() if t.status in _ATTENTION],
+            "total": len(self._tasks),
+        }
+
+    async def get_usage_summary(self, routing: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
+        by_model: dict[str, dict[str, Any]] = {}
+        for t in self._tasks.values():
+            usage = by_model.setdefault(t.model, {"count": 0, "by_status": {}, "last_used": None})
+            usage["count"] += 1
+            usage["by_status"][t.status.value] = usage["by_status"].get(t.status.value, 0) + 1
+            # The API keeps the last task iterated, not the latest time (client-contract §3.3).
+            usage["last_used"] = (t.updated_at or t.created_at).isoformat()
+        return {"by_model": by_model, "routing": {k: dict(v) for k, v in (routing or {}).items()}}
+
+    async def get_pipeline_status(
+        self, now_utc: datetime | None = None, metrics: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        now = utcnow() if now_utc is None else rules.aware_utc(now_utc)
+        return _pipeline_status(list(self._tasks.values()), now, metrics)
+
+    async def claim_next_task(self, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
+        _text("worker", worker, _NAME_MAX, required=True)
+        moment = utcnow() if now is None else rules.aware_utc(now)
+        oldest: AgentTaskRecord | None = None
+        for t in self._tasks.values():  # strict < keeps the first inserted among equal times
+            if t.status == TaskStatus.PENDING and (oldest is None or t.created_at < oldest.created_at):
+                oldest = t
+        return None if oldest is None else self._claim(oldest, worker, moment)
+
+    async def claim_task(self, task_id: str, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
+        _text("task_id", task_id)
+        _text("worker", worker, _NAME_MAX, required=True)
+        moment = utcnow() if now is None else rules.aware_utc(now)
+        task = self._tasks.get(task_id)
+        if task is None or task.status != TaskStatus.PENDING:
+            return None
+        return self._claim(task, worker, moment)
+
+    def _claim(self, task: AgentTaskRecord, worker: str, moment: datetime) -> AgentTaskRecord:
+        claimed = task.model_copy(
+            update={
+                "status": TaskStatus.RUNNING,
+                "claimed_by": worker,
+                "claimed_at": moment,
+                "started_at": task.started_at or moment,
+                "updated_at": moment,
+            }
+        )
+        self._tasks[claimed.id] = claimed
+        return claimed.model_copy(deep=True)
+
+    async def clear(self) -> None:
+        self._tasks.clear()
+
+    def all_tasks(self) -> list[AgentTaskRecord]:
+        """Every task in insertion order (copies), for snapshots."""
+        return [t.model_copy(deep=True) for t in self._tasks.values()]
+
+    def replace_contents(self, other: MemoryAgentTaskStore) -> None:
+        """Take over `other`'s tasks in one step; `other` is left empty."""
+        self._tasks, other._tasks = other._tasks, {}
+
+    @staticmethod
+    def _by_status(tasks: Iterable[AgentTaskRecord]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for t in tasks:
+            counts[t.status.value] = counts.get(t.status.value, 0) + 1
+        return counts
+
+    @staticmethod
+    def _validated_task(task: AgentTaskRecord) -> AgentTaskRecord:
+        _text("id", task.id, _TASK_ID_MAX, required=True)
+        _text("direction", task.direction)
+        if not task.direction.strip():
+            raise InvalidValueError(CONSTRAINT_MESSAGES["direction_not_empty"])
+        if len(task.direction) > DIRECTION_MAX:
+            raise InvalidValueError(f"direction must be at most {DIRECTION_MAX} characters, got {len(task.direction)}")
+        _text("model", task.model, _TASK_MODEL_MAX)
+        _text("command", task.command)
+        _text("tier", task.tier, _TASK_TIER_MAX)
+        _text("claimed_by", task.claimed_by, _NAME_MAX)
+        for name in ("output", "current_step", "decision_prompt", "decision"):
+            _text(name, getattr(task, name))
+        rules.progress_pct(task.progress_pct)
+        return task.model_copy(
+            update={
+                "context": None if task.context is None else rules.json_object("context", task.context),
+                "created_at": rules.aware_utc(task.created_at),
+                "updated_at": _aware(task.updated_at),
+                "started_at": _aware(task.started_at),
+                "claimed_at": _aware(task.claimed_at),
+            }
+        )
+
+
+def _pipeline_status(tasks: list[AgentTaskRecord], now: datetime, metrics: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The API's get_pipeline_status (client-contract §3.5) over `tasks` in insertion order."""
+    by_id = {t.id: t for t in tasks}
+    running: list[dict[str, Any]] = []
+    pending: list[dict[str, Any]] = []
+    completed: list[dict[str, Any]] = []
+    for t in tasks:
+        status = t.status.value
+        item: dict[str, Any] = {
+            "id": t.id,
+            "task_type": t.task_type,
+            "model": t.model,
+            "direction": t.direction[:100],
+            "created_at": t.created_at.isoformat(),
+            "updated_at": str(None) if t.updated_at is None else t.updated_at.isoformat(),  # the API's "None"
+            "wait_seconds": int((now - t.created_at).total_seconds()) if status == "pending" else None,
+            "running_seconds": (
+                int((now - t.started_at).total_seconds()) if status == "running" and t.started_at else None
+            ),
+            "duration_seconds": (
+                int((t.updated_at - t.started_at).total_seconds())
+                if status in ("completed", "failed") and t.started_at and t.updated_at
+                else None
+            ),
+        }
+        (running if status == "running" else pending if status == "pending" else completed).append(item)
+    # Sorted by ISO strings as the API does ("None" sorts after every date); stable, so ties keep insertion.
+    completed.sort(key=lambda x: x["updated_at"] or x["created_at"], reverse=True)
+
+    latest_request: dict[str, Any] | None = None
+    latest_response: dict[str, Any] | None = None
+    if running:
+        first = by_id[running[0]["id"]]
+        latest_request = {
+            "task_id": first.id,
+            "status": "running",
+            "direction": first.direction,
+            "prompt_preview": first.command[:500],
+        }
+    if completed:
+        last = by_id[completed[0]["id"]]
+        if latest_request is None:
+            latest_request = {
+                "task_id": last.id,
+                "status": last.status,
+                "direction": last.direction,
+                "prompt_preview": last.command[:500],
+            }
+        out = last.output or ""
+        latest_response = {
+            "task_id": last.id,
+            "status": last.status,
+            "output_preview": out[:2000],
+            "output_len": len(out),
+        }
+
+    flags: list[str] = []
+    waits = [p["wait_seconds"] for p in pending]
+    stuck = bool(pending) and not running and max(waits) > 600
+    repeated_failures = len(completed) >= 3 and all(by_id[c["id"]].status == TaskStatus.FAILED for c in completed[:3])
+    recent = [by_id[c["id"]] for c in completed[:5]]
+    output_empty = any(not t.output and t.status == TaskStatus.COMPLETED for t in recent)
+    executor_fail = any(not t.output and t.status == TaskStatus.FAILED for t in recent)
+    low_success_rate = False
+    if metrics is not None:
+        try:  # as the API: unusable metrics leave the flag off
+            low_success_rate = (metrics.get("total", 0) or 0) >= 10 and float(metrics.get("rate", 0) or 0) < 0.8
+        except (TypeError, ValueError, AttributeError):
+            low_success_rate = False
+    for name, on in (
+        ("stuck", stuck),
+        ("repeated_failures", repeated_failures),
+        ("output_empty", output_empty),
+        ("executor_fail", executor_fail),
+        ("low_success_rate", low_success_rate),
+    ):
+        if on:
+            flags.append(name)
+
+    by_phase = dict.fromkeys(_PHASES, 0)
+    for item in running + pending:
+        phase = item["task_type"].value
+        if phase in by_phase:
+            by_phase[phase] += 1
+
+    return {
+        "running": running[:10],
+        "pending": sorted(pending, key=lambda x: x["created_at"])[:20],
+        "running_by_phase": by_phase,
+        "recent_completed": [{**c, "output_len": len(by_id[c["id"]].output or "")} for c in completed[:10]],
+        "latest_request": latest_request,
+        "latest_response": latest_response,
+        "attention": {
+            "stuck": stuck,
+            "repeated_failures": repeated_failures,
+            "output_empty": output_empty,
+            "executor_fail": executor_fail,
+            "low_success_rate": low_success_rate,
+            "flags": flags,
+        },
+    }
+
+
+# -- both stores together, shaped like `postgres.connect(dsn)` --------------------------------
+
+
+@dataclass(frozen=True)
+class MemoryStores:
+    graph: MemoryGraphStore = field(default_factory=MemoryGraphStore)
+    tasks: MemoryAgentTaskStore = field(default_factory=MemoryAgentTaskStore)
+
+
+@asynccontextmanager
+async def memory_stores() -> AsyncIterator[MemoryStores]:
+    """`async with memory_stores() as stores:` — the in-memory twin of `postgres.connect(dsn)`."""
+    yield MemoryStores()

@@ -1,0 +1,85 @@
+"""The `store` fixture: one behavioural suite over every store the API can be given.
+
+Each test gets `store.graph` and `store.tasks` with awaitable methods, for the in-memory stores, the
+PostgreSQL stores, and both behind the sync facade (called from a worker thread, as the API would).
+The PostgreSQL params fail, never skip, when `coherence_sql.stores.postgres` cannot be imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from coherence_sql.stores.memory import memory_stores
+from coherence_sql.stores.sync import SyncStores
+
+STORE_KINDS = ["memory", "postgres", "sync-memory", "sync-postgres"]
+
+
+class AwaitableFacade:
+    """Async methods over a sync store: each call runs in a worker thread, as a sync caller's would."""
+
+    def __init__(self, sync_store: object) -> None:
+        self._sync = sync_store
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._sync, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.to_thread(method, *args, **kwargs)
+
+        return call
+
+
+@dataclass(frozen=True)
+class Stores:
+    kind: str
+    graph: Any
+    tasks: Any
+
+
+def postgres_connect() -> Callable[..., Any]:
+    """`coherence_sql.stores.postgres.connect`, or a test failure saying why it is missing."""
+    try:
+        module = importlib.import_module("coherence_sql.stores.postgres")
+    except ImportError as exc:
+        pytest.fail(f"coherence_sql.stores.postgres is not importable: {exc}")
+    connect: Callable[..., Any] = module.connect
+    return connect
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+def store_dsn(store_kind: str, request: pytest.FixtureRequest) -> str | None:
+    """The emptied test database for the PostgreSQL kinds (resolved only for them)."""
+    if "postgres" not in store_kind:
+        return None
+    postgres_connect()  # fail before starting a server when the store does not exist
+    dsn: str = request.getfixturevalue("clean_dsn")
+    return dsn
+
+
+@pytest.fixture
+async def store(store_kind: str, store_dsn: str | None) -> AsyncIterator[Stores]:
+    if store_kind == "memory":
+        async with memory_stores() as stores:
+            yield Stores(store_kind, stores.graph, stores.tasks)
+    elif store_kind == "postgres":
+        async with postgres_connect()(store_dsn) as stores:
+            yield Stores(store_kind, stores.graph, stores.tasks)
+    else:
+        sync = await asyncio.to_thread(SyncStores.open, store_dsn) if store_dsn else SyncStores.memory()
+        try:
+            yield Stores(store_kind, AwaitableFacade(sync.graph), AwaitableFacade(sync.tasks))
+        finally:
+            await asyncio.to_thread(sync.close)
