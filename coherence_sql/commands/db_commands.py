@@ -11,17 +11,23 @@ from coherence_sql.embedded import EmbeddedPostgres, default_data_dir
 
 def register(subparsers: Any) -> None:
     db = subparsers.add_parser("db", help="manage the embedded PostgreSQL server")
-    db.add_argument(
+    # --data-dir is accepted before or after the action: `db --data-dir D stop` and `db stop --data-dir D`.
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument(
         "--data-dir",
         type=Path,
-        default=None,
+        default=argparse.SUPPRESS,
         help="data directory (default: $COHERENCE_SQL_DATA_DIR, else ~/.local/share/coherence-sql/pgdata)",
     )
+    db.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
     actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("start", help="initialise if needed and start; print the URL").set_defaults(run=_start)
-    actions.add_parser("stop", help="stop the server").set_defaults(run=_stop)
-    actions.add_parser("status", help="say whether it runs; exit 1 when it does not").set_defaults(run=_status)
-    actions.add_parser("url", help="print the connection URL (starts the server if needed)").set_defaults(run=_start)
+    for name, run, help_text in (
+        ("start", _start, "initialise if needed and start; print the URL"),
+        ("stop", _stop, "stop the server"),
+        ("status", _status, "say whether it runs; exit 1 when it does not"),
+        ("url", _start, "print the connection URL (starts the server if needed)"),
+    ):
+        actions.add_parser(name, help=help_text, parents=[data_dir]).set_defaults(run=run)
 
 
 def _server(args: argparse.Namespace) -> EmbeddedPostgres:
