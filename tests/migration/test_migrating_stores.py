@@ -1,0 +1,203 @@
+"""The migrating stores against a real PostgreSQL: dual-write, read routing, shadow reads,
+journaling when PostgreSQL refuses or is away, phase 3, and the store status."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+from uuid import uuid4
+
+import asyncpg
+import pytest
+
+from coherence_sql.errors import InvalidValueError, UnknownReferenceError
+from coherence_sql.migration.config import MigrationSettings
+from coherence_sql.migration.service import MigratingStores, open_migrating_stores
+from coherence_sql.models import (
+    AgentTaskRecord,
+    Asset,
+    AssetType,
+    Contributor,
+    ContributorType,
+    Project,
+    TaskStatus,
+    TaskType,
+)
+from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore
+
+
+def contributor(email: str = "ada@coherence.dev") -> Contributor:
+    return Contributor(type=ContributorType.HUMAN, name="Ada", email=email)
+
+
+def asset() -> Asset:
+    return Asset(type=AssetType.CODE, description="coherence-network/api")
+
+
+def task(task_id: str = "task_0000000000000001") -> AgentTaskRecord:
+    return AgentTaskRecord(
+        id=task_id, direction="write the spec", task_type=TaskType.SPEC, model="openrouter/free",
+        command='aider "write the spec"', tier="openrouter",
+    )  # fmt: skip
+
+
+def dual_write(dsn: str, journal: Path, *, read: int = 0, shadow: int = 0) -> MigrationSettings:
+    return MigrationSettings(
+        dual_write=True,
+        read_from_postgres_percent=read,
+        shadow_compare_percent=shadow,
+        journal_path=journal,
+        database_url=dsn,
+    )
+
+
+@pytest.fixture
+async def dual(clean_dsn: str, tmp_path: Path) -> AsyncIterator[MigratingStores]:
+    async with open_migrating_stores(dual_write(clean_dsn, tmp_path / "journal.jsonl"), reconcile_interval_s=None) as s:
+        yield s
+
+
+async def test_a_dual_write_reaches_both_stores_with_the_same_ids_and_times(dual: MigratingStores) -> None:
+    assert dual.postgres is not None
+    ada = await dual.graph.create_contributor(contributor())
+    code = await dual.graph.create_asset(asset())
+    made = await dual.graph.create_contribution(ada.id, code.id, Decimal("100.10"), 0.9, {"has_tests": True})
+    in_memory = await dual.graph.memory.get_contribution(made.id)
+    in_postgres = await dual.postgres.graph.get_contribution(made.id)
+    assert in_memory == in_postgres == made
+    assert (await dual.postgres.graph.get_asset(code.id)).total_cost == Decimal("100.10")  # type: ignore[union-attr]
+    assert dual.core.stats.postgres_ok == 3
+    assert dual.core.stats.memory_ok == 3
+
+
+async def test_task_updates_are_timed_once_for_both_stores(dual: MigratingStores) -> None:
+    assert dual.postgres is not None
+    await dual.tasks.create_task(task())
+    await dual.tasks.update_task("task_0000000000000001", status=TaskStatus.RUNNING, progress_pct=10)
+    memory = await dual.tasks.memory.get_task("task_0000000000000001")
+    postgres = await dual.postgres.tasks.get_task("task_0000000000000001")
+    assert memory is not None
+    assert memory == postgres
+    assert memory.started_at == memory.updated_at
+
+
+async def test_a_claim_takes_the_same_task_on_both_sides(dual: MigratingStores) -> None:
+    assert dual.postgres is not None
+    for i in range(3):
+        await dual.tasks.create_task(task(f"task_000000000000000{i}"))
+    claimed = await dual.tasks.claim_next_task("runner-1")
+    assert claimed is not None
+    assert claimed.id == "task_0000000000000000"
+    assert await dual.postgres.tasks.get_task(claimed.id) == claimed
+
+
+async def test_bad_input_fails_the_caller_and_reaches_neither_store(dual: MigratingStores) -> None:
+    assert dual.postgres is not None
+    ada = await dual.graph.create_contributor(contributor())
+    code = await dual.graph.create_asset(asset())
+    with pytest.raises(InvalidValueError, match="cost_amount has more than two decimal places"):
+        await dual.graph.create_contribution(ada.id, code.id, Decimal("1.001"), 0.5, {})
+    assert await dual.graph.memory.list_contributions() == []
+    assert await dual.postgres.graph.list_contributions() == []
+
+
+async def test_an_unknown_reference_is_the_callers_error_not_a_rejection(dual: MigratingStores) -> None:
+    with pytest.raises(UnknownReferenceError):
+        await dual.graph.create_contribution(uuid4(), uuid4(), Decimal("1.00"), 0.5, {})
+    assert dual.core.stats.rejected == 0
+
+
+async def test_postgres_refusing_what_memory_took_is_counted_not_raised(clean_dsn: str, tmp_path: Path) -> None:
+    # A contributor created before dual-write began exists only in memory until the backfill.
+    graph = MemoryGraphStore()
+    ada = await graph.create_contributor(contributor())
+    code = await graph.create_asset(asset())
+    settings = dual_write(clean_dsn, tmp_path / "journal.jsonl")
+    async with open_migrating_stores(settings, memory_graph=graph, reconcile_interval_s=None) as stores:
+        made = await stores.graph.create_contribution(ada.id, code.id, Decimal("5.00"), 0.5, {})
+        assert await stores.graph.get_contribution(made.id) == made  # memory serves it
+        assert stores.core.stats.rejected == 1
+        assert "UnknownReferenceError" in stores.core.stats.recent_rejections[0]
+        assert stores.core.journal is not None
+        assert not stores.core.journal.active()
+
+
+async def test_keyed_reads_follow_the_percentage(clean_dsn: str, tmp_path: Path) -> None:
+    graph = MemoryGraphStore()
+    ada = await graph.create_contributor(contributor())  # in memory only: PostgreSQL answers None
+    for percent, expected in ((0, ada), (100, None)):
+        settings = dual_write(clean_dsn, tmp_path / "journal.jsonl", read=percent)
+        async with open_migrating_stores(settings, memory_graph=graph, reconcile_interval_s=None) as stores:
+            assert await stores.graph.get_contributor(ada.id) == expected
+            assert (stores.core.stats.reads_postgres, stores.core.stats.reads_memory) == (
+                (1, 0) if percent == 100 else (0, 1)
+            )
+
+
+async def test_a_shadow_read_records_a_mismatch_with_both_values(clean_dsn: str, tmp_path: Path) -> None:
+    graph = MemoryGraphStore()
+    await graph.upsert_project(Project(ecosystem="npm", name="React", version="19.0.0", description="UI"))
+    settings = dual_write(clean_dsn, tmp_path / "journal.jsonl", shadow=100)
+    async with open_migrating_stores(settings, memory_graph=graph, reconcile_interval_s=None) as stores:
+        assert stores.postgres is not None
+        served = await stores.graph.get_project("npm", "react")
+        assert served is not None
+        assert served.version == "19.0.0"  # the caller gets memory's answer
+        await stores.graph.upsert_project(Project(ecosystem="npm", name="lodash", version="4", description="utils"))
+        assert await stores.graph.get_project("npm", "lodash") is not None  # the same on both sides
+        await stores.core.shadow.drain()
+        stats = stores.core.shadow.stats
+        assert (stats.compared, stats.matched, stats.mismatched) == (2, 1, 1)
+        conn = await asyncpg.connect(clean_dsn)
+        try:
+            row = await conn.fetchrow(
+                "SELECT operation, entity_key, control::text, candidate::text FROM shadow_mismatches"
+            )
+        finally:
+            await conn.close()
+        assert row is not None
+        assert row["operation"] == "get_project"
+        assert row["entity_key"] == "project:npm/react"
+        assert '"version": "19.0.0"' in row["control"]
+        assert row["candidate"] is None  # PostgreSQL has no such project yet
+
+
+async def test_phase_three_writes_postgres_first_and_keeps_memory_for_rollback(clean_dsn: str, tmp_path: Path) -> None:
+    settings = replace(dual_write(clean_dsn, tmp_path / "journal.jsonl", read=100), postgres_primary=True)
+    memory = MemoryAgentTaskStore()
+    async with open_migrating_stores(settings, memory_tasks=memory, reconcile_interval_s=None) as stores:
+        assert stores.postgres is not None
+        await stores.tasks.create_task(task())
+        claimed = await stores.tasks.claim_next_task("runner-7")
+        assert claimed is not None
+        assert claimed.claimed_by == "runner-7"
+        assert await memory.get_task(claimed.id) == claimed
+        assert await stores.postgres.tasks.get_task(claimed.id) == claimed
+        status = await stores.store_status()
+    assert status["phase"] == "postgres-primary"
+    assert status["source_of_truth"] == "postgres"
+
+
+async def test_store_status_reports_live_state(dual: MigratingStores) -> None:
+    await dual.graph.create_contributor(contributor())
+    await dual.graph.get_contributor(uuid4())
+    status = await dual.store_status()
+    assert status["phase"] == "dual-write"
+    assert status["settings"]["dual_write_mode"] is True
+    assert status["postgres"]["reachable"] is True
+    assert status["postgres"]["server_version"]
+    assert status["writes"]["memory_ok"] == 1
+    assert status["writes"]["postgres_ok"] == 1
+    assert status["reads"]["memory"] == 1
+    assert status["journal"]["pending"] == 0
+
+
+async def test_memory_mode_never_touches_postgres(tmp_path: Path) -> None:
+    async with open_migrating_stores(MigrationSettings(), reconcile_interval_s=None) as stores:
+        await stores.graph.create_contributor(contributor())
+        assert stores.postgres is None
+        status = await stores.store_status()
+    assert status["phase"] == "memory"
+    assert status["postgres"] == {"configured": False}
