@@ -35,7 +35,7 @@ def sql_constant(accessor: Accessor) -> str:
 
 
 def _optional(annotation: str, nullable: bool) -> str:
-    return f"{annotation} | None" if nullable and annotation != "Any" else annotation
+    return f"{annotation} | None" if nullable and annotation not in ("Any", "None") else annotation
 
 
 def _column_annotation(column: Column) -> str:
