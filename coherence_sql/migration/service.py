@@ -36,7 +36,10 @@ log = logging.getLogger(__name__)
 
 
 def default_journal_path() -> Path:
-    """$COHERENCE_SQL_JOURNAL, else beside the embedded data directory in the user's data dir."""
+    """$COHERENCE_SQL_JOURNAL, else in the user's data directory beside the embedded server's."""
+    configured = os.environ.get("COHERENCE_SQL_JOURNAL", "").strip()
+    if configured:
+        return Path(configured)
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "coherence-sql" / "write-journal.jsonl"
 
