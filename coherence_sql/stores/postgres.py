@@ -1,0 +1,976 @@
+"""PostgreSQL stores: `PostgresGraphStore` and `PostgresAgentTaskStore` on one asyncpg pool.
+
+They implement `stores.protocol` on the generated accessors of `coherence_sql/sql/` (SQL lives in
+`queries/*.sql`), apply `rules` before any SQL runs, and let the database keep every aggregate.
+`connect(dsn)` opens a pool, checks the schema and yields both stores:
+
+    async with connect("postgresql://...") as stores:
+        await stores.graph.upsert_project(Project(ecosystem="npm", name="React", version="19", description=""))
+        await stores.tasks.claim_next_task("runner-1")
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, TypeVar, cast
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from coherence_sql.db import Connection, Pool, PoolSettings, create_pool
+from coherence_sql.errors import (
+    CONSTRAINT_MESSAGES,
+    CoherenceSQLError,
+    InvalidValueError,
+    UnknownReferenceError,
+    translate,
+)
+from coherence_sql.models import (
+    DIRECTION_MAX,
+    AgentTaskRecord,
+    Asset,
+    AssetType,
+    Contribution,
+    Contributor,
+    ContributorType,
+    GitHubContributor,
+    GitHubOrganization,
+    Project,
+    ProjectSummary,
+    TaskStatus,
+    TaskType,
+    utcnow,
+    utcnow_naive,
+)
+from coherence_sql.schema import require_current
+from coherence_sql.sql import agent_tasks as tasks_sql
+from coherence_sql.sql import assets as assets_sql
+from coherence_sql.sql import contributions as contributions_sql
+from coherence_sql.sql import contributors as contributors_sql
+from coherence_sql.sql import github as github_sql
+from coherence_sql.sql import projects as projects_sql
+from coherence_sql.stores import rules
+from coherence_sql.stores.protocol import DependencyEdge
+
+if TYPE_CHECKING:  # generic in the stubs only
+    PoolConnection: TypeAlias = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+else:
+    PoolConnection = asyncpg.pool.PoolConnectionProxy
+
+__all__ = ["PostgresAgentTaskStore", "PostgresGraphStore", "PostgresStores", "connect"]
+
+ProjectKey = tuple[str, str]
+_E = TypeVar("_E", bound=Enum)
+_T = TypeVar("_T")
+
+# Column widths the schema enforces, checked up front so that a bulk write never fails part-way.
+_NAME_MAX: Final = 255
+_URL_MAX: Final = 500
+_INT4_MAX: Final = 2**31 - 1
+_BIGINT_MAX: Final = 2**63 - 1
+# Keys per bulk transaction: each key holds one advisory lock until commit, and the lock table is
+# shared by all sessions (max_locks_per_transaction x max_connections); see docs/decisions.md.
+BULK_KEYS_PER_TRANSACTION: Final = 500
+_PHASES: Final = ("spec", "impl", "test", "review")
+CLOSE_TIMEOUT_S: Final = 30.0
+_PIPELINE_RUNNING: Final = 10
+_PIPELINE_PENDING: Final = 20
+_PIPELINE_RECENT: Final = 10
+# What a pool or transaction call can raise besides the package's own errors.
+_DRIVER_FAILURES: Final = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+    asyncio.CancelledError,
+)
+
+
+# -- argument checks (the same ones the in-memory store makes) ----------------------------------
+
+
+def _text(field: str, value: object, max_len: int | None = None, *, required: bool = False) -> None:
+    """A text argument: a string (or None), without NUL, within its width; `required` forbids ''."""
+    if value is None:
+        if required:
+            raise InvalidValueError(f"{field} must not be empty, got None")
+        return
+    if not isinstance(value, str):
+        raise InvalidValueError(f"{field} must be a string, got {type(value).__name__}")
+    if required and value == "":
+        raise InvalidValueError(f"{field} must not be empty")
+    if max_len is not None and len(value) > max_len:
+        raise InvalidValueError(f"{field} is longer than {max_len} characters: {value[:40]!r}…")
+    rules.no_nul(field, value)
+
+
+def _uuid(field: str, value: object) -> UUID:
+    """A UUID, or its text form (as PostgreSQL would cast it)."""
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise InvalidValueError(f"{field} must be a UUID, got {value!r}")
+
+
+def _enum(enum: type[_E], field: str, value: object) -> _E | None:
+    """An optional enum argument given as a member or its value (the API compares with ==)."""
+    if value is None:
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in enum)
+        raise InvalidValueError(f"{field} must be one of {allowed}, got {value!r}") from None
+
+
+def _required_enum(enum: type[_E], field: str, value: object) -> _E:
+    member = _enum(enum, field, value)
+    if member is None:
+        raise InvalidValueError(f"{field} is required")
+    return member
+
+
+def _sql_limit(limit: object) -> int:
+    """rules.list_limit, capped at what SQL LIMIT takes (a bigint)."""
+    return min(rules.list_limit(limit), _BIGINT_MAX)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return None if value is None else rules.aware_utc(value)
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    return None if value is None else rules.naive_utc(value)
+
+
+def _chunks(items: Sequence[_T], size: int) -> Iterable[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# -- pool and transaction plumbing ---------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _transaction(
+    pool: Pool,
+    what: str,
+    *,
+    isolation: Literal["read_committed", "repeatable_read"] = "read_committed",
+    readonly: bool = False,
+) -> AsyncIterator[PoolConnection]:
+    """One pooled connection in one transaction; driver failures of acquire, BEGIN, COMMIT and
+    release come out as the package's typed errors (the accessors translate their own)."""
+    try:
+        async with pool.acquire() as conn, conn.transaction(isolation=isolation, readonly=readonly):
+            yield conn
+    except CoherenceSQLError:
+        raise
+    except _DRIVER_FAILURES as exc:
+        raise translate(exc, what) from None
+
+
+def _snapshot(pool: Pool, what: str) -> AbstractAsyncContextManager[PoolConnection]:
+    """A read-only REPEATABLE READ transaction: several reads that see one moment."""
+    return _transaction(pool, what, isolation="repeatable_read", readonly=True)
+
+
+# -- rows to models ------------------------------------------------------------------------------
+
+_ProjectRow = projects_sql.GetProjectRow
+_ContributorRow = (
+    contributors_sql.GetContributorRow
+    | contributors_sql.InsertContributorRow
+    | contributors_sql.ListContributorsRow
+    | contributors_sql.FindContributorByEmailRow
+)
+_AssetRow = assets_sql.GetAssetRow | assets_sql.InsertAssetRow | assets_sql.ListAssetsRow
+_ContributionRow = (
+    contributions_sql.InsertContributionRow
+    | contributions_sql.GetContributionRow
+    | contributions_sql.ListContributionsRow
+    | contributions_sql.GetAssetContributionsRow
+    | contributions_sql.GetContributorContributionsRow
+)
+_GitHubContributorRow = (
+    github_sql.UpsertGithubContributorRow
+    | github_sql.GetGithubContributorRow
+    | github_sql.ListGithubContributorsRow
+    | github_sql.GetProjectGithubContributorsRow
+)
+_GitHubOrganizationRow = github_sql.UpsertGithubOrganizationRow | github_sql.GetGithubOrganizationRow
+_TaskRow = (
+    tasks_sql.InsertTaskRow
+    | tasks_sql.GetTaskRow
+    | tasks_sql.ListTasksRow
+    | tasks_sql.UpdateTaskRow
+    | tasks_sql.ListAttentionTasksRow
+    | tasks_sql.ReviewAttentionTasksRow
+    | tasks_sql.PipelineRunningRow
+    | tasks_sql.PipelinePendingRow
+    | tasks_sql.PipelineRecentRow
+    | tasks_sql.ClaimNextTaskRow
+    | tasks_sql.ClaimTaskRow
+)
+
+
+def _project(row: _ProjectRow) -> Project:
+    return Project(
+        name=row.name,
+        ecosystem=row.ecosystem,
+        version=row.version,
+        description=row.description,
+        dependency_count=row.dependency_count,
+        homepage_url=row.homepage_url,
+        repository_url=row.repository_url,
+    )
+
+
+def _contributor(row: _ContributorRow) -> Contributor:
+    return Contributor(
+        id=row.id,
+        type=ContributorType(row.type),
+        name=row.name,
+        email=row.email,
+        wallet_address=row.wallet_address,
+        hourly_rate=row.hourly_rate,
+        created_at=rules.naive_utc(row.created_at),
+        github_username=row.github_username,
+        metadata=row.metadata,
+    )
+
+
+def _asset(row: _AssetRow) -> Asset:
+    return Asset(
+        id=row.id,
+        type=AssetType(row.type),
+        name=row.name,
+        description=row.description,
+        total_cost=row.total_cost,
+        created_at=rules.naive_utc(row.created_at),
+        metadata=row.metadata,
+    )
+
+
+def _contribution(row: _ContributionRow) -> Contribution:
+    return Contribution(
+        id=row.id,
+        contributor_id=row.contributor_id,
+        asset_id=row.asset_id,
+        cost_amount=row.cost_amount,
+        coherence_score=float(row.coherence_score),
+        metadata=row.metadata,
+        timestamp=rules.naive_utc(row.timestamp),
+    )
+
+
+def _github_contributor(row: _GitHubContributorRow) -> GitHubContributor:
+    return GitHubContributor(
+        id=row.id,
+        source=row.source,
+        login=row.login,
+        name=row.name,
+        avatar_url=row.avatar_url,
+        contributions_count=row.contributions_count,
+        created_at=rules.naive_utc(row.created_at),
+        updated_at=_naive(row.updated_at),
+    )
+
+
+def _github_organization(row: _GitHubOrganizationRow) -> GitHubOrganization:
+    return GitHubOrganization(
+        id=row.id,
+        login=row.login,
+        type=row.type,
+        name=row.name,
+        avatar_url=row.avatar_url,
+        created_at=rules.naive_utc(row.created_at),
+        updated_at=_naive(row.updated_at),
+    )
+
+
+def _task(row: _TaskRow) -> AgentTaskRecord:
+    return AgentTaskRecord(
+        id=row.id,
+        direction=row.direction,
+        task_type=row.task_type,
+        status=row.status,
+        model=row.model,
+        command=row.command,
+        tier=row.tier,
+        context=row.context,
+        output=row.output,
+        progress_pct=row.progress_pct,
+        current_step=row.current_step,
+        decision_prompt=row.decision_prompt,
+        decision=row.decision,
+        started_at=_aware(row.started_at),
+        created_at=rules.aware_utc(row.created_at),
+        updated_at=_aware(row.updated_at),
+        claimed_by=row.claimed_by,
+        claimed_at=_aware(row.claimed_at),
+    )
+
+
+# -- the graph store -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _ProjectWrite:
+    key: ProjectKey
+    project: Project
+
+
+class PostgresGraphStore:
+    """The API's GraphStore on PostgreSQL (client-contract §2.4 with the design's decisions).
+
+    Project keys are matched case-insensitively and shown in the latest upsert's spelling;
+    `dependency_count` and `total_cost` are kept by triggers in the writing transaction. Reads run
+    on the pool; a write of more than one statement runs in one transaction on one connection.
+    """
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    # -- projects and the dependency graph ---------------------------------------------------
+
+    async def get_project(self, ecosystem: str, name: str) -> Project | None:
+        eco, key = rules.project_key(ecosystem, name)
+        row = await projects_sql.get_project(self._pool, ecosystem=eco, name=key)
+        return None if row is None else _project(row)
+
+    async def search(self, query: str, limit: int = 20) -> list[ProjectSummary]:
+        q = rules.search_text(query)
+        rules.no_nul("search query", q)
+        wanted = _sql_limit(limit)
+        if not q or wanted == 0:  # decision: limit <= 0 gives no results (the API gave one)
+            return []
+        rows = await projects_sql.search_projects(self._pool, pattern=rules.like_pattern(q), query=q, lim=wanted)
+        return [ProjectSummary(name=r.name, ecosystem=r.ecosystem, description=r.description) for r in rows]
+
+    async def upsert_project(self, project: Project) -> None:
+        w = _validated_project(project)
+        await projects_sql.upsert_project(
+            self._pool,
+            ecosystem=w.key[0],
+            name=w.key[1],
+            display_ecosystem=w.project.ecosystem,
+            display_name=w.project.name,
+            version=w.project.version,
+            description=w.project.description,
+            homepage_url=w.project.homepage_url,
+            repository_url=w.project.repository_url,
+        )
+
+    async def upsert_projects(self, projects: Sequence[Project]) -> None:
+        # Latest spelling wins, first position kept: what repeated upsert_project calls would do.
+        latest: dict[ProjectKey, _ProjectWrite] = {}
+        for project in projects:
+            write = _validated_project(project)
+            latest[write.key] = write
+        for batch in _chunks(list(latest.values()), BULK_KEYS_PER_TRANSACTION):
+            async with _transaction(self._pool, "PostgresGraphStore.upsert_projects") as conn:
+                await projects_sql.lock_project_keys(
+                    conn, ecosystems=[w.key[0] for w in batch], names=[w.key[1] for w in batch]
+                )
+                await projects_sql.upsert_projects(
+                    conn,
+                    ecosystems=[w.key[0] for w in batch],
+                    names=[w.key[1] for w in batch],
+                    display_ecosystems=[w.project.ecosystem for w in batch],
+                    display_names=[w.project.name for w in batch],
+                    versions=[w.project.version for w in batch],
+                    descriptions=[w.project.description for w in batch],
+                    homepage_urls=[w.project.homepage_url for w in batch],
+                    repository_urls=[w.project.repository_url for w in batch],
+                )
+
+    async def add_dependency(self, from_eco: str, from_name: str, to_eco: str, to_name: str) -> None:
+        source, target = _validated_edge(from_eco, from_name, to_eco, to_name)
+        await projects_sql.add_dependency(
+            self._pool, from_ecosystem=source[0], from_name=source[1], to_ecosystem=target[0], to_name=target[1]
+        )
+
+    async def add_dependencies(self, edges: Sequence[DependencyEdge]) -> None:
+        validated = [_validated_edge(*edge) for edge in edges]
+        for batch in _chunks(validated, BULK_KEYS_PER_TRANSACTION // 2):  # two keys per edge
+            keys = sorted({key for edge in batch for key in edge})
+            async with _transaction(self._pool, "PostgresGraphStore.add_dependencies") as conn:
+                await projects_sql.lock_project_keys(conn, ecosystems=[k[0] for k in keys], names=[k[1] for k in keys])
+                await projects_sql.add_dependencies(
+                    conn,
+                    from_ecosystems=[s[0] for s, _ in batch],
+                    from_names=[s[1] for s, _ in batch],
+                    to_ecosystems=[t[0] for _, t in batch],
+                    to_names=[t[1] for _, t in batch],
+                )
+
+    async def count_projects(self) -> int:
+        return await projects_sql.count_projects(self._pool) or 0
+
+    async def count_dependents(self, ecosystem: str, name: str) -> int:
+        eco, key = rules.project_key(ecosystem, name)
+        return await projects_sql.count_dependents(self._pool, ecosystem=eco, name=key) or 0
+
+    # -- contributors ------------------------------------------------------------------------
+
+    async def get_contributor(self, contributor_id: UUID) -> Contributor | None:
+        row = await contributors_sql.get_contributor(self._pool, id=_uuid("contributor_id", contributor_id))
+        return None if row is None else _contributor(row)
+
+    async def create_contributor(self, contributor: Contributor) -> Contributor:
+        c = contributor
+        _text("name", c.name, _NAME_MAX, required=True)
+        _text("email", c.email, _NAME_MAX, required=True)
+        _text("wallet_address", c.wallet_address, _NAME_MAX)
+        _text("github_username", c.github_username, _NAME_MAX)
+        rate = None if c.hourly_rate is None else rules.money("hourly_rate", c.hourly_rate)
+        metadata = rules.json_object("metadata", c.metadata)
+        # An existing id or email (case-insensitively) is a unique violation: DuplicateError.
+        row = await contributors_sql.insert_contributor(
+            self._pool,
+            id=_uuid("id", c.id),
+            type=_required_enum(ContributorType, "type", c.type).value,
+            name=c.name,
+            email=c.email,
+            wallet_address=c.wallet_address,
+            hourly_rate=rate,
+            created_at=rules.aware_utc(c.created_at),
+            github_username=c.github_username,
+            metadata=metadata,
+        )
+        assert row is not None  # RETURNING always yields the inserted row
+        return _contributor(row)
+
+    async def list_contributors(self, limit: int = 100) -> list[Contributor]:
+        wanted = _sql_limit(limit)
+        if wanted == 0:
+            return []
+        return [_contributor(r) for r in await contributors_sql.list_contributors(self._pool, lim=wanted)]
+
+    async def find_contributor_by_email(self, email: str) -> Contributor | None:
+        _text("email", email)
+        row = await contributors_sql.find_contributor_by_email(self._pool, email=email)
+        return None if row is None else _contributor(row)
+
+    # -- assets ------------------------------------------------------------------------------
+
+    async def get_asset(self, asset_id: UUID) -> Asset | None:
+        row = await assets_sql.get_asset(self._pool, id=_uuid("asset_id", asset_id))
+        return None if row is None else _asset(row)
+
+    async def create_asset(self, asset: Asset) -> Asset:
+        _text("description", asset.description)
+        name = asset.name if asset.name is not None else asset.description[:_NAME_MAX]
+        _text("name", name, _NAME_MAX)
+        metadata = rules.json_object("metadata", asset.metadata)
+        # total_cost starts at 0.00 whatever the caller says; only contributions add to it.
+        row = await assets_sql.insert_asset(
+            self._pool,
+            id=_uuid("id", asset.id),
+            type=_required_enum(AssetType, "type", asset.type).value,
+            name=name,
+            description=asset.description,
+            created_at=rules.aware_utc(asset.created_at),
+            metadata=metadata,
+        )
+        assert row is not None
+        return _asset(row)
+
+    async def list_assets(self, limit: int = 100) -> list[Asset]:
+        wanted = _sql_limit(limit)
+        if wanted == 0:
+            return []
+        return [_asset(r) for r in await assets_sql.list_assets(self._pool, lim=wanted)]
+
+    # -- contributions -----------------------------------------------------------------------
+
+    async def create_contribution(
+        self,
+        contributor_id: UUID,
+        asset_id: UUID,
+        cost_amount: Decimal,
+        coherence_score: float,
+        metadata: dict[str, Any],
+        *,
+        id: UUID | None = None,
+        timestamp: datetime | None = None,
+    ) -> Contribution:
+        # Values first, then references, then the id: the order both stores check in.
+        cost = rules.money("cost_amount", cost_amount)
+        score = rules.coherence_score(coherence_score)
+        meta = rules.json_object("metadata", {} if metadata is None else metadata)  # the API's `metadata or {}`
+        contributor_key = _uuid("contributor_id", contributor_id)
+        asset_key = _uuid("asset_id", asset_id)
+        contribution_id = uuid4() if id is None else _uuid("id", id)
+        when = utcnow_naive() if timestamp is None else rules.naive_utc(timestamp)
+        async with _transaction(self._pool, "PostgresGraphStore.create_contribution") as conn:
+            refs = await contributions_sql.contribution_references(
+                conn, contributor_id=contributor_key, asset_id=asset_key
+            )
+            assert refs is not None  # a SELECT without FROM always yields one row
+            if not refs.contributor_exists:
+                raise UnknownReferenceError(
+                    f"{CONSTRAINT_MESSAGES['contributions_contributor_id_fkey']}: {contributor_key}"
+                )
+            if not refs.asset_exists:
+                raise UnknownReferenceError(f"{CONSTRAINT_MESSAGES['contributions_asset_id_fkey']}: {asset_key}")
+            # The asset's total_cost grows in this statement (trigger); an overflow rolls it all back.
+            row = await contributions_sql.insert_contribution(
+                conn,
+                id=contribution_id,
+                contributor_id=contributor_key,
+                asset_id=asset_key,
+                cost_amount=cost,
+                coherence_score=Decimal(str(score)),
+                metadata=meta,
+                timestamp=rules.aware_utc(when),
+            )
+        assert row is not None
+        return _contribution(row)
+
+    async def get_contribution(self, contribution_id: UUID) -> Contribution | None:
+        row = await contributions_sql.get_contribution(self._pool, id=_uuid("contribution_id", contribution_id))
+        return None if row is None else _contribution(row)
+
+    async def list_contributions(self, limit: int = 100) -> list[Contribution]:
+        wanted = _sql_limit(limit)
+        if wanted == 0:
+            return []
+        return [_contribution(r) for r in await contributions_sql.list_contributions(self._pool, lim=wanted)]
+
+    async def get_asset_contributions(self, asset_id: UUID) -> list[Contribution]:
+        rows = await contributions_sql.get_asset_contributions(self._pool, asset_id=_uuid("asset_id", asset_id))
+        return [_contribution(r) for r in rows]
+
+    async def get_contributor_contributions(self, contributor_id: UUID) -> list[Contribution]:
+        rows = await contributions_sql.get_contributor_contributions(
+            self._pool, contributor_id=_uuid("contributor_id", contributor_id)
+        )
+        return [_contribution(r) for r in rows]
+
+    # -- GitHub ------------------------------------------------------------------------------
+
+    async def upsert_github_contributor(self, github_contributor: GitHubContributor) -> GitHubContributor:
+        gc = github_contributor
+        _text("id", gc.id, _NAME_MAX, required=True)
+        _text("source", gc.source, 50)
+        _text("login", gc.login, _NAME_MAX)
+        _text("name", gc.name, _NAME_MAX)
+        _text("avatar_url", gc.avatar_url, _URL_MAX)
+        if not 0 <= gc.contributions_count <= _INT4_MAX:
+            raise InvalidValueError(
+                f"contributions_count must be between 0 and {_INT4_MAX}, got {gc.contributions_count}"
+            )
+        row = await github_sql.upsert_github_contributor(
+            self._pool,
+            id=gc.id,
+            source=gc.source,
+            login=gc.login,
+            name=gc.name,
+            avatar_url=gc.avatar_url,
+            contributions_count=gc.contributions_count,
+            created_at=rules.aware_utc(gc.created_at),
+            updated_at=_aware(gc.updated_at),
+        )
+        assert row is not None
+        return _github_contributor(row)
+
+    async def get_github_contributor(self, contributor_id: str) -> GitHubContributor | None:
+        _text("contributor_id", contributor_id)
+        row = await github_sql.get_github_contributor(self._pool, id=contributor_id)
+        return None if row is None else _github_contributor(row)
+
+    async def list_github_contributors(self, limit: int = 100) -> list[GitHubContributor]:
+        wanted = _sql_limit(limit)
+        if wanted == 0:
+            return []
+        return [_github_contributor(r) for r in await github_sql.list_github_contributors(self._pool, lim=wanted)]
+
+    async def upsert_github_organization(self, organization: GitHubOrganization) -> GitHubOrganization:
+        org = organization
+        _text("id", org.id, _NAME_MAX, required=True)
+        _text("login", org.login, _NAME_MAX)
+        _text("type", org.type, 50)
+        _text("name", org.name, _NAME_MAX)
+        _text("avatar_url", org.avatar_url, _URL_MAX)
+        # type outside Organization/User is the github_organizations_type_check: InvalidValueError.
+        row = await github_sql.upsert_github_organization(
+            self._pool,
+            id=org.id,
+            login=org.login,
+            type=org.type,
+            name=org.name,
+            avatar_url=org.avatar_url,
+            created_at=rules.aware_utc(org.created_at),
+            updated_at=_aware(org.updated_at),
+        )
+        assert row is not None
+        return _github_organization(row)
+
+    async def get_github_organization(self, organization_id: str) -> GitHubOrganization | None:
+        _text("organization_id", organization_id)
+        row = await github_sql.get_github_organization(self._pool, id=organization_id)
+        return None if row is None else _github_organization(row)
+
+    async def add_github_contributes_to(self, contributor_id: str, ecosystem: str, project_name: str) -> None:
+        _text("contributor_id", contributor_id, _NAME_MAX)
+        eco, name = rules.project_key(ecosystem, project_name)
+        await github_sql.add_github_contributes_to(self._pool, contributor_id=contributor_id, ecosystem=eco, name=name)
+
+    async def get_project_github_contributors(self, ecosystem: str, project_name: str) -> list[GitHubContributor]:
+        eco, name = rules.project_key(ecosystem, project_name)
+        rows = await github_sql.get_project_github_contributors(self._pool, ecosystem=eco, name=name)
+        return [_github_contributor(r) for r in rows]
+
+
+def _validated_project(project: Project) -> _ProjectWrite:
+    key = rules.project_key(project.ecosystem, project.name)
+    _text("version", project.version)
+    _text("description", project.description)
+    _text("homepage_url", project.homepage_url, _URL_MAX)
+    _text("repository_url", project.repository_url, _URL_MAX)
+    return _ProjectWrite(key, project)
+
+
+def _validated_edge(from_eco: str, from_name: str, to_eco: str, to_name: str) -> tuple[ProjectKey, ProjectKey]:
+    source = rules.project_key(from_eco, from_name)
+    target = rules.project_key(to_eco, to_name)
+    if source == target:
+        raise InvalidValueError(f"{CONSTRAINT_MESSAGES['project_dependencies_not_self']}: {from_eco}/{from_name}")
+    return source, target
+
+
+# -- the agent task store ------------------------------------------------------------------------
+
+
+class PostgresAgentTaskStore:
+    """The API's agent_service task store (client-contract §3) on PostgreSQL, with claims.
+
+    Records are stored as given; `update_task` and the claims are single statements, so concurrent
+    callers never lose an update and two claimers never get the same task. Aggregating reads run in
+    one read-only snapshot so their parts agree.
+    """
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def create_task(self, task: AgentTaskRecord) -> AgentTaskRecord:
+        t = _validated_task(task)
+        row = await tasks_sql.insert_task(
+            self._pool,
+            id=t.id,
+            direction=t.direction,
+            task_type=t.task_type,
+            status=t.status,
+            model=t.model,
+            command=t.command,
+            tier=t.tier,
+            context=t.context,
+            output=t.output,
+            progress_pct=t.progress_pct,
+            current_step=t.current_step,
+            decision_prompt=t.decision_prompt,
+            decision=t.decision,
+            started_at=t.started_at,
+            created_at=t.created_at,
+            updated_at=t.updated_at,
+            claimed_by=t.claimed_by,
+            claimed_at=t.claimed_at,
+        )
+        assert row is not None
+        return _task(row)
+
+    async def get_task(self, task_id: str) -> AgentTaskRecord | None:
+        _text("task_id", task_id)
+        row = await tasks_sql.get_task(self._pool, id=task_id)
+        return None if row is None else _task(row)
+
+    async def list_tasks(
+        self,
+        status: TaskStatus | None = None,
+        task_type: TaskType | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[AgentTaskRecord], int]:
+        wanted, skip = rules.page(limit, offset)
+        status_filter = _enum(TaskStatus, "status", status)
+        type_filter = _enum(TaskType, "task_type", task_type)
+        async with _snapshot(self._pool, "PostgresAgentTaskStore.list_tasks") as conn:
+            rows = await tasks_sql.list_tasks(
+                conn,
+                status=status_filter,
+                task_type=type_filter,
+                lim=min(wanted, _BIGINT_MAX),
+                off=min(skip, _BIGINT_MAX),
+            )
+            total = await tasks_sql.count_tasks(conn, status=status_filter, task_type=type_filter)
+        return [_task(r) for r in rows], total or 0
+
+    async def update_task(
+        self,
+        task_id: str,
+        status: TaskStatus | None = None,
+        output: str | None = None,
+        progress_pct: int | None = None,
+        current_step: str | None = None,
+        decision_prompt: str | None = None,
+        decision: str | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> AgentTaskRecord | None:
+        _text("task_id", task_id)
+        new_status = _enum(TaskStatus, "status", status)
+        pct = rules.progress_pct(progress_pct)
+        for name, value in (
+            ("output", output),
+            ("current_step", current_step),
+            ("decision_prompt", decision_prompt),
+            ("decision", decision),
+        ):
+            _text(name, value)
+        moment = utcnow() if now is None else rules.aware_utc(now)
+        # client-contract §3.4 in one UPDATE (queries/agent_tasks.sql): never a lost update.
+        row = await tasks_sql.update_task(
+            self._pool,
+            id=task_id,
+            status=new_status,
+            output=output,
+            progress_pct=pct,
+            current_step=current_step,
+            decision_prompt=decision_prompt,
+            decision=decision,
+            now=moment,
+        )
+        return None if row is None else _task(row)
+
+    async def get_attention_tasks(self, limit: int = 20) -> tuple[list[AgentTaskRecord], int]:
+        wanted, _ = rules.page(limit, 0)
+        async with _snapshot(self._pool, "PostgresAgentTaskStore.get_attention_tasks") as conn:
+            rows = await tasks_sql.list_attention_tasks(conn, lim=min(wanted, _BIGINT_MAX))
+            total = await tasks_sql.count_attention_tasks(conn)
+        return [_task(r) for r in rows], total or 0
+
+    async def get_task_count(self) -> dict[str, Any]:
+        by_status = _by_status(await tasks_sql.task_status_counts(self._pool))
+        return {"total": sum(by_status.values()), "by_status": by_status}
+
+    async def get_review_summary(self) -> dict[str, Any]:
+        async with _snapshot(self._pool, "PostgresAgentTaskStore.get_review_summary") as conn:
+            by_status = _by_status(await tasks_sql.task_status_counts(conn))
+            attention = await tasks_sql.review_attention_tasks(conn)
+        return {
+            "by_status": by_status,
+            "needs_attention": [_task(r) for r in attention],
+            "total": sum(by_status.values()),
+        }
+
+    async def get_usage_summary(self, routing: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
+        by_model: dict[str, dict[str, Any]] = {}
+        for row in await tasks_sql.usage_by_model(self._pool):
+            usage = by_model.setdefault(
+                row.model, {"count": 0, "by_status": {}, "last_used": rules.aware_utc(row.last_used).isoformat()}
+            )
+            usage["count"] += row.tasks
+            usage["by_status"][row.status.value] = row.tasks
+        return {"by_model": by_model, "routing": {k: dict(v) for k, v in (routing or {}).items()}}
+
+    async def get_pipeline_status(
+        self, now_utc: datetime | None = None, metrics: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        now = utcnow() if now_utc is None else rules.aware_utc(now_utc)
+        async with _snapshot(self._pool, "PostgresAgentTaskStore.get_pipeline_status") as conn:
+            running = [_task(r) for r in await tasks_sql.pipeline_running(conn, lim=_PIPELINE_RUNNING)]
+            pending = [_task(r) for r in await tasks_sql.pipeline_pending(conn, lim=_PIPELINE_PENDING)]
+            recent = [_task(r) for r in await tasks_sql.pipeline_recent(conn, lim=_PIPELINE_RECENT)]
+            phases = {r.task_type.value: r.tasks for r in await tasks_sql.pipeline_phase_counts(conn)}
+        return _pipeline_status(running, pending, recent, phases, now, metrics)
+
+    async def claim_next_task(self, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
+        _text("worker", worker, _NAME_MAX, required=True)
+        moment = utcnow() if now is None else rules.aware_utc(now)
+        row = await tasks_sql.claim_next_task(self._pool, worker=worker, now=moment)
+        return None if row is None else _task(row)
+
+    async def claim_task(self, task_id: str, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
+        _text("task_id", task_id)
+        _text("worker", worker, _NAME_MAX, required=True)
+        moment = utcnow() if now is None else rules.aware_utc(now)
+        row = await tasks_sql.claim_task(self._pool, id=task_id, worker=worker, now=moment)
+        return None if row is None else _task(row)
+
+    async def clear(self) -> None:
+        await tasks_sql.clear_tasks(self._pool)
+
+
+def _by_status(rows: Iterable[tasks_sql.TaskStatusCountsRow]) -> dict[str, int]:
+    return {row.status.value: row.tasks for row in rows}
+
+
+def _validated_task(task: AgentTaskRecord) -> AgentTaskRecord:
+    _text("id", task.id, 50, required=True)
+    _text("direction", task.direction)
+    if not task.direction.strip():
+        raise InvalidValueError(CONSTRAINT_MESSAGES["direction_not_empty"])
+    if len(task.direction) > DIRECTION_MAX:
+        raise InvalidValueError(f"direction must be at most {DIRECTION_MAX} characters, got {len(task.direction)}")
+    _text("model", task.model, 100)
+    _text("command", task.command)
+    _text("tier", task.tier, 50)
+    _text("claimed_by", task.claimed_by, _NAME_MAX)
+    for name in ("output", "current_step", "decision_prompt", "decision"):
+        _text(name, getattr(task, name))
+    rules.progress_pct(task.progress_pct)
+    return task.model_copy(
+        update={
+            "task_type": _required_enum(TaskType, "task_type", task.task_type),
+            "status": _required_enum(TaskStatus, "status", task.status),
+            "context": None if task.context is None else rules.json_object("context", task.context),
+            "created_at": rules.aware_utc(task.created_at),
+            "updated_at": _aware(task.updated_at),
+            "started_at": _aware(task.started_at),
+            "claimed_at": _aware(task.claimed_at),
+        }
+    )
+
+
+def _pipeline_item(t: AgentTaskRecord, now: datetime) -> dict[str, Any]:
+    status = t.status.value
+    return {
+        "id": t.id,
+        "task_type": t.task_type,
+        "model": t.model,
+        "direction": t.direction[:100],
+        "created_at": t.created_at.isoformat(),
+        "updated_at": str(None) if t.updated_at is None else t.updated_at.isoformat(),  # the API's "None"
+        "wait_seconds": int((now - t.created_at).total_seconds()) if status == "pending" else None,
+        "running_seconds": (
+            int((now - t.started_at).total_seconds()) if status == "running" and t.started_at else None
+        ),
+        "duration_seconds": (
+            int((t.updated_at - t.started_at).total_seconds())
+            if status in ("completed", "failed") and t.started_at and t.updated_at
+            else None
+        ),
+    }
+
+
+def _pipeline_status(
+    running: list[AgentTaskRecord],
+    pending: list[AgentTaskRecord],
+    recent: list[AgentTaskRecord],
+    phases: Mapping[str, int],
+    now: datetime,
+    metrics: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """client-contract §3.5 from the first running (insertion order), the oldest pending and the most
+    recently updated finished tasks, ordered in SQL exactly as the API sorts them."""
+    latest_request: dict[str, Any] | None = None
+    latest_response: dict[str, Any] | None = None
+    if running:
+        first = running[0]
+        latest_request = {
+            "task_id": first.id,
+            "status": "running",
+            "direction": first.direction,
+            "prompt_preview": first.command[:500],
+        }
+    if recent:
+        last = recent[0]
+        if latest_request is None:
+            latest_request = {
+                "task_id": last.id,
+                "status": last.status,
+                "direction": last.direction,
+                "prompt_preview": last.command[:500],
+            }
+        out = last.output or ""
+        latest_response = {
+            "task_id": last.id,
+            "status": last.status,
+            "output_preview": out[:2000],
+            "output_len": len(out),
+        }
+
+    pending_items = [_pipeline_item(t, now) for t in pending]
+    # The oldest pending task waits longest, and the list is oldest first.
+    stuck = bool(pending_items) and not running and pending_items[0]["wait_seconds"] > 600
+    repeated_failures = len(recent) >= 3 and all(t.status == TaskStatus.FAILED for t in recent[:3])
+    output_empty = any(not t.output and t.status == TaskStatus.COMPLETED for t in recent[:5])
+    executor_fail = any(not t.output and t.status == TaskStatus.FAILED for t in recent[:5])
+    low_success_rate = False
+    if metrics is not None:
+        try:  # as the API: unusable metrics leave the flag off
+            low_success_rate = (metrics.get("total", 0) or 0) >= 10 and float(metrics.get("rate", 0) or 0) < 0.8
+        except (TypeError, ValueError, AttributeError):
+            low_success_rate = False
+    attention: dict[str, Any] = {
+        "stuck": stuck,
+        "repeated_failures": repeated_failures,
+        "output_empty": output_empty,
+        "executor_fail": executor_fail,
+        "low_success_rate": low_success_rate,
+    }
+    attention["flags"] = [name for name, on in attention.items() if on]
+
+    return {
+        "running": [_pipeline_item(t, now) for t in running],
+        "pending": pending_items,
+        "running_by_phase": {phase: phases.get(phase, 0) for phase in _PHASES},
+        "recent_completed": [{**_pipeline_item(t, now), "output_len": len(t.output or "")} for t in recent],
+        "latest_request": latest_request,
+        "latest_response": latest_response,
+        "attention": attention,
+    }
+
+
+# -- both stores on one pool ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresStores:
+    """What `connect()` yields: both stores on one pool (the pool is closed when the block ends)."""
+
+    graph: PostgresGraphStore
+    tasks: PostgresAgentTaskStore
+    pool: Pool
+
+
+@asynccontextmanager
+async def connect(dsn: str | None = None, *, settings: PoolSettings | None = None) -> AsyncIterator[PostgresStores]:
+    """Open one pool (`dsn`, else $DATABASE_URL, else the embedded server), check that the schema
+    is current (SchemaNotCurrentError otherwise), yield both stores, and close the pool."""
+    pool = await create_pool(dsn, settings)
+    try:
+        try:
+            async with pool.acquire() as conn:
+                await require_current(cast(Connection, conn))  # the proxy forwards every call
+        except CoherenceSQLError:
+            raise
+        except _DRIVER_FAILURES as exc:
+            raise translate(exc, "connect") from None
+        yield PostgresStores(graph=PostgresGraphStore(pool), tasks=PostgresAgentTaskStore(pool), pool=pool)
+    finally:
+        await _close_pool(pool)
+
+
+async def _close_pool(pool: Pool) -> None:
+    """Close gracefully (waiting for connections in use, at most CLOSE_TIMEOUT_S); if that fails or
+    takes too long, terminate every connection."""
+    try:
+        await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT_S)
+    except _DRIVER_FAILURES as exc:
+        pool.terminate()
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        raise translate(exc, "closing the pool") from None
