@@ -64,8 +64,14 @@ GRAPH_TIMES = [
 TASK_TIMES = [t.replace(tzinfo=UTC) for t in GRAPH_TIMES[:3]] + [T0 + timedelta(minutes=20)]  # last: naive
 CASES: list[Callable[[str], str]] = [str, str.lower, str.upper, str.swapcase]
 
-names = st.text(alphabet=TEXT, max_size=3)  # '' included: an invalid key
-ecosystems = st.sampled_from(["npm", "PyPI", "cargo", ""])
+
+def mostly(valid: st.SearchStrategy[Any], rare: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """`valid` nine times in ten, else `rare` (an invalid input), so a batch is not always refused."""
+    return st.integers(0, 9).flatmap(lambda n: rare if n == 0 else valid)
+
+
+names = mostly(st.text(alphabet=TEXT, min_size=1, max_size=3), st.just(""))  # '' is an invalid key
+ecosystems = mostly(st.sampled_from(["npm", "PyPI", "cargo"]), st.just(""))
 descriptions = st.text(alphabet=TEXT, max_size=5)
 queries = st.one_of(st.none(), st.text(alphabet=TEXT, max_size=3))
 limits = st.one_of(st.integers(min_value=-2, max_value=6), st.sampled_from(["3", "x"]))
@@ -79,12 +85,14 @@ costs = st.one_of(good_costs, st.sampled_from(["1.005", "-1.00", "NaN", "1000000
 scores = st.one_of(good_scores, st.sampled_from([1.01, -0.1, float("nan")]))
 metadatas = st.one_of(good_metadatas, st.sampled_from([["x"], {"x": float("nan")}, {"x": "\x00"}]))
 emails = st.sampled_from(["alice@x.io", "Alice@X.io", "bob@x.io", "carol@y.org", "BOB@x.io"])
-people = st.sampled_from(["Alice", "Bob", ""])
-rates = st.sampled_from([None, Decimal("0"), Decimal("10.5"), Decimal("1.005"), Decimal("-1")])
+people = mostly(st.sampled_from(["Alice", "Bob"]), st.just(""))
+rates = mostly(
+    st.sampled_from([None, Decimal("0"), Decimal("10.5")]), st.sampled_from([Decimal("1.005"), Decimal("-1")])
+)
 logins = st.sampled_from(["octo", "Octo", "cat", ""])
 statuses = st.one_of(st.none(), st.sampled_from(TaskStatus), st.just("bogus"))
 task_types = st.one_of(st.none(), st.sampled_from(TaskType))
-directions = st.sampled_from(["do it", "  fix  ", "   ", "", "x" * 5001, "y" * 5000])
+directions = mostly(st.sampled_from(["do it", "  fix  ", "y" * 5000]), st.sampled_from(["   ", "", "x" * 5001]))
 maybe_text = st.sampled_from([None, "", "out", "done"])
 progress = st.sampled_from([None, 0, 50, 100, -1, 101])
 workers = st.sampled_from(["w1", "w2", ""])
@@ -178,7 +186,7 @@ class StoreEquivalence(RuleBasedStateMachine):
         name=names,
         description=descriptions,
         version=st.sampled_from(["1", "2.0"]),
-        url=st.sampled_from([None, "https://x.io", "h" * 501]),
+        url=mostly(st.sampled_from([None, "https://x.io"]), st.just("h" * 501)),
         count=st.integers(0, 3),
     )
     def upsert_project(
@@ -586,11 +594,12 @@ async def buggy(graph_class: type[MemoryGraphStore]) -> AsyncIterator[MemoryStor
 )
 def test_the_machine_finds_an_injected_bug(graph_class: type[MemoryGraphStore], method: str) -> None:
     machine = machine_against(lambda: buggy(graph_class))
+    # Random, not derandomized: each bug is typically found within 100 examples (measured), so
+    # missing all 1000 is vanishingly unlikely while a fixed seed could sit on an unlucky stretch.
     teeth = settings(
         max_examples=1000,
-        stateful_step_count=STEPS,
+        stateful_step_count=60,
         database=None,
-        derandomize=True,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
         report_multiple_bugs=False,
