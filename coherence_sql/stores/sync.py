@@ -11,7 +11,6 @@ so any number of threads may call at once and typed errors reach the caller unch
 from __future__ import annotations
 
 import asyncio
-import importlib
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -332,8 +331,8 @@ class SyncStores:
     def open(cls, dsn: str | None = None) -> SyncStores:
         """The PostgreSQL stores (`coherence_sql.stores.postgres.connect(dsn)`) behind sync methods."""
         # Imported when asked for, so sync users of the memory stores never load the PostgreSQL stack.
-        postgres = importlib.import_module("coherence_sql.stores.postgres")
-        connect = cast(Callable[[str | None], AbstractAsyncContextManager[AsyncStores]], postgres.connect)
+        from coherence_sql.stores.postgres import connect
+
         return cls.from_async(lambda: connect(dsn))
 
     @classmethod
