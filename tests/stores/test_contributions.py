@@ -3,7 +3,7 @@ test_contributors, test_assets, test_contributions and test_distributions at sto
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -99,8 +99,6 @@ async def test_list_contributors_rejects_a_non_integer_limit(store: Stores) -> N
 
 
 async def test_aware_created_at_is_stored_as_naive_utc(store: Stores) -> None:
-    from datetime import timezone
-
     plus_two = timezone(timedelta(hours=2))
     await store.graph.create_contributor(contributor(1, created_at=T0.replace(tzinfo=plus_two)))
     found = await store.graph.get_contributor(UUID(int=0xC1))

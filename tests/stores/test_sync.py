@@ -22,7 +22,7 @@ from coherence_sql.errors import DatabaseUnavailableError, DuplicateError, Query
 from coherence_sql.migration.snapshot import Snapshot, restore_snapshot
 from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore
 from coherence_sql.stores.sync import SyncStores
-from tests.stores.records import T0, asset, contributor, project
+from tests.stores.records import T0, asset, contributor, project, task
 
 
 def test_typed_errors_reach_the_sync_caller_unchanged() -> None:
@@ -147,8 +147,6 @@ def test_run_executes_any_coroutine_on_the_stores_loop() -> None:
 
 
 def test_agent_tasks_have_the_apis_clear_store_name() -> None:
-    from tests.stores.records import task
-
     with SyncStores.memory() as stores:
         stores.tasks.create_task(task(1))
         stores.tasks.clear_store()
