@@ -173,6 +173,16 @@ _BY_SQLSTATE_CLASS: Final[dict[str, type[CoherenceSQLError]]] = {
     "53": DatabaseUnavailableError,  # insufficient resources
 }
 
+# Everything a driver call can raise, for `except DRIVER_FAILURES as exc: raise translate(exc)`.
+DRIVER_FAILURES: Final[tuple[type[BaseException], ...]] = (
+    asyncpg.PostgresError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+    TimeoutError,
+    asyncio.CancelledError,
+)
+
 _CONNECTION_LOST: Final = (
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.InterfaceError,

@@ -20,10 +20,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-import asyncpg
-
 from coherence_sql.db import Connection, connect, resolve_dsn
 from coherence_sql.errors import (
+    DRIVER_FAILURES,
     ChecksumMismatchError,
     DirtyDatabaseError,
     MigrationError,
@@ -283,7 +282,7 @@ async def _apply(conn: Connection, file: SchemaFile, applied_by: str) -> int:
         for number, statement in enumerate(statements, 1):
             try:
                 await conn.execute(statement)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DRIVER_FAILURES as exc:
                 raise MigrationError(
                     f"{file.filename} failed at statement {number} of {len(statements)} and was NOT "
                     f"rolled back: the database is dirty: {translate(exc)}"
@@ -295,7 +294,7 @@ async def _apply(conn: Connection, file: SchemaFile, applied_by: str) -> int:
             duration,
         )
         return duration
-    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except DRIVER_FAILURES as exc:
         how = "rolled back" if file.transactional else "NOT rolled back: the database is dirty"
         raise MigrationError(f"{file.filename} failed and was {how}: {translate(exc)}") from None
 
@@ -346,7 +345,7 @@ async def require_current(conn: Connection, *, directory: Path | None = None) ->
     files = discover(directory)
     try:
         history = await _history(conn)
-    except asyncpg.PostgresError as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "require_current") from None
     known = {f.version for f in files}
     ahead = [row.filename for row in history if row.version not in known]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import zlib
 from collections.abc import Callable
-from uuid import UUID
 
 
 def bucket(key: str) -> int:
@@ -17,7 +16,7 @@ def bucket(key: str) -> int:
     return zlib.crc32(key.encode("utf-8")) % 100
 
 
-def entity_key(kind: str, *parts: str | UUID) -> str:
+def entity_key(kind: str, *parts: object) -> str:
     """A routing key: the entity kind plus its identity, case-folded like the stores' keys."""
     return kind + ":" + "/".join(str(p).lower() for p in parts)
 

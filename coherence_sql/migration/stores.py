@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 from uuid import UUID, uuid4
 
 from coherence_sql.errors import (
@@ -28,6 +28,7 @@ from coherence_sql.errors import (
 )
 from coherence_sql.migration.config import MigrationSettings, Phase
 from coherence_sql.migration.journal import JournalEntry, ReplayReport, StoreName, WriteJournal
+from coherence_sql.migration.ordering import WriteOrder
 from coherence_sql.migration.routing import ReadRouter, entity_key
 from coherence_sql.migration.shadow import ShadowReader
 from coherence_sql.models import (
@@ -90,6 +91,7 @@ class MigrationCore:
             max_in_flight=settings.shadow_max_in_flight,
         )
         self.stats = WriteStats()
+        self.order = WriteOrder()
 
     @property
     def phase(self) -> Phase:
@@ -112,6 +114,22 @@ class MigrationCore:
         log.warning("PostgreSQL rejected %s.%s that memory accepted: %s: %s", store, op, type(exc).__name__, exc)
 
 
+_CLAIMS: Final = "claims"  # claims are decided one at a time, in memory's order
+
+
+def _attr(model: object, name: str) -> object:
+    """A key part of an argument; a wrong argument still reaches the store, which names it."""
+    return getattr(model, name, None)
+
+
+def _project_key(project: object) -> str:
+    return entity_key("project", str(_attr(project, "ecosystem")), str(_attr(project, "name")))
+
+
+def _task_key(task_id: object) -> str:
+    return entity_key("task", str(task_id))
+
+
 class _Router:
     """Routing shared by both stores; `store` names the journal section."""
 
@@ -124,25 +142,36 @@ class _Router:
         self.memory = memory
         self.postgres = postgres
 
-    async def _write(self, op: str, **kwargs: Any) -> Any:
+    async def _write(self, op: str, keys: Iterable[str], **kwargs: Any) -> Any:
+        """Apply one write to the stores of the current phase; `keys` order it (see ordering.py)."""
         core = self.core
         if core.phase is Phase.MEMORY:
             return await getattr(self.memory, op)(**kwargs)
+        async with core.order.hold(keys):
+            return await self._write_ordered(op, kwargs)
+
+    async def _write_ordered(self, op: str, kwargs: dict[str, Any]) -> Any:
+        core = self.core
         if core.phase is Phase.POSTGRES_PRIMARY:
             result = await getattr(self.postgres, op)(**kwargs)
             core.stats.postgres_ok += 1
-            if core.settings.memory_writes:
-                try:
-                    await getattr(self.memory, op)(**kwargs)
-                    core.stats.memory_ok += 1
-                except CoherenceSQLError as exc:
-                    core.stats.memory_failed_after_postgres += 1
-                    log.warning("in-memory %s failed after PostgreSQL took it: %s", op, exc)
+            await self._follow_in_memory(op, kwargs)
             return result
         result = await getattr(self.memory, op)(**kwargs)  # the source of truth decides the answer
         core.stats.memory_ok += 1
         await self._to_postgres(op, kwargs)
         return result
+
+    async def _follow_in_memory(self, op: str, kwargs: dict[str, Any]) -> None:
+        """Phase 3: keep memory written so a rollback finds it current."""
+        if not self.core.settings.memory_writes:
+            return
+        try:
+            await getattr(self.memory, op)(**kwargs)
+            self.core.stats.memory_ok += 1
+        except CoherenceSQLError as exc:
+            self.core.stats.memory_failed_after_postgres += 1
+            log.warning("in-memory %s failed after PostgreSQL took it: %s", op, exc)
 
     async def _to_postgres(self, op: str, kwargs: dict[str, Any]) -> None:
         core = self.core
@@ -307,23 +336,32 @@ class MigratingGraphStore(_Router):
 
     # -- writes ------------------------------------------------------------------------------
     async def upsert_project(self, project: Project) -> None:
-        await self._write("upsert_project", project=project)
+        await self._write("upsert_project", [_project_key(project)], project=project)
 
     async def add_dependency(self, from_eco: str, from_name: str, to_eco: str, to_name: str) -> None:
-        await self._write("add_dependency", from_eco=from_eco, from_name=from_name, to_eco=to_eco, to_name=to_name)
+        await self._write(
+            "add_dependency",
+            [entity_key("project", from_eco, from_name), entity_key("project", to_eco, to_name)],
+            from_eco=from_eco,
+            from_name=from_name,
+            to_eco=to_eco,
+            to_name=to_name,
+        )
 
     async def upsert_projects(self, projects: Sequence[Project]) -> None:
-        await self._write("upsert_projects", projects=list(projects))
+        await self._write("upsert_projects", map(_project_key, projects), projects=list(projects))
 
     async def add_dependencies(self, edges: Sequence[DependencyEdge]) -> None:
-        await self._write("add_dependencies", edges=list(edges))
+        keys = [entity_key("project", e[0], e[1]) for e in edges] + [entity_key("project", e[2], e[3]) for e in edges]
+        await self._write("add_dependencies", keys, edges=list(edges))
 
     async def create_contributor(self, contributor: Contributor) -> Contributor:
-        result: Contributor = await self._write("create_contributor", contributor=contributor)
+        keys = [entity_key("contributor", _attr(contributor, "id")), entity_key("email", _attr(contributor, "email"))]
+        result: Contributor = await self._write("create_contributor", keys, contributor=contributor)
         return result
 
     async def create_asset(self, asset: Asset) -> Asset:
-        result: Asset = await self._write("create_asset", asset=asset)
+        result: Asset = await self._write("create_asset", [entity_key("asset", _attr(asset, "id"))], asset=asset)
         return result
 
     async def create_contribution(
@@ -339,6 +377,7 @@ class MigratingGraphStore(_Router):
     ) -> Contribution:
         result: Contribution = await self._write(
             "create_contribution",
+            [entity_key("contributor", contributor_id), entity_key("asset", asset_id)],
             contributor_id=contributor_id,
             asset_id=asset_id,
             cost_amount=cost_amount,
@@ -351,17 +390,27 @@ class MigratingGraphStore(_Router):
 
     async def upsert_github_contributor(self, github_contributor: GitHubContributor) -> GitHubContributor:
         result: GitHubContributor = await self._write(
-            "upsert_github_contributor", github_contributor=github_contributor
+            "upsert_github_contributor",
+            [entity_key("github", _attr(github_contributor, "id"))],
+            github_contributor=github_contributor,
         )
         return result
 
     async def upsert_github_organization(self, organization: GitHubOrganization) -> GitHubOrganization:
-        result: GitHubOrganization = await self._write("upsert_github_organization", organization=organization)
+        result: GitHubOrganization = await self._write(
+            "upsert_github_organization",
+            [entity_key("github-org", _attr(organization, "id"))],
+            organization=organization,
+        )
         return result
 
     async def add_github_contributes_to(self, contributor_id: str, ecosystem: str, project_name: str) -> None:
         await self._write(
-            "add_github_contributes_to", contributor_id=contributor_id, ecosystem=ecosystem, project_name=project_name
+            "add_github_contributes_to",
+            [entity_key("github", contributor_id), entity_key("project", ecosystem, project_name)],
+            contributor_id=contributor_id,
+            ecosystem=ecosystem,
+            project_name=project_name,
         )
 
 
@@ -413,7 +462,7 @@ class MigratingAgentTaskStore(_Router):
         return result
 
     async def create_task(self, task: AgentTaskRecord) -> AgentTaskRecord:
-        result: AgentTaskRecord = await self._write("create_task", task=task)
+        result: AgentTaskRecord = await self._write("create_task", [_task_key(_attr(task, "id"))], task=task)
         return result
 
     async def update_task(
@@ -430,6 +479,7 @@ class MigratingAgentTaskStore(_Router):
     ) -> AgentTaskRecord | None:
         result: AgentTaskRecord | None = await self._write(
             "update_task",
+            [_task_key(task_id)],
             task_id=task_id,
             status=status,
             output=output,
@@ -443,34 +493,42 @@ class MigratingAgentTaskStore(_Router):
 
     async def claim_next_task(self, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
         moment = now or utcnow()
-        if self.core.phase is Phase.DUAL_WRITE:
-            # Memory decides which task; PostgreSQL is told to claim that same one.
-            claimed: AgentTaskRecord | None = await self.memory.claim_next_task(worker, now=moment)
-            self.core.stats.memory_ok += 1
+        core = self.core
+        if core.phase is Phase.MEMORY:
+            result: AgentTaskRecord | None = await self.memory.claim_next_task(worker, now=moment)
+            return result
+        async with core.order.hold([_CLAIMS]):
+            if core.phase is Phase.POSTGRES_PRIMARY:
+                assert self.postgres is not None
+                claimed = await self.postgres.claim_next_task(worker, now=moment)
+                core.stats.postgres_ok += 1
+                if claimed is not None:
+                    async with core.order.also(_task_key(claimed.id)):
+                        await self._follow_in_memory(
+                            "claim_task", {"task_id": claimed.id, "worker": worker, "now": moment}
+                        )
+                return claimed
+            # Memory decides which task; PostgreSQL is told to claim that same one, after any
+            # write to that task that memory saw first.
+            claimed = await self.memory.claim_next_task(worker, now=moment)
+            core.stats.memory_ok += 1
             if claimed is not None:
-                await self._to_postgres("claim_task", {"task_id": claimed.id, "worker": worker, "now": moment})
+                async with core.order.also(_task_key(claimed.id)):
+                    await self._to_postgres("claim_task", {"task_id": claimed.id, "worker": worker, "now": moment})
             return claimed
-        if self.core.phase is Phase.POSTGRES_PRIMARY:
-            assert self.postgres is not None
-            claimed = await self.postgres.claim_next_task(worker, now=moment)
-            if claimed is not None and self.core.settings.memory_writes:
-                try:
-                    await self.memory.claim_task(claimed.id, worker, now=moment)
-                except CoherenceSQLError as exc:
-                    self.core.stats.memory_failed_after_postgres += 1
-                    log.warning("in-memory claim of %s failed after PostgreSQL took it: %s", claimed.id, exc)
-            return claimed
-        result: AgentTaskRecord | None = await self.memory.claim_next_task(worker, now=moment)
-        return result
 
     async def claim_task(self, task_id: str, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
         result: AgentTaskRecord | None = await self._write(
-            "claim_task", task_id=task_id, worker=worker, now=now or utcnow()
+            "claim_task", [_CLAIMS, _task_key(task_id)], task_id=task_id, worker=worker, now=now or utcnow()
         )
         return result
 
     async def clear(self) -> None:
-        await self._write("clear")
+        if self.core.phase is Phase.MEMORY:
+            await self.memory.clear()
+            return
+        async with self.core.order.exclusive():
+            await self._write_ordered("clear", {})
 
 
 async def replay_journal(

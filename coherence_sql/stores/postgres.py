@@ -26,6 +26,7 @@ import asyncpg
 from coherence_sql.db import Connection, Pool, PoolSettings, create_pool
 from coherence_sql.errors import (
     CONSTRAINT_MESSAGES,
+    DRIVER_FAILURES,
     CoherenceSQLError,
     InvalidValueError,
     UnknownReferenceError,
@@ -82,15 +83,6 @@ CLOSE_TIMEOUT_S: Final = 30.0
 _PIPELINE_RUNNING: Final = 10
 _PIPELINE_PENDING: Final = 20
 _PIPELINE_RECENT: Final = 10
-# What a pool or transaction call can raise besides the package's own errors.
-_DRIVER_FAILURES: Final = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    OSError,
-    TimeoutError,
-    asyncio.CancelledError,
-)
-
 
 # -- argument checks (the same ones the in-memory store makes) ----------------------------------
 
@@ -176,7 +168,7 @@ async def _transaction(
             yield conn
     except CoherenceSQLError:
         raise
-    except _DRIVER_FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, what) from None
 
 
@@ -957,7 +949,7 @@ async def connect(dsn: str | None = None, *, settings: PoolSettings | None = Non
                 await require_current(cast(Connection, conn))  # the proxy forwards every call
         except CoherenceSQLError:
             raise
-        except _DRIVER_FAILURES as exc:
+        except DRIVER_FAILURES as exc:
             raise translate(exc, "connect") from None
         yield PostgresStores(graph=PostgresGraphStore(pool), tasks=PostgresAgentTaskStore(pool), pool=pool)
     finally:
@@ -969,7 +961,7 @@ async def _close_pool(pool: Pool) -> None:
     takes too long, terminate every connection."""
     try:
         await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT_S)
-    except _DRIVER_FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         pool.terminate()
         if isinstance(exc, asyncio.CancelledError):
             raise

@@ -3,6 +3,7 @@ journaling when PostgreSQL refuses or is away, phase 3, and the store status."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
@@ -14,6 +15,7 @@ import pytest
 
 from coherence_sql.errors import InvalidValueError, UnknownReferenceError
 from coherence_sql.migration.config import MigrationSettings
+from coherence_sql.migration.ordering import WriteOrder
 from coherence_sql.migration.service import MigratingStores, open_migrating_stores
 from coherence_sql.models import (
     AgentTaskRecord,
@@ -201,3 +203,62 @@ async def test_memory_mode_never_touches_postgres(tmp_path: Path) -> None:
         status = await stores.store_status()
     assert status["phase"] == "memory"
     assert status["postgres"] == {"configured": False}
+
+
+async def test_concurrent_updates_of_one_task_reach_postgres_in_memorys_order(dual: MigratingStores) -> None:
+    assert dual.postgres is not None
+    await dual.tasks.create_task(task())
+    await asyncio.gather(
+        *(dual.tasks.update_task("task_0000000000000001", output=f"step {i}", progress_pct=i) for i in range(40))
+    )
+    assert await dual.tasks.memory.get_task("task_0000000000000001") == await dual.postgres.tasks.get_task(
+        "task_0000000000000001"
+    )
+
+
+async def test_a_write_that_saw_its_parent_in_memory_finds_it_in_postgres(dual: MigratingStores) -> None:
+    assert dual.postgres is not None
+    code = await dual.graph.create_asset(asset())
+    ada = contributor()
+
+    async def create_parent() -> None:
+        await dual.graph.create_contributor(ada)
+
+    async def create_child_once_parent_is_in_memory() -> None:
+        # Polling on purpose: this caller only observes memory, as another API request would.
+        while await dual.graph.memory.get_contributor(ada.id) is None:  # noqa: ASYNC110
+            await asyncio.sleep(0)
+        await dual.graph.create_contribution(ada.id, code.id, Decimal("1.00"), 0.5, {})
+
+    await asyncio.gather(create_child_once_parent_is_in_memory(), create_parent())
+    assert dual.core.stats.rejected == 0
+    assert len(await dual.postgres.graph.get_asset_contributions(code.id)) == 1
+
+
+async def test_write_order_serialises_shared_keys_and_lets_others_pass() -> None:
+    order = WriteOrder()
+    events: list[str] = []
+    first_in = asyncio.Event()
+    release = asyncio.Event()
+
+    async def first() -> None:
+        async with order.hold(["task:a"]):
+            events.append("first in")
+            first_in.set()
+            await release.wait()
+            events.append("first out")
+
+    async def same_key() -> None:
+        await first_in.wait()
+        async with order.hold(["task:a", "task:b"]):
+            events.append("same key in")
+
+    async def other_key() -> None:
+        await first_in.wait()
+        async with order.hold(["task:c"]):
+            events.append("other key in")
+        release.set()
+
+    await asyncio.gather(first(), same_key(), other_key())
+    assert events == ["first in", "other key in", "first out", "same key in"]
+    assert order.keys_held == 0
