@@ -14,9 +14,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from enum import Enum
 from operator import attrgetter
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 from uuid import UUID, uuid4
 
 from coherence_sql.errors import CONSTRAINT_MESSAGES, DuplicateError, InvalidValueError, UnknownReferenceError
@@ -40,7 +39,6 @@ from coherence_sql.stores.protocol import DependencyEdge
 
 ProjectKey = tuple[str, str]
 EdgeKey = tuple[ProjectKey, ProjectKey]
-_E = TypeVar("_E", bound=Enum)
 
 # Column widths of the schema (schema/*.sql) that the database enforces; mirrored here so the
 # reference store rejects exactly what PostgreSQL rejects.
@@ -58,52 +56,6 @@ _ZERO: Final = Decimal("0.00")
 
 _by_created_at = attrgetter("created_at")
 _by_timestamp = attrgetter("timestamp")
-
-
-def _text(field: str, value: object, max_len: int | None = None, *, required: bool = False) -> None:
-    """A text column: a string (or None), without NUL, within its width; `required` forbids ''."""
-    if value is None:
-        if required:
-            raise InvalidValueError(f"{field} must not be empty, got None")
-        return
-    if not isinstance(value, str):
-        raise InvalidValueError(f"{field} must be a string, got {type(value).__name__}")
-    if required and value == "":
-        raise InvalidValueError(f"{field} must not be empty")
-    if max_len is not None and len(value) > max_len:
-        raise InvalidValueError(f"{field} is longer than {max_len} characters: {value[:40]!r}…")
-    rules.no_nul(field, value)
-
-
-def _uuid(field: str, value: object) -> UUID:
-    """A UUID, or its text form (as PostgreSQL would cast it)."""
-    if isinstance(value, UUID):
-        return value
-    if isinstance(value, str):
-        try:
-            return UUID(value)
-        except ValueError:
-            pass
-    raise InvalidValueError(f"{field} must be a UUID, got {value!r}")
-
-
-def _enum(enum: type[_E], field: str, value: object) -> _E | None:
-    """An optional enum argument given as a member or its value (the API compares with ==)."""
-    if value is None:
-        return None
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(str(m.value) for m in enum)
-        raise InvalidValueError(f"{field} must be one of {allowed}, got {value!r}") from None
-
-
-def _naive(value: datetime | None) -> datetime | None:
-    return None if value is None else rules.naive_utc(value)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return None if value is None else rules.aware_utc(value)
 
 
 # -- the graph store -----------------------------------------------------------------------------
@@ -187,10 +139,10 @@ class MemoryGraphStore:
     @staticmethod
     def _validated_project(project: Project) -> tuple[ProjectKey, Project]:
         key = rules.project_key(project.ecosystem, project.name)
-        _text("version", project.version)
-        _text("description", project.description)
-        _text("homepage_url", project.homepage_url, _URL_MAX)
-        _text("repository_url", project.repository_url, _URL_MAX)
+        rules.text("version", project.version)
+        rules.text("description", project.description)
+        rules.text("homepage_url", project.homepage_url, _URL_MAX)
+        rules.text("repository_url", project.repository_url, _URL_MAX)
         return key, project.model_copy(update={"dependency_count": 0})
 
     @staticmethod
@@ -212,14 +164,14 @@ class MemoryGraphStore:
     # -- contributors ------------------------------------------------------------------------
 
     async def get_contributor(self, contributor_id: UUID) -> Contributor | None:
-        stored = self._contributors.get(_uuid("contributor_id", contributor_id))
+        stored = self._contributors.get(rules.uuid_value("contributor_id", contributor_id))
         return None if stored is None else stored.model_copy(deep=True)
 
     async def create_contributor(self, contributor: Contributor) -> Contributor:
-        _text("name", contributor.name, _NAME_MAX, required=True)
-        _text("email", contributor.email, _NAME_MAX, required=True)
-        _text("wallet_address", contributor.wallet_address, _NAME_MAX)
-        _text("github_username", contributor.github_username, _NAME_MAX)
+        rules.text("name", contributor.name, _NAME_MAX, required=True)
+        rules.text("email", contributor.email, _NAME_MAX, required=True)
+        rules.text("wallet_address", contributor.wallet_address, _NAME_MAX)
+        rules.text("github_username", contributor.github_username, _NAME_MAX)
         rate = None if contributor.hourly_rate is None else rules.money("hourly_rate", contributor.hourly_rate)
         stored = contributor.model_copy(
             update={
@@ -242,19 +194,19 @@ class MemoryGraphStore:
         return [c.model_copy(deep=True) for c in newest]
 
     async def find_contributor_by_email(self, email: str) -> Contributor | None:
-        _text("email", email)
+        rules.text("email", email)
         found = self._contributor_by_email.get(email.lower())
         return None if found is None else self._contributors[found].model_copy(deep=True)
 
     # -- assets ------------------------------------------------------------------------------
 
     async def get_asset(self, asset_id: UUID) -> Asset | None:
-        stored = self._assets.get(_uuid("asset_id", asset_id))
+        stored = self._assets.get(rules.uuid_value("asset_id", asset_id))
         return None if stored is None else stored.model_copy(deep=True)
 
     async def create_asset(self, asset: Asset) -> Asset:
-        _text("description", asset.description)
-        _text("name", asset.name, _NAME_MAX)
+        rules.text("description", asset.description)
+        rules.text("name", asset.name, _NAME_MAX)
         stored = asset.model_copy(
             update={
                 "total_cost": _ZERO,  # only the sum of contributions (docs/decisions.md)
@@ -288,9 +240,9 @@ class MemoryGraphStore:
         cost = rules.money("cost_amount", cost_amount)
         score = rules.coherence_score(coherence_score)
         meta = rules.json_object("metadata", {} if metadata is None else metadata)  # the API's `metadata or {}`
-        contributor_key = _uuid("contributor_id", contributor_id)
-        asset_key = _uuid("asset_id", asset_id)
-        contribution_id = uuid4() if id is None else _uuid("id", id)
+        contributor_key = rules.uuid_value("contributor_id", contributor_id)
+        asset_key = rules.uuid_value("asset_id", asset_id)
+        contribution_id = uuid4() if id is None else rules.uuid_value("id", id)
         when = utcnow_naive() if timestamp is None else rules.naive_utc(timestamp)
         if contributor_key not in self._contributors:
             raise UnknownReferenceError(
@@ -318,7 +270,7 @@ class MemoryGraphStore:
         return contribution.model_copy(deep=True)
 
     async def get_contribution(self, contribution_id: UUID) -> Contribution | None:
-        stored = self._contributions.get(_uuid("contribution_id", contribution_id))
+        stored = self._contributions.get(rules.uuid_value("contribution_id", contribution_id))
         return None if stored is None else stored.model_copy(deep=True)
 
     async def list_contributions(self, limit: int = 100) -> list[Contribution]:
@@ -326,34 +278,34 @@ class MemoryGraphStore:
         return [c.model_copy(deep=True) for c in newest]
 
     async def get_asset_contributions(self, asset_id: UUID) -> list[Contribution]:
-        found = self._contributions_by_asset.get(_uuid("asset_id", asset_id), [])
+        found = self._contributions_by_asset.get(rules.uuid_value("asset_id", asset_id), [])
         return [c.model_copy(deep=True) for c in sorted(found, key=_by_timestamp)]
 
     async def get_contributor_contributions(self, contributor_id: UUID) -> list[Contribution]:
-        found = self._contributions_by_contributor.get(_uuid("contributor_id", contributor_id), [])
+        found = self._contributions_by_contributor.get(rules.uuid_value("contributor_id", contributor_id), [])
         return [c.model_copy(deep=True) for c in sorted(found, key=_by_timestamp)]
 
     # -- GitHub ------------------------------------------------------------------------------
 
     async def upsert_github_contributor(self, github_contributor: GitHubContributor) -> GitHubContributor:
         gc = github_contributor
-        _text("id", gc.id, _NAME_MAX, required=True)
-        _text("source", gc.source, _GITHUB_SOURCE_MAX)
-        _text("login", gc.login, _NAME_MAX)
-        _text("name", gc.name, _NAME_MAX)
-        _text("avatar_url", gc.avatar_url, _URL_MAX)
+        rules.text("id", gc.id, _NAME_MAX, required=True)
+        rules.text("source", gc.source, _GITHUB_SOURCE_MAX)
+        rules.text("login", gc.login, _NAME_MAX)
+        rules.text("name", gc.name, _NAME_MAX)
+        rules.text("avatar_url", gc.avatar_url, _URL_MAX)
         if not 0 <= gc.contributions_count <= _INT4_MAX:
             raise InvalidValueError(
                 f"contributions_count must be between 0 and {_INT4_MAX}, got {gc.contributions_count}"
             )
         stored = gc.model_copy(
-            update={"created_at": rules.naive_utc(gc.created_at), "updated_at": _naive(gc.updated_at)}
+            update={"created_at": rules.naive_utc(gc.created_at), "updated_at": rules.optional_naive(gc.updated_at)}
         )
         self._github_contributors[stored.id] = stored  # a replaced id keeps its position
         return stored.model_copy()
 
     async def get_github_contributor(self, contributor_id: str) -> GitHubContributor | None:
-        _text("contributor_id", contributor_id)
+        rules.text("contributor_id", contributor_id)
         stored = self._github_contributors.get(contributor_id)
         return None if stored is None else stored.model_copy()
 
@@ -363,25 +315,25 @@ class MemoryGraphStore:
 
     async def upsert_github_organization(self, organization: GitHubOrganization) -> GitHubOrganization:
         org = organization
-        _text("id", org.id, _NAME_MAX, required=True)
-        _text("login", org.login, _NAME_MAX)
-        _text("name", org.name, _NAME_MAX)
-        _text("avatar_url", org.avatar_url, _URL_MAX)
+        rules.text("id", org.id, _NAME_MAX, required=True)
+        rules.text("login", org.login, _NAME_MAX)
+        rules.text("name", org.name, _NAME_MAX)
+        rules.text("avatar_url", org.avatar_url, _URL_MAX)
         if org.type not in _GITHUB_ORG_TYPES:
             raise InvalidValueError(f"{CONSTRAINT_MESSAGES['github_organizations_type_check']}, got {org.type!r}")
         stored = org.model_copy(
-            update={"created_at": rules.naive_utc(org.created_at), "updated_at": _naive(org.updated_at)}
+            update={"created_at": rules.naive_utc(org.created_at), "updated_at": rules.optional_naive(org.updated_at)}
         )
         self._github_organizations[stored.id] = stored
         return stored.model_copy()
 
     async def get_github_organization(self, organization_id: str) -> GitHubOrganization | None:
-        _text("organization_id", organization_id)
+        rules.text("organization_id", organization_id)
         stored = self._github_organizations.get(organization_id)
         return None if stored is None else stored.model_copy()
 
     async def add_github_contributes_to(self, contributor_id: str, ecosystem: str, project_name: str) -> None:
-        _text("contributor_id", contributor_id, _NAME_MAX)
+        rules.text("contributor_id", contributor_id, _NAME_MAX)
         key = rules.project_key(ecosystem, project_name)
         if (contributor_id, key) in self._contributes_to:
             return
@@ -448,7 +400,7 @@ class MemoryAgentTaskStore:
         return stored.model_copy(deep=True)
 
     async def get_task(self, task_id: str) -> AgentTaskRecord | None:
-        _text("task_id", task_id)
+        rules.text("task_id", task_id)
         stored = self._tasks.get(task_id)
         return None if stored is None else stored.model_copy(deep=True)
 
@@ -460,8 +412,8 @@ class MemoryAgentTaskStore:
         offset: int = 0,
     ) -> tuple[list[AgentTaskRecord], int]:
         wanted, skip = rules.page(limit, offset)
-        status = _enum(TaskStatus, "status", status)
-        task_type = _enum(TaskType, "task_type", task_type)
+        status = rules.optional_enum(TaskStatus, "status", status)
+        task_type = rules.optional_enum(TaskType, "task_type", task_type)
         matching = [
             t
             for t in self._tasks.values()
@@ -482,8 +434,8 @@ class MemoryAgentTaskStore:
         *,
         now: datetime | None = None,
     ) -> AgentTaskRecord | None:
-        _text("task_id", task_id)
-        status = _enum(TaskStatus, "status", status)
+        rules.text("task_id", task_id)
+        status = rules.optional_enum(TaskStatus, "status", status)
         progress_pct = rules.progress_pct(progress_pct)
         for name, value in (
             ("output", output),
@@ -491,7 +443,7 @@ class MemoryAgentTaskStore:
             ("decision_prompt", decision_prompt),
             ("decision", decision),
         ):
-            _text(name, value)
+            rules.text(name, value)
         moment = utcnow() if now is None else rules.aware_utc(now)
         task = self._tasks.get(task_id)
         if task is None:
@@ -552,7 +504,7 @@ class MemoryAgentTaskStore:
         return _pipeline_status(list(self._tasks.values()), now, metrics)
 
     async def claim_next_task(self, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
-        _text("worker", worker, _NAME_MAX, required=True)
+        rules.text("worker", worker, _NAME_MAX, required=True)
         moment = utcnow() if now is None else rules.aware_utc(now)
         oldest: AgentTaskRecord | None = None
         for t in self._tasks.values():  # strict < keeps the first inserted among equal times
@@ -561,8 +513,8 @@ class MemoryAgentTaskStore:
         return None if oldest is None else self._claim(oldest, worker, moment)
 
     async def claim_task(self, task_id: str, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
-        _text("task_id", task_id)
-        _text("worker", worker, _NAME_MAX, required=True)
+        rules.text("task_id", task_id)
+        rules.text("worker", worker, _NAME_MAX, required=True)
         moment = utcnow() if now is None else rules.aware_utc(now)
         task = self._tasks.get(task_id)
         if task is None or task.status != TaskStatus.PENDING:
@@ -602,26 +554,26 @@ class MemoryAgentTaskStore:
 
     @staticmethod
     def _validated_task(task: AgentTaskRecord) -> AgentTaskRecord:
-        _text("id", task.id, _TASK_ID_MAX, required=True)
-        _text("direction", task.direction)
+        rules.text("id", task.id, _TASK_ID_MAX, required=True)
+        rules.text("direction", task.direction)
         if not task.direction.strip():
             raise InvalidValueError(CONSTRAINT_MESSAGES["direction_not_empty"])
         if len(task.direction) > DIRECTION_MAX:
             raise InvalidValueError(f"direction must be at most {DIRECTION_MAX} characters, got {len(task.direction)}")
-        _text("model", task.model, _TASK_MODEL_MAX)
-        _text("command", task.command)
-        _text("tier", task.tier, _TASK_TIER_MAX)
-        _text("claimed_by", task.claimed_by, _NAME_MAX)
+        rules.text("model", task.model, _TASK_MODEL_MAX)
+        rules.text("command", task.command)
+        rules.text("tier", task.tier, _TASK_TIER_MAX)
+        rules.text("claimed_by", task.claimed_by, _NAME_MAX)
         for name in ("output", "current_step", "decision_prompt", "decision"):
-            _text(name, getattr(task, name))
+            rules.text(name, getattr(task, name))
         rules.progress_pct(task.progress_pct)
         return task.model_copy(
             update={
                 "context": None if task.context is None else rules.json_object("context", task.context),
                 "created_at": rules.aware_utc(task.created_at),
-                "updated_at": _aware(task.updated_at),
-                "started_at": _aware(task.started_at),
-                "claimed_at": _aware(task.claimed_at),
+                "updated_at": rules.optional_aware(task.updated_at),
+                "started_at": rules.optional_aware(task.started_at),
+                "claimed_at": rules.optional_aware(task.claimed_at),
             }
         )
 

@@ -87,46 +87,8 @@ _PIPELINE_RECENT: Final = 10
 # -- argument checks (the same ones the in-memory store makes) ----------------------------------
 
 
-def _text(field: str, value: object, max_len: int | None = None, *, required: bool = False) -> None:
-    """A text argument: a string (or None), without NUL, within its width; `required` forbids ''."""
-    if value is None:
-        if required:
-            raise InvalidValueError(f"{field} must not be empty, got None")
-        return
-    if not isinstance(value, str):
-        raise InvalidValueError(f"{field} must be a string, got {type(value).__name__}")
-    if required and value == "":
-        raise InvalidValueError(f"{field} must not be empty")
-    if max_len is not None and len(value) > max_len:
-        raise InvalidValueError(f"{field} is longer than {max_len} characters: {value[:40]!r}…")
-    rules.no_nul(field, value)
-
-
-def _uuid(field: str, value: object) -> UUID:
-    """A UUID, or its text form (as PostgreSQL would cast it)."""
-    if isinstance(value, UUID):
-        return value
-    if isinstance(value, str):
-        try:
-            return UUID(value)
-        except ValueError:
-            pass
-    raise InvalidValueError(f"{field} must be a UUID, got {value!r}")
-
-
-def _enum(enum: type[_E], field: str, value: object) -> _E | None:
-    """An optional enum argument given as a member or its value (the API compares with ==)."""
-    if value is None:
-        return None
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(str(m.value) for m in enum)
-        raise InvalidValueError(f"{field} must be one of {allowed}, got {value!r}") from None
-
-
 def _required_enum(enum: type[_E], field: str, value: object) -> _E:
-    member = _enum(enum, field, value)
+    member = rules.optional_enum(enum, field, value)
     if member is None:
         raise InvalidValueError(f"{field} is required")
     return member
@@ -135,14 +97,6 @@ def _required_enum(enum: type[_E], field: str, value: object) -> _E:
 def _sql_limit(limit: object) -> int:
     """rules.list_limit, capped at what SQL LIMIT takes (a bigint)."""
     return min(rules.list_limit(limit), _BIGINT_MAX)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return None if value is None else rules.aware_utc(value)
-
-
-def _naive(value: datetime | None) -> datetime | None:
-    return None if value is None else rules.naive_utc(value)
 
 
 def _chunks(items: Sequence[_T], size: int) -> Iterable[Sequence[_T]]:
@@ -275,7 +229,7 @@ def _github_contributor(row: _GitHubContributorRow) -> GitHubContributor:
         avatar_url=row.avatar_url,
         contributions_count=row.contributions_count,
         created_at=rules.naive_utc(row.created_at),
-        updated_at=_naive(row.updated_at),
+        updated_at=rules.optional_naive(row.updated_at),
     )
 
 
@@ -287,7 +241,7 @@ def _github_organization(row: _GitHubOrganizationRow) -> GitHubOrganization:
         name=row.name,
         avatar_url=row.avatar_url,
         created_at=rules.naive_utc(row.created_at),
-        updated_at=_naive(row.updated_at),
+        updated_at=rules.optional_naive(row.updated_at),
     )
 
 
@@ -306,11 +260,11 @@ def _task(row: _TaskRow) -> AgentTaskRecord:
         current_step=row.current_step,
         decision_prompt=row.decision_prompt,
         decision=row.decision,
-        started_at=_aware(row.started_at),
+        started_at=rules.optional_aware(row.started_at),
         created_at=rules.aware_utc(row.created_at),
-        updated_at=_aware(row.updated_at),
+        updated_at=rules.optional_aware(row.updated_at),
         claimed_by=row.claimed_by,
-        claimed_at=_aware(row.claimed_at),
+        claimed_at=rules.optional_aware(row.claimed_at),
     )
 
 
@@ -417,21 +371,21 @@ class PostgresGraphStore:
     # -- contributors ------------------------------------------------------------------------
 
     async def get_contributor(self, contributor_id: UUID) -> Contributor | None:
-        row = await contributors_sql.get_contributor(self._pool, id=_uuid("contributor_id", contributor_id))
+        row = await contributors_sql.get_contributor(self._pool, id=rules.uuid_value("contributor_id", contributor_id))
         return None if row is None else _contributor(row)
 
     async def create_contributor(self, contributor: Contributor) -> Contributor:
         c = contributor
-        _text("name", c.name, _NAME_MAX, required=True)
-        _text("email", c.email, _NAME_MAX, required=True)
-        _text("wallet_address", c.wallet_address, _NAME_MAX)
-        _text("github_username", c.github_username, _NAME_MAX)
+        rules.text("name", c.name, _NAME_MAX, required=True)
+        rules.text("email", c.email, _NAME_MAX, required=True)
+        rules.text("wallet_address", c.wallet_address, _NAME_MAX)
+        rules.text("github_username", c.github_username, _NAME_MAX)
         rate = None if c.hourly_rate is None else rules.money("hourly_rate", c.hourly_rate)
         metadata = rules.json_object("metadata", c.metadata)
         # An existing id or email (case-insensitively) is a unique violation: DuplicateError.
         row = await contributors_sql.insert_contributor(
             self._pool,
-            id=_uuid("id", c.id),
+            id=rules.uuid_value("id", c.id),
             type=_required_enum(ContributorType, "type", c.type).value,
             name=c.name,
             email=c.email,
@@ -451,25 +405,25 @@ class PostgresGraphStore:
         return [_contributor(r) for r in await contributors_sql.list_contributors(self._pool, lim=wanted)]
 
     async def find_contributor_by_email(self, email: str) -> Contributor | None:
-        _text("email", email)
+        rules.text("email", email)
         row = await contributors_sql.find_contributor_by_email(self._pool, email=email)
         return None if row is None else _contributor(row)
 
     # -- assets ------------------------------------------------------------------------------
 
     async def get_asset(self, asset_id: UUID) -> Asset | None:
-        row = await assets_sql.get_asset(self._pool, id=_uuid("asset_id", asset_id))
+        row = await assets_sql.get_asset(self._pool, id=rules.uuid_value("asset_id", asset_id))
         return None if row is None else _asset(row)
 
     async def create_asset(self, asset: Asset) -> Asset:
-        _text("description", asset.description)
+        rules.text("description", asset.description)
         name = asset.name if asset.name is not None else asset.description[:_NAME_MAX]
-        _text("name", name, _NAME_MAX)
+        rules.text("name", name, _NAME_MAX)
         metadata = rules.json_object("metadata", asset.metadata)
         # total_cost starts at 0.00 whatever the caller says; only contributions add to it.
         row = await assets_sql.insert_asset(
             self._pool,
-            id=_uuid("id", asset.id),
+            id=rules.uuid_value("id", asset.id),
             type=_required_enum(AssetType, "type", asset.type).value,
             name=name,
             description=asset.description,
@@ -502,9 +456,9 @@ class PostgresGraphStore:
         cost = rules.money("cost_amount", cost_amount)
         score = rules.coherence_score(coherence_score)
         meta = rules.json_object("metadata", {} if metadata is None else metadata)  # the API's `metadata or {}`
-        contributor_key = _uuid("contributor_id", contributor_id)
-        asset_key = _uuid("asset_id", asset_id)
-        contribution_id = uuid4() if id is None else _uuid("id", id)
+        contributor_key = rules.uuid_value("contributor_id", contributor_id)
+        asset_key = rules.uuid_value("asset_id", asset_id)
+        contribution_id = uuid4() if id is None else rules.uuid_value("id", id)
         when = utcnow_naive() if timestamp is None else rules.naive_utc(timestamp)
         async with _transaction(self._pool, "PostgresGraphStore.create_contribution") as conn:
             refs = await contributions_sql.contribution_references(
@@ -532,7 +486,9 @@ class PostgresGraphStore:
         return _contribution(row)
 
     async def get_contribution(self, contribution_id: UUID) -> Contribution | None:
-        row = await contributions_sql.get_contribution(self._pool, id=_uuid("contribution_id", contribution_id))
+        row = await contributions_sql.get_contribution(
+            self._pool, id=rules.uuid_value("contribution_id", contribution_id)
+        )
         return None if row is None else _contribution(row)
 
     async def list_contributions(self, limit: int = 100) -> list[Contribution]:
@@ -542,12 +498,14 @@ class PostgresGraphStore:
         return [_contribution(r) for r in await contributions_sql.list_contributions(self._pool, lim=wanted)]
 
     async def get_asset_contributions(self, asset_id: UUID) -> list[Contribution]:
-        rows = await contributions_sql.get_asset_contributions(self._pool, asset_id=_uuid("asset_id", asset_id))
+        rows = await contributions_sql.get_asset_contributions(
+            self._pool, asset_id=rules.uuid_value("asset_id", asset_id)
+        )
         return [_contribution(r) for r in rows]
 
     async def get_contributor_contributions(self, contributor_id: UUID) -> list[Contribution]:
         rows = await contributions_sql.get_contributor_contributions(
-            self._pool, contributor_id=_uuid("contributor_id", contributor_id)
+            self._pool, contributor_id=rules.uuid_value("contributor_id", contributor_id)
         )
         return [_contribution(r) for r in rows]
 
@@ -555,11 +513,11 @@ class PostgresGraphStore:
 
     async def upsert_github_contributor(self, github_contributor: GitHubContributor) -> GitHubContributor:
         gc = github_contributor
-        _text("id", gc.id, _NAME_MAX, required=True)
-        _text("source", gc.source, 50)
-        _text("login", gc.login, _NAME_MAX)
-        _text("name", gc.name, _NAME_MAX)
-        _text("avatar_url", gc.avatar_url, _URL_MAX)
+        rules.text("id", gc.id, _NAME_MAX, required=True)
+        rules.text("source", gc.source, 50)
+        rules.text("login", gc.login, _NAME_MAX)
+        rules.text("name", gc.name, _NAME_MAX)
+        rules.text("avatar_url", gc.avatar_url, _URL_MAX)
         if not 0 <= gc.contributions_count <= _INT4_MAX:
             raise InvalidValueError(
                 f"contributions_count must be between 0 and {_INT4_MAX}, got {gc.contributions_count}"
@@ -573,13 +531,13 @@ class PostgresGraphStore:
             avatar_url=gc.avatar_url,
             contributions_count=gc.contributions_count,
             created_at=rules.aware_utc(gc.created_at),
-            updated_at=_aware(gc.updated_at),
+            updated_at=rules.optional_aware(gc.updated_at),
         )
         assert row is not None
         return _github_contributor(row)
 
     async def get_github_contributor(self, contributor_id: str) -> GitHubContributor | None:
-        _text("contributor_id", contributor_id)
+        rules.text("contributor_id", contributor_id)
         row = await github_sql.get_github_contributor(self._pool, id=contributor_id)
         return None if row is None else _github_contributor(row)
 
@@ -591,11 +549,11 @@ class PostgresGraphStore:
 
     async def upsert_github_organization(self, organization: GitHubOrganization) -> GitHubOrganization:
         org = organization
-        _text("id", org.id, _NAME_MAX, required=True)
-        _text("login", org.login, _NAME_MAX)
-        _text("type", org.type, 50)
-        _text("name", org.name, _NAME_MAX)
-        _text("avatar_url", org.avatar_url, _URL_MAX)
+        rules.text("id", org.id, _NAME_MAX, required=True)
+        rules.text("login", org.login, _NAME_MAX)
+        rules.text("type", org.type, 50)
+        rules.text("name", org.name, _NAME_MAX)
+        rules.text("avatar_url", org.avatar_url, _URL_MAX)
         # type outside Organization/User is the github_organizations_type_check: InvalidValueError.
         row = await github_sql.upsert_github_organization(
             self._pool,
@@ -605,18 +563,18 @@ class PostgresGraphStore:
             name=org.name,
             avatar_url=org.avatar_url,
             created_at=rules.aware_utc(org.created_at),
-            updated_at=_aware(org.updated_at),
+            updated_at=rules.optional_aware(org.updated_at),
         )
         assert row is not None
         return _github_organization(row)
 
     async def get_github_organization(self, organization_id: str) -> GitHubOrganization | None:
-        _text("organization_id", organization_id)
+        rules.text("organization_id", organization_id)
         row = await github_sql.get_github_organization(self._pool, id=organization_id)
         return None if row is None else _github_organization(row)
 
     async def add_github_contributes_to(self, contributor_id: str, ecosystem: str, project_name: str) -> None:
-        _text("contributor_id", contributor_id, _NAME_MAX)
+        rules.text("contributor_id", contributor_id, _NAME_MAX)
         eco, name = rules.project_key(ecosystem, project_name)
         await github_sql.add_github_contributes_to(self._pool, contributor_id=contributor_id, ecosystem=eco, name=name)
 
@@ -628,10 +586,10 @@ class PostgresGraphStore:
 
 def _validated_project(project: Project) -> _ProjectWrite:
     key = rules.project_key(project.ecosystem, project.name)
-    _text("version", project.version)
-    _text("description", project.description)
-    _text("homepage_url", project.homepage_url, _URL_MAX)
-    _text("repository_url", project.repository_url, _URL_MAX)
+    rules.text("version", project.version)
+    rules.text("description", project.description)
+    rules.text("homepage_url", project.homepage_url, _URL_MAX)
+    rules.text("repository_url", project.repository_url, _URL_MAX)
     return _ProjectWrite(key, project)
 
 
@@ -684,7 +642,7 @@ class PostgresAgentTaskStore:
         return _task(row)
 
     async def get_task(self, task_id: str) -> AgentTaskRecord | None:
-        _text("task_id", task_id)
+        rules.text("task_id", task_id)
         row = await tasks_sql.get_task(self._pool, id=task_id)
         return None if row is None else _task(row)
 
@@ -696,8 +654,8 @@ class PostgresAgentTaskStore:
         offset: int = 0,
     ) -> tuple[list[AgentTaskRecord], int]:
         wanted, skip = rules.page(limit, offset)
-        status_filter = _enum(TaskStatus, "status", status)
-        type_filter = _enum(TaskType, "task_type", task_type)
+        status_filter = rules.optional_enum(TaskStatus, "status", status)
+        type_filter = rules.optional_enum(TaskType, "task_type", task_type)
         async with _snapshot(self._pool, "PostgresAgentTaskStore.list_tasks") as conn:
             rows = await tasks_sql.list_tasks(
                 conn,
@@ -721,8 +679,8 @@ class PostgresAgentTaskStore:
         *,
         now: datetime | None = None,
     ) -> AgentTaskRecord | None:
-        _text("task_id", task_id)
-        new_status = _enum(TaskStatus, "status", status)
+        rules.text("task_id", task_id)
+        new_status = rules.optional_enum(TaskStatus, "status", status)
         pct = rules.progress_pct(progress_pct)
         for name, value in (
             ("output", output),
@@ -730,7 +688,7 @@ class PostgresAgentTaskStore:
             ("decision_prompt", decision_prompt),
             ("decision", decision),
         ):
-            _text(name, value)
+            rules.text(name, value)
         moment = utcnow() if now is None else rules.aware_utc(now)
         # client-contract §3.4 in one UPDATE (queries/agent_tasks.sql): never a lost update.
         row = await tasks_sql.update_task(
@@ -789,14 +747,14 @@ class PostgresAgentTaskStore:
         return _pipeline_status(running, pending, recent, phases, now, metrics)
 
     async def claim_next_task(self, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
-        _text("worker", worker, _NAME_MAX, required=True)
+        rules.text("worker", worker, _NAME_MAX, required=True)
         moment = utcnow() if now is None else rules.aware_utc(now)
         row = await tasks_sql.claim_next_task(self._pool, worker=worker, now=moment)
         return None if row is None else _task(row)
 
     async def claim_task(self, task_id: str, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
-        _text("task_id", task_id)
-        _text("worker", worker, _NAME_MAX, required=True)
+        rules.text("task_id", task_id)
+        rules.text("worker", worker, _NAME_MAX, required=True)
         moment = utcnow() if now is None else rules.aware_utc(now)
         row = await tasks_sql.claim_task(self._pool, id=task_id, worker=worker, now=moment)
         return None if row is None else _task(row)
@@ -810,18 +768,18 @@ def _by_status(rows: Iterable[tasks_sql.TaskStatusCountsRow]) -> dict[str, int]:
 
 
 def _validated_task(task: AgentTaskRecord) -> AgentTaskRecord:
-    _text("id", task.id, 50, required=True)
-    _text("direction", task.direction)
+    rules.text("id", task.id, 50, required=True)
+    rules.text("direction", task.direction)
     if not task.direction.strip():
         raise InvalidValueError(CONSTRAINT_MESSAGES["direction_not_empty"])
     if len(task.direction) > DIRECTION_MAX:
         raise InvalidValueError(f"direction must be at most {DIRECTION_MAX} characters, got {len(task.direction)}")
-    _text("model", task.model, 100)
-    _text("command", task.command)
-    _text("tier", task.tier, 50)
-    _text("claimed_by", task.claimed_by, _NAME_MAX)
+    rules.text("model", task.model, 100)
+    rules.text("command", task.command)
+    rules.text("tier", task.tier, 50)
+    rules.text("claimed_by", task.claimed_by, _NAME_MAX)
     for name in ("output", "current_step", "decision_prompt", "decision"):
-        _text(name, getattr(task, name))
+        rules.text(name, getattr(task, name))
     rules.progress_pct(task.progress_pct)
     return task.model_copy(
         update={
@@ -829,9 +787,9 @@ def _validated_task(task: AgentTaskRecord) -> AgentTaskRecord:
             "status": _required_enum(TaskStatus, "status", task.status),
             "context": None if task.context is None else rules.json_object("context", task.context),
             "created_at": rules.aware_utc(task.created_at),
-            "updated_at": _aware(task.updated_at),
-            "started_at": _aware(task.started_at),
-            "claimed_at": _aware(task.claimed_at),
+            "updated_at": rules.optional_aware(task.updated_at),
+            "started_at": rules.optional_aware(task.started_at),
+            "claimed_at": rules.optional_aware(task.claimed_at),
         }
     )
 

@@ -11,7 +11,9 @@ import math
 import re
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Final, SupportsIndex, SupportsInt
+from enum import Enum
+from typing import Any, Final, SupportsIndex, SupportsInt, TypeVar
+from uuid import UUID
 
 from coherence_sql.errors import InvalidValueError
 
@@ -162,3 +164,52 @@ def json_object(field: str, value: Any) -> dict[str, Any]:
         raise InvalidValueError(f"{field} contains a NUL character")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
+
+
+_E = TypeVar("_E", bound=Enum)
+
+
+def text(field: str, value: object, max_len: int | None = None, *, required: bool = False) -> None:
+    """A text argument: a string (or None), without NUL, within its width; `required` forbids ''."""
+    if value is None:
+        if required:
+            raise InvalidValueError(f"{field} must not be empty, got None")
+        return
+    if not isinstance(value, str):
+        raise InvalidValueError(f"{field} must be a string, got {type(value).__name__}")
+    if required and value == "":
+        raise InvalidValueError(f"{field} must not be empty")
+    if max_len is not None and len(value) > max_len:
+        raise InvalidValueError(f"{field} is longer than {max_len} characters: {value[:40]!r}…")
+    no_nul(field, value)
+
+
+def uuid_value(field: str, value: object) -> UUID:
+    """A UUID, or its text form (as PostgreSQL would cast it)."""
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise InvalidValueError(f"{field} must be a UUID, got {value!r}")
+
+
+def optional_enum(enum: type[_E], field: str, value: object) -> _E | None:
+    """An optional enum argument given as a member or its value (the API compares with ==)."""
+    if value is None:
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in enum)
+        raise InvalidValueError(f"{field} must be one of {allowed}, got {value!r}") from None
+
+
+def optional_naive(value: datetime | None) -> datetime | None:
+    return None if value is None else naive_utc(value)
+
+
+def optional_aware(value: datetime | None) -> datetime | None:
+    return None if value is None else aware_utc(value)
