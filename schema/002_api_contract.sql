@@ -12,8 +12,12 @@ ALTER COLUMN dependency_count SET NOT NULL,
 ADD CONSTRAINT projects_dependency_count_check CHECK (dependency_count >= 0),
 ADD CONSTRAINT projects_ecosystem_not_empty CHECK (ecosystem <> ''),
 ADD CONSTRAINT projects_name_not_empty CHECK (name <> ''),
+-- Keys are lower-cased in Python (str.lower), which differs from SQL lower() for some non-ASCII
+-- letters (final sigma, dotted capital I): the check holds an ASCII spelling to its key and trusts
+-- the writer for the rest.
 ADD CONSTRAINT projects_display_matches_key CHECK (
-    lower(display_ecosystem) = ecosystem AND lower(display_name) = name
+    (lower(display_ecosystem) = ecosystem OR display_ecosystem ~ '[^[:ascii:]]')
+    AND (lower(display_name) = name OR display_name ~ '[^[:ascii:]]')
 );
 
 ALTER TABLE project_dependencies
@@ -67,6 +71,10 @@ BEGIN
     SELECT id INTO v_from FROM projects WHERE ecosystem = p_from_ecosystem AND name = p_from_name;
     SELECT id INTO v_to FROM projects WHERE ecosystem = p_to_ecosystem AND name = p_to_name;
     IF v_from IS NOT NULL AND v_to IS NOT NULL THEN
+        -- Never in both tables: a pending copy (there should be none) is moved, not duplicated.
+        DELETE FROM pending_dependencies
+        WHERE from_ecosystem = p_from_ecosystem AND from_name = p_from_name
+        AND to_ecosystem = p_to_ecosystem AND to_name = p_to_name;
         INSERT INTO project_dependencies (from_project_id, to_project_id)
         VALUES (v_from, v_to)
         ON CONFLICT (from_project_id, to_project_id) DO NOTHING;
@@ -101,6 +109,17 @@ CREATE FUNCTION project_resolve_pending_dependencies()
 RETURNS TRIGGER AS $$
 BEGIN
     PERFORM lock_project_key(NEW.ecosystem, NEW.name);
+    IF NOT EXISTS (
+        SELECT 1 FROM pending_dependencies AS q
+        WHERE (q.from_ecosystem = NEW.ecosystem AND q.from_name = NEW.name)
+        OR (q.to_ecosystem = NEW.ecosystem AND q.to_name = NEW.name)
+    ) THEN
+        RETURN NULL;
+    END IF;
+    -- Both endpoints of a pending edge may be inserted at once, each unable to see the other's
+    -- uncommitted row: resolutions take turns, so the second sees the first committed. (An edge
+    -- touching this key cannot appear meanwhile: record_dependency waits on this key's lock.)
+    PERFORM pg_advisory_xact_lock(hashtextextended('coherence_sql.pending_dependencies', 7));
     WITH moved AS (
         DELETE FROM pending_dependencies AS q
         WHERE (

@@ -186,6 +186,23 @@ async def test_edges_recorded_before_their_projects_count_and_resolve(graph: Pos
     assert await graph.count_dependents("npm", "react") == 1
 
 
+async def test_both_endpoints_arriving_at_once_resolve_every_pending_edge(
+    graph: PostgresGraphStore, pool: Pool
+) -> None:
+    # Each endpoint's insert cannot see the other's uncommitted row; resolutions must take turns.
+    await graph.add_dependencies([DependencyEdge("npm", f"a{i}", "npm", f"b{i}") for i in range(150)])
+    await asyncio.gather(*(graph.upsert_project(project("npm", f"{x}{i}")) for i in range(150) for x in "ab"))
+    assert await pending_edge_count(pool) == 0
+    assert await pool.fetchval("SELECT count(*) FROM project_dependencies") == 150
+    for i in (0, 77, 149):
+        found = await graph.get_project("npm", f"a{i}")
+        assert found is not None
+        assert found.dependency_count == 1
+        assert await graph.count_dependents("npm", f"b{i}") == 1
+    await graph.add_dependency("npm", "a0", "npm", "b0")  # re-adding a resolved edge changes nothing
+    assert await graph.count_dependents("npm", "b0") == 1
+
+
 async def test_a_self_dependency_is_rejected_whatever_the_case(graph: PostgresGraphStore) -> None:
     with pytest.raises(InvalidValueError, match="itself"):
         await graph.add_dependency("npm", "app", "NPM", "App")
