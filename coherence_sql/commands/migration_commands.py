@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from coherence_sql.db import redact, resolve_dsn
+from coherence_sql.errors import ConfigurationError
 from coherence_sql.migration.config import MigrationSettings
 from coherence_sql.migration.service import default_journal_path, open_migrating_stores
 
@@ -28,10 +30,16 @@ def register(subparsers: Any) -> None:
 
 
 async def _reconcile(args: argparse.Namespace) -> int:
+    if not (args.database_url or os.environ.get("DATABASE_URL", "").strip()):
+        # The journal belongs to a real server; replaying it into the embedded default would
+        # empty it into the wrong database.
+        raise ConfigurationError(
+            "reconcile needs the PostgreSQL the API dual-writes to: --database-url or DATABASE_URL"
+        )
     dsn = resolve_dsn(args.database_url)
     journal = args.journal or default_journal_path()
     settings = MigrationSettings(dual_write=True, journal_path=journal, database_url=dsn)
-    async with open_migrating_stores(settings, reconcile_interval_s=None) as stores:
+    async with open_migrating_stores(settings, reconcile_interval_s=None, drain_on_start=False) as stores:
         assert stores.core.journal is not None
         before = stores.core.journal.pending()
         report = await stores.reconcile()

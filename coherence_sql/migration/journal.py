@@ -101,6 +101,23 @@ class WriteJournal:
         self.replaying = path.with_name(path.name + ".replaying")
         self.progress = path.with_name(path.name + ".progress")
         self._lock_path = path.with_name(path.name + ".lock")
+        self._replay_lock_path = path.with_name(path.name + ".replay-lock")
+
+    @contextmanager
+    def _replaying_alone(self) -> Iterator[bool]:
+        """Whether this process may replay: one replayer at a time, for the whole replay, so no
+        entry is applied twice and no replayer removes a file another has not finished."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._replay_lock_path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -151,7 +168,15 @@ class WriteJournal:
         """Apply every entry in order; `apply` returns False when the write had already landed.
 
         Stops at the first failure (PostgreSQL still away) and keeps its place for the next call.
+        When another replay is under way (the API's background replay, `coherence-sql reconcile`),
+        returns at once with `error` saying so and nothing applied.
         """
+        with self._replaying_alone() as alone:
+            if not alone:
+                return ReplayReport(error="another replay of this journal is under way", remaining=self.pending())
+            return await self._replay(apply)
+
+    async def _replay(self, apply: Callable[[JournalEntry], Awaitable[bool]]) -> ReplayReport:
         report = ReplayReport()
         while True:
             with self._locked():

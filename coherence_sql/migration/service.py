@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coherence_sql.errors import CoherenceSQLError
+from coherence_sql.errors import CoherenceSQLError, MigrationError
 from coherence_sql.migration.config import MigrationSettings, Phase
 from coherence_sql.migration.journal import ReplayReport, WriteJournal
 from coherence_sql.migration.shadow import Mismatch, ShadowReader
@@ -163,6 +163,22 @@ async def _keep_reconciling(stores: MigratingStores, interval_s: float) -> None:
             log.info("journal replayed: %d applied, %d had landed", report.applied, report.already_applied)
 
 
+async def _drain_before_serving(stores: MigratingStores) -> None:
+    """Writes journaled by an earlier run go first. In phase 3 PostgreSQL is the source of truth,
+    so serving before they landed would let them overwrite newer writes later: refuse instead."""
+    report = await stores.reconcile()
+    if report.complete:
+        log.info("journal from an earlier run replayed: %d applied", report.applied)
+        return
+    if stores.core.phase is Phase.POSTGRES_PRIMARY:
+        raise MigrationError(
+            f"the write journal holds {report.remaining} write(s) from dual-write that did not reach "
+            f"PostgreSQL ({report.error}); run `coherence-sql reconcile` before starting with "
+            f"POSTGRES_PRIMARY=true"
+        )
+    log.warning("journal from an earlier run not fully replayed yet: %s", report.error)
+
+
 @asynccontextmanager
 async def open_migrating_stores(
     settings: MigrationSettings | None = None,
@@ -170,11 +186,13 @@ async def open_migrating_stores(
     memory_graph: MemoryGraphStore | None = None,
     memory_tasks: MemoryAgentTaskStore | None = None,
     reconcile_interval_s: float | None = 5.0,
+    drain_on_start: bool = True,
 ) -> AsyncIterator[MigratingStores]:
     """The API's stores for the configured phase; closes the pool and background work on exit.
 
     `memory_graph`/`memory_tasks` are the live in-memory stores (new empty ones by default);
-    `reconcile_interval_s=None` turns off the background journal replay (tests, CLI).
+    `reconcile_interval_s=None` turns off the background journal replay (tests, CLI);
+    `drain_on_start=False` leaves a journal from an earlier run for the caller to replay.
     """
     chosen = settings or MigrationSettings.from_env()
     graph_memory = memory_graph or MemoryGraphStore()
@@ -199,6 +217,8 @@ async def open_migrating_stores(
             core=core,
             postgres=postgres,
         )
+        if drain_on_start and journal is not None and journal.active():
+            await _drain_before_serving(stores)
         background: asyncio.Task[None] | None = None
         if journal is not None and reconcile_interval_s is not None:
             background = asyncio.get_running_loop().create_task(_keep_reconciling(stores, reconcile_interval_s))

@@ -23,6 +23,7 @@ from coherence_sql.errors import (
     ConcurrencyError,
     DatabaseUnavailableError,
     DuplicateError,
+    NotFoundError,
     QueryCancelledError,
     QueryTimeoutError,
 )
@@ -52,6 +53,8 @@ T = TypeVar("T")
 
 # PostgreSQL being away or slow: the write is journaled and replayed later.
 TRANSIENT = (DatabaseUnavailableError, QueryTimeoutError, QueryCancelledError, ConcurrencyError)
+# Writes that change an existing task: PostgreSQL answering None means it lacks the task.
+_MUST_FIND = frozenset({"update_task", "claim_task"})
 _CREATES = frozenset({"create_contributor", "create_asset", "create_contribution", "create_task"})
 
 
@@ -159,7 +162,8 @@ class _Router:
             return result
         result = await getattr(self.memory, op)(**kwargs)  # the source of truth decides the answer
         core.stats.memory_ok += 1
-        await self._to_postgres(op, kwargs)
+        if result is not None or op not in _MUST_FIND:  # memory had nothing to change: nor has PostgreSQL
+            await self._to_postgres(op, kwargs)
         return result
 
     async def _follow_in_memory(self, op: str, kwargs: dict[str, Any]) -> None:
@@ -181,8 +185,14 @@ class _Router:
             core.stats.journaled += 1
             return
         try:
-            await getattr(self.postgres, op)(**kwargs)
-            core.stats.postgres_ok += 1
+            result = await getattr(self.postgres, op)(**kwargs)
+            if result is None and op in _MUST_FIND:
+                # Memory had the task; PostgreSQL does not (yet): the backfill will bring it.
+                core.note_rejection(
+                    self._store_name, op, NotFoundError(f"task {kwargs['task_id']} is not in PostgreSQL")
+                )
+            else:
+                core.stats.postgres_ok += 1
         except TRANSIENT as exc:
             core.note_failure(self._store_name, op, exc)
             core.journal.append(self._store_name, op, kwargs)
@@ -222,7 +232,11 @@ class _Router:
     async def apply_journaled(self, entry: JournalEntry) -> bool:
         """Replay one journaled write on PostgreSQL; False when it had already landed."""
         try:
-            await getattr(self.postgres, entry.op)(**entry.kwargs)
+            result = await getattr(self.postgres, entry.op)(**entry.kwargs)
+            if result is None and entry.op in _MUST_FIND:
+                missing = NotFoundError(f"task {entry.kwargs['task_id']} is not in PostgreSQL")
+                self.core.note_rejection(self._store_name, entry.op, missing)
+                return False
             return True
         except DuplicateError:
             if entry.op in _CREATES:

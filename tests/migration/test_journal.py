@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -129,3 +130,30 @@ async def test_an_interrupted_replay_resumes_where_it_stopped(tmp_path: Path) ->
     assert second.complete
     assert seen == ["a0", "a1", "a2", "a3", "a4", "a5", "late"]
     assert not journal.active()
+
+
+async def test_a_second_replay_while_one_runs_applies_nothing(tmp_path: Path) -> None:
+    journal = WriteJournal(tmp_path / "j.jsonl")
+    for i in range(3):
+        journal.append(
+            "graph", "add_dependency", {"from_eco": "npm", "from_name": f"a{i}", "to_eco": "npm", "to_name": "b"}
+        )
+    applied: list[str] = []
+    inside = asyncio.Event()
+    finish = asyncio.Event()
+
+    async def slow(entry: JournalEntry) -> bool:
+        inside.set()
+        await finish.wait()
+        applied.append(entry.kwargs["from_name"])
+        return True
+
+    first = asyncio.create_task(journal.replay(slow))
+    await inside.wait()
+    second = await journal.replay(slow)
+    assert second.error == "another replay of this journal is under way"
+    assert second.applied == 0
+    finish.set()
+    report = await first
+    assert report.complete
+    assert applied == ["a0", "a1", "a2"]

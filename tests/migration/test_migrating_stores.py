@@ -13,8 +13,9 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from coherence_sql.errors import InvalidValueError, UnknownReferenceError
+from coherence_sql.errors import InvalidValueError, MigrationError, UnknownReferenceError
 from coherence_sql.migration.config import MigrationSettings
+from coherence_sql.migration.journal import WriteJournal
 from coherence_sql.migration.ordering import WriteOrder
 from coherence_sql.migration.service import MigratingStores, open_migrating_stores
 from coherence_sql.models import (
@@ -262,3 +263,37 @@ async def test_write_order_serialises_shared_keys_and_lets_others_pass() -> None
     await asyncio.gather(first(), same_key(), other_key())
     assert events == ["first in", "other key in", "first out", "same key in"]
     assert order.keys_held == 0
+
+
+async def test_phase_three_replays_a_leftover_journal_before_serving(clean_dsn: str, tmp_path: Path) -> None:
+    journal = WriteJournal(tmp_path / "journal.jsonl")
+    journal.append("tasks", "create_task", {"task": task()})
+    settings = replace(dual_write(clean_dsn, journal.path), postgres_primary=True)
+    async with open_migrating_stores(settings, reconcile_interval_s=None) as stores:
+        assert not journal.active()
+        found = await stores.tasks.get_task("task_0000000000000001")  # phase 3 reads PostgreSQL
+    assert found is not None
+    assert found.direction == "write the spec"
+
+
+async def test_phase_three_refuses_to_start_while_the_journal_cannot_drain(clean_dsn: str, tmp_path: Path) -> None:
+    journal = WriteJournal(tmp_path / "journal.jsonl")
+    journal.append("tasks", "create_task", {"task": task()})
+    settings = replace(dual_write(clean_dsn, journal.path), postgres_primary=True)
+    refused = pytest.raises(MigrationError, match=r"journal holds 1 write\(s\) .* run `coherence-sql reconcile`")
+    with journal._replaying_alone(), refused:  # another replayer holds the journal
+        async with open_migrating_stores(settings, reconcile_interval_s=None):
+            pass
+    assert journal.pending() == 1
+
+
+async def test_a_write_to_a_task_postgres_lacks_is_counted_as_a_rejection(clean_dsn: str, tmp_path: Path) -> None:
+    memory = MemoryAgentTaskStore()
+    await memory.create_task(task())  # created before dual-write began: not in PostgreSQL yet
+    settings = dual_write(clean_dsn, tmp_path / "journal.jsonl")
+    async with open_migrating_stores(settings, memory_tasks=memory, reconcile_interval_s=None) as stores:
+        updated = await stores.tasks.update_task("task_0000000000000001", output="done")
+        assert updated is not None
+        assert stores.core.stats.rejected == 1
+        assert stores.core.stats.postgres_ok == 0
+        assert "task task_0000000000000001 is not in PostgreSQL" in stores.core.stats.recent_rejections[0]
