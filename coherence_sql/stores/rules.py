@@ -25,21 +25,33 @@ PROGRESS_RANGE: Final = range(0, 101)
 
 
 def project_key(ecosystem: str, name: str) -> tuple[str, str]:
-    """The API's `_key()`: case-insensitive identity of a project; empty keys are rejected."""
+    """The API's `_key()`: case-insensitive identity of a project; empty keys are rejected.
+
+    Widths are checked on the lower-cased key too: `str.lower()` can lengthen a string ("İ").
+    """
+    keys = []
     for field, value, limit in (("ecosystem", ecosystem, ECOSYSTEM_MAX), ("name", name, PROJECT_NAME_MAX)):
         if not isinstance(value, str) or value == "":
             raise InvalidValueError(f"project {field} must be a non-empty string, got {value!r}")
-        if len(value) > limit:
+        no_nul(f"project {field}", value)
+        key = value.lower()
+        if len(value) > limit or len(key) > limit:
             raise InvalidValueError(f"project {field} is longer than {limit} characters: {value[:40]!r}…")
-        if "\x00" in value:
-            raise InvalidValueError(f"project {field} contains a NUL character: {value!r}")
-    return ecosystem.lower(), name.lower()
+        keys.append(key)
+    return keys[0], keys[1]
 
 
 def no_nul(field: str, value: str | None) -> None:
-    """PostgreSQL text cannot hold NUL; reject it up front in both stores."""
-    if value is not None and "\x00" in value:
+    """Text PostgreSQL can store: no NUL character, no lone surrogate (not UTF-8); both stores
+    reject them up front so they accept the same text."""
+    if value is None:
+        return
+    if "\x00" in value:
         raise InvalidValueError(f"{field} contains a NUL character: {value[:40]!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidValueError(f"{field} is not valid Unicode text (a lone surrogate): {value[:40]!r}") from None
 
 
 def money(field: str, value: object, *, allow_negative: bool = False) -> Decimal:
@@ -58,6 +70,8 @@ def money(field: str, value: object, *, allow_negative: bool = False) -> Decimal
         raise InvalidValueError(f"{field} must not be negative, got {value!r}")
     if abs(amount) > MONEY_MAX:
         raise InvalidValueError(f"{field} is out of range for DECIMAL(15,2): {value!r}")
+    if amount == 0:
+        amount = abs(amount)  # -0.00 is 0.00 in PostgreSQL's numeric
     return amount.quantize(TWO_PLACES)
 
 
@@ -79,7 +93,7 @@ def list_limit(limit: object) -> int:
         if isinstance(limit, bool) or not isinstance(limit, SupportsInt | SupportsIndex | str):
             raise TypeError
         return max(0, int(limit))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidValueError(f"limit must be an integer, got {limit!r}") from None
 
 
@@ -107,6 +121,7 @@ def search_text(query: str | None) -> str:
     """The API's normalisation: strip and lower-case; an empty result means "no results"."""
     if query is not None and not isinstance(query, str):
         raise InvalidValueError(f"search query must be a string, got {query!r}")
+    no_nul("search query", query)
     return (query or "").strip().lower()
 
 
@@ -162,7 +177,8 @@ def json_object(field: str, value: Any) -> dict[str, Any]:
         raise InvalidValueError(f"{field} is not encodable as JSON: {exc}") from None
     if _JSON_NUL_ESCAPE.search(text):
         raise InvalidValueError(f"{field} contains a NUL character")
-    loaded: dict[str, Any] = json.loads(text)
+    # jsonb has no negative zero: -0.0 comes back as 0 (adding 0.0 turns -0.0 into 0.0).
+    loaded: dict[str, Any] = json.loads(text, parse_float=lambda number: float(number) + 0.0)
     return loaded
 
 

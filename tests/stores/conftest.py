@@ -8,8 +8,8 @@ The PostgreSQL params fail, never skip, when `coherence_sql.stores.postgres` can
 from __future__ import annotations
 
 import asyncio
-import os
 import importlib
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any

@@ -355,3 +355,20 @@ async def test_distribution_weights_cost_by_coherence(store: Stores) -> None:
 async def test_distribution_without_contributions_pays_nothing(store: Stores) -> None:
     _, _, code = await people_and_asset(store)
     assert distribute(await store.graph.get_asset_contributions(code), Decimal("1000")) == []
+
+
+async def test_negative_zero_money_and_metadata_come_back_as_zero(store: Stores) -> None:
+    ada = await store.graph.create_contributor(contributor(hourly_rate=Decimal("-0.00")))
+    code = await store.graph.create_asset(asset())
+    made = await store.graph.create_contribution(ada.id, code.id, Decimal("-0.00"), 0.5, {"f": -0.0})
+    assert str(made.cost_amount) == "0.00"
+    assert str(ada.hourly_rate) == "0.00"
+    assert str(made.metadata["f"]) == "0.0"
+    again = await store.graph.get_contribution(made.id)
+    assert again is not None
+    assert (str(again.cost_amount), str(again.metadata["f"])) == ("0.00", "0.0")
+
+
+async def test_an_infinite_limit_is_a_typed_error(store: Stores) -> None:
+    with pytest.raises(InvalidValueError, match="limit must be an integer, got inf"):
+        await store.graph.list_contributors(limit=float("inf"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from coherence_sql.errors import InvalidValueError
@@ -290,3 +292,32 @@ async def test_callers_project_is_neither_kept_nor_mutated(store: Stores) -> Non
     found = await store.graph.get_project("npm", "react")
     assert (found.version, found.dependency_count) == ("1", 1)
     assert isinstance(found, Project)
+
+
+# -- text both stores can hold (found in review: these diverged) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("bad\ud800name", "project name is not valid Unicode text (a lone surrogate)"),
+        ("İ" * 200, "project name is longer than 255 characters"),  # lower() makes it 400 characters
+    ],
+)
+async def test_a_name_postgresql_cannot_hold_is_rejected_by_every_store(store: Stores, name: str, message: str) -> None:
+    with pytest.raises(InvalidValueError, match=re.escape(message)):
+        await store.graph.upsert_project(project(name))
+    assert await store.graph.count_projects() == 0
+
+
+@pytest.mark.parametrize("name", ["ΟΔΟΣ", "İstanbul"])
+async def test_non_ascii_names_whose_sql_lower_differs_are_kept_by_every_store(store: Stores, name: str) -> None:
+    await store.graph.upsert_project(project(name, ecosystem="pypi"))
+    found = await store.graph.get_project("pypi", name.lower())
+    assert found is not None
+    assert found.name == name
+
+
+async def test_a_search_query_with_a_lone_surrogate_is_rejected(store: Stores) -> None:
+    with pytest.raises(InvalidValueError, match="search query is not valid Unicode text"):
+        await store.graph.search("\ud800")
