@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from coherence_sql.commands import codegen_commands, db_commands, migration_commands, schema_commands
+from coherence_sql.commands import codegen_commands, data_commands, db_commands, migration_commands, schema_commands
 
-COMMAND_MODULES: tuple[ModuleType, ...] = (db_commands, schema_commands, codegen_commands, migration_commands)
+COMMAND_MODULES: tuple[ModuleType, ...] = (
+    db_commands,
+    schema_commands,
+    codegen_commands,
+    migration_commands,
+    data_commands,
+)

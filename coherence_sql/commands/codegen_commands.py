@@ -13,6 +13,7 @@ import asyncpg
 from coherence_sql.codegen.generate import build, check, default_output_dir, write
 from coherence_sql.codegen.lint import RULES, Catalog, lint_paths
 from coherence_sql.codegen.scratch import scratch_database
+from coherence_sql.commands import data_commands
 from coherence_sql.resources import queries_dir
 
 
@@ -50,6 +51,7 @@ def register(subparsers: Any) -> None:
     accessors.add_argument("--point-chunk", type=int, default=300, help="point lookups per round and side")
     accessors.add_argument("--list-chunk", type=int, default=5, help="list reads per round and side")
     accessors.set_defaults(run=_bench_accessors)
+    data_commands.register_bench(kinds)  # `bench backfill`
 
 
 def _shown(path: Path) -> Path:

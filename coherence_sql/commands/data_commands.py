@@ -1,0 +1,317 @@
+"""`coherence-sql backfill`, `verify`, `rollback` and `bench backfill`: moving and checking the data.
+
+The plan's operator scripts (scripts/backfill_postgres.py, verify_data_consistency.py,
+rollback_postgres_migration.py) are these commands; docs/runbook.md says when to run each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from coherence_sql.db import redact, resolve_dsn
+from coherence_sql.migration.backfill import DEFAULT_BATCH_SIZE, DEFAULT_JOBS, ProgressBar, backfill, read_snapshot_file
+from coherence_sql.migration.rollback import (
+    check_live,
+    check_settings,
+    export_to_file,
+    read_env_file,
+    rollback_settings,
+    write_env_file,
+)
+from coherence_sql.migration.snapshot import load_into, write_snapshot
+from coherence_sql.migration.verify import DEFAULT_THRESHOLD_PERCENT, verify
+from coherence_sql.stores.memory import MemoryStores
+
+BENCH_TARGET_S = 5.0  # issue 5: the generated snapshot below loads in under 5 seconds
+
+
+def _database_option(parser: argparse.ArgumentParser) -> None:
+    # Also accepted after the subcommand (the scripts pass their arguments through); absent, the
+    # global --database-url stands.
+    parser.add_argument("--database-url", metavar="DSN", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def _percent(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be a percentage from 0 to 100, got {text}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    fill = subparsers.add_parser(
+        "backfill",
+        help="load a JSON snapshot of the in-memory stores into PostgreSQL (idempotent, resumable)",
+        description="COPY into staging tables, then merge with ON CONFLICT DO NOTHING: rows PostgreSQL "
+        "already has are left alone. Checkpointed per batch under the snapshot's SHA-256, so a re-run "
+        "after an interruption resumes. Exit 0 when done, 2 when the snapshot or the database is bad.",
+    )
+    fill.add_argument("snapshot", type=Path, metavar="SNAPSHOT.json", help="a snapshot in the API's format")
+    fill.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"rows per transaction (default {DEFAULT_BATCH_SIZE})",
+    )
+    fill.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help=f"connections at once (default {DEFAULT_JOBS})")
+    fill.add_argument("--restart", action="store_true", help="ignore earlier checkpoints of this snapshot")
+    fill.add_argument("--no-vacuum", action="store_true", help="skip VACUUM (ANALYZE) of the loaded tables")
+    fill.add_argument("--quiet", action="store_true", help="no progress bar")
+    fill.add_argument("--json", action="store_true", help="print the report as JSON")
+    _database_option(fill)
+    fill.set_defaults(run=_backfill)
+
+    check = subparsers.add_parser(
+        "verify",
+        help="compare a snapshot with PostgreSQL field by field; exit 1 above the mismatch threshold",
+        description="Every difference is listed, whatever the rate; the exit status is 1 only when the "
+        "share of mismatched records is above --threshold (percent).",
+    )
+    check.add_argument("source", type=Path, metavar="SOURCE", help="a snapshot file (e.g. the API's GRAPH_STORE_PATH)")
+    check.add_argument(
+        "--sample-percent", type=_percent, default=100.0, help="compare this share of keys, chosen by a stable hash"
+    )
+    check.add_argument(
+        "--threshold",
+        type=_percent,
+        default=DEFAULT_THRESHOLD_PERCENT,
+        help=f"mismatch rate in percent above which the exit status is 1 (default {DEFAULT_THRESHOLD_PERCENT:g})",
+    )
+    check.add_argument("--limit", type=int, default=200, help="differences printed in the table (0: all)")
+    check.add_argument("--json", action="store_true", help="print the full report as JSON")
+    _database_option(check)
+    check.set_defaults(run=_verify)
+
+    back = subparsers.add_parser(
+        "rollback",
+        help="roll back a migration phase: the settings to apply (and, for phase 3, a snapshot export)",
+        description="Phases 1 and 2 are configuration changes; phase 3 also exports PostgreSQL to a "
+        "snapshot file the in-memory stores load, and checks it against PostgreSQL. Exit 0 when done "
+        "(and, with --status-url, in effect), 1 when a check fails, 2 on errors.",
+    )
+    back.add_argument("--phase", type=int, choices=(1, 2, 3), required=True, help="the phase to roll back")
+    back.add_argument("--env-file", type=Path, default=None, help="write the settings into this dotenv file")
+    back.add_argument("--out", type=Path, default=None, help="phase 3: where to write the snapshot (required)")
+    back.add_argument(
+        "--status-url",
+        default=None,
+        help="the API's store-status URL: report whether the rollback is in effect there",
+    )
+    back.add_argument("--no-verify", action="store_true", help="phase 3: skip checking the export against PostgreSQL")
+    back.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    _database_option(back)
+    back.set_defaults(run=_rollback)
+
+
+def register_bench(kinds: Any) -> None:
+    """`coherence-sql bench backfill` (added to the `bench` group of codegen_commands)."""
+    bench = kinds.add_parser(
+        "backfill", help=f"backfill a generated snapshot into a scratch database (target: under {BENCH_TARGET_S:g} s)"
+    )
+    for name, default in (
+        ("projects", 10_000),
+        ("edges", 50_000),
+        ("contributors", 10_000),
+        ("assets", 10_000),
+        ("contributions", 100_000),
+        ("tasks", 10_000),
+    ):
+        bench.add_argument(f"--{name}", type=int, default=default, help=f"default {default:,}")
+    bench.add_argument("--seed", type=int, default=1, help="the generator's seed (default 1)")
+    bench.add_argument("--batch-size", type=int, default=25_000, help="rows per transaction (default 25,000)")
+    bench.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help=f"connections (default {DEFAULT_JOBS})")
+    bench.set_defaults(run=_bench_backfill)
+
+
+# -- backfill ------------------------------------------------------------------------------------
+
+
+async def _backfill(args: argparse.Namespace) -> int:
+    dsn = resolve_dsn(args.database_url)
+    bar = ProgressBar(quiet=args.quiet or args.json)
+    report = await backfill(
+        dsn,
+        args.snapshot,
+        batch_size=args.batch_size,
+        jobs=args.jobs,
+        restart=args.restart,
+        vacuum=not args.no_vacuum,
+        progress=bar,
+    )
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        print(f"database: {redact(dsn)}")
+        print(report.format_table())
+    return 0
+
+
+# -- verify --------------------------------------------------------------------------------------
+
+
+async def _verify(args: argparse.Namespace) -> int:
+    report = await verify(
+        args.source,
+        resolve_dsn(args.database_url),
+        sample_percent=args.sample_percent,
+        threshold_percent=args.threshold,
+    )
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        print(report.format_table(limit=args.limit))
+    return report.exit_code
+
+
+# -- rollback ------------------------------------------------------------------------------------
+
+
+async def _rollback(args: argparse.Namespace) -> int:
+    if args.phase == 3 and args.out is None:
+        print("coherence-sql rollback: phase 3 needs --out PATH for the snapshot", file=sys.stderr)
+        return 2
+    outcome: dict[str, Any] = {"phase": args.phase}
+    failed = False
+    lines: list[str] = []
+    if args.phase == 3:
+        dsn = resolve_dsn(args.database_url)
+        started = time.perf_counter()
+        snapshot = await export_to_file(dsn, args.out)
+        stores = MemoryStores()
+        await load_into(args.out, stores.graph, stores.tasks)  # proves the in-memory stores take it
+        counts = {
+            "projects": len(snapshot.projects),
+            "edges": len(snapshot.edges),
+            "contributors": len(snapshot.contributors),
+            "assets": len(snapshot.assets),
+            "contributions": len(snapshot.contributions),
+            "agent_tasks": len(snapshot.agent_tasks or []),
+        }
+        outcome["export"] = {"path": str(args.out.resolve()), "records": counts}
+        lines.append(f"exported {redact(dsn)} to {args.out} in {time.perf_counter() - started:.2f} s:")
+        lines.append("  " + ", ".join(f"{n:,} {name}" for name, n in counts.items()))
+        lines.append("  the file loads into the in-memory stores")
+        if not args.no_verify:
+            report = await verify(stores, dsn, threshold_percent=0.0)
+            outcome["verify"] = {"mismatched": report.mismatch_count, "compared": report.compared_count}
+            if report.mismatch_count:
+                failed = True
+                lines.append(report.format_table(limit=50))
+                lines.append(
+                    "  PostgreSQL changed after the export (writes still arriving?): stop writes, export again"
+                )
+            else:
+                lines.append(f"  verified against PostgreSQL: 0 differences in {report.compared_count:,} records")
+    settings = rollback_settings(args.phase, snapshot_path=args.out if args.phase == 3 else None)
+    outcome["settings"] = settings
+    from_file = args.env_file is not None and args.env_file.exists()
+    current = read_env_file(args.env_file) if from_file else dict(os.environ)
+    checked = check_settings(current, settings)
+    outcome["settings_check"] = {
+        "before": checked.before,
+        "after": checked.after,
+        "error": checked.error,
+        "notes": list(checked.notes),
+    }
+    lines.append(f"rollback of phase {args.phase}: apply these settings and restart the API")
+    lines.extend(f"  {key}={value}" for key, value in settings.items())
+    against = f"the settings in {args.env_file}" if from_file else "this shell's environment"
+    if checked.ok:
+        lines.append(
+            f"  accepted at start-up (checked against {against}): phase {checked.before or '(invalid now)'}"
+            f" -> {checked.after}"
+        )
+    else:
+        failed = True
+        lines.append(f"  REFUSED at start-up with these settings: {checked.error}")
+    lines.extend(f"  note: {note}" for note in checked.notes)
+    if args.env_file is not None:
+        write_env_file(args.env_file, settings)
+        outcome["env_file"] = str(args.env_file)
+        lines.append(f"  written to {args.env_file}")
+    if args.status_url:
+        live = check_live(args.status_url, settings)
+        outcome["live"] = {
+            "url": live.url,
+            "phase": live.phase,
+            "applied": live.applied,
+            "error": live.error,
+            "mismatches": [{"variable": v, "live": a, "wanted": w} for v, a, w in live.mismatches],
+        }
+        if live.error:
+            failed = True
+            lines.append(f"live API: {live.error}")
+        elif live.mismatches:
+            failed = True
+            lines.append(f"live API (phase {live.phase}): not in effect yet:")
+            lines.extend(f"  {v}: live {a!r}, wanted {w!r}" for v, a, w in live.mismatches)
+        else:
+            lines.append(f"live API (phase {live.phase}): the rollback is in effect")
+    outcome["ok"] = not failed
+    if args.json:
+        print(json.dumps(outcome, indent=2, default=str))
+    else:
+        print("\n".join(lines))
+    return 1 if failed else 0
+
+
+# -- bench backfill ------------------------------------------------------------------------------
+
+
+async def _bench_backfill(args: argparse.Namespace) -> int:
+    from coherence_sql.codegen.scratch import scratch_database
+    from coherence_sql.db import connect
+    from coherence_sql.migration.sample import sample_snapshot
+
+    started = time.perf_counter()
+    snapshot = sample_snapshot(
+        projects=args.projects,
+        edges=args.edges,
+        contributors=args.contributors,
+        assets=args.assets,
+        contributions=args.contributions,
+        tasks=args.tasks,
+        seed=args.seed,
+    )
+    generated = time.perf_counter() - started
+    with tempfile.TemporaryDirectory(prefix="coherence-sql-bench-") as tmp:
+        path = Path(tmp) / "snapshot.json"
+        write_snapshot(path, snapshot)
+        size_mb = path.stat().st_size / 1e6
+        began = time.perf_counter()
+        parsed, sha = read_snapshot_file(path)
+        parse_s = time.perf_counter() - began
+    async with scratch_database(args.database_url) as dsn:
+        conn = await connect(dsn)
+        try:
+            version = await conn.fetchval("SHOW server_version")
+        finally:
+            await conn.close()
+        report = await backfill(
+            dsn, parsed, snapshot_sha256=sha, batch_size=args.batch_size, jobs=args.jobs, progress=ProgressBar()
+        )
+        checked = await verify(parsed, dsn, threshold_percent=0.0)
+    where = "DATABASE_URL" if (args.database_url or os.environ.get("DATABASE_URL")) else "embedded, tmpfs"
+    print(
+        f"{datetime.date.today().isoformat()}  PostgreSQL {version} ({where}), {args.jobs} connection(s), "
+        f"batch {args.batch_size:,}, seed {args.seed}"
+    )
+    print(
+        f"generated {report.records:,} records in {generated:.2f} s; file {size_mb:.1f} MB, parsed in {parse_s:.2f} s"
+    )
+    print(report.format_table())
+    print(f"verify: {checked.mismatch_count} mismatched of {checked.compared_count:,} in {checked.seconds:.2f} s")
+    met = report.seconds < BENCH_TARGET_S and checked.mismatch_count == 0
+    print(
+        f"backfill {report.seconds:.2f} s: "
+        + ("target met" if met else f"target ({BENCH_TARGET_S:g} s, zero differences) missed")
+    )
+    return 0 if met else 1

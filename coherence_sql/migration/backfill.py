@@ -1,0 +1,1113 @@
+"""Backfill: load a JSON snapshot of the in-memory stores into PostgreSQL at bulk speed, resumably.
+
+Every record is checked first, as the stores would check it (a bad one raises `SnapshotError` naming
+it, before anything is written). Then each section goes batch by batch: COPY into a temporary
+staging table, one set-based merge with ON CONFLICT DO NOTHING (queries/backfill.sql) and the
+batch's checkpoint, in one transaction. A re-run, or a run after a kill, ends in the same state.
+
+    report = await backfill("postgresql://…", "snapshot.json")
+    print(report.inserted, report.seconds)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import gc
+import hashlib
+import json
+import math
+import re
+import sys
+import time
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any, Final, TextIO, TypeAlias, cast
+from uuid import UUID
+
+import asyncpg
+
+from coherence_sql.db import DEFAULT_SERVER_SETTINGS, Connection, Pool, connect, resolve_dsn
+from coherence_sql.errors import (
+    CoherenceSQLError,
+    ConcurrencyError,
+    DatabaseError,
+    DuplicateError,
+    InvalidValueError,
+    SnapshotError,
+    UnknownReferenceError,
+    translate,
+)
+from coherence_sql.migration.snapshot import Snapshot, parse_snapshot
+from coherence_sql.models import DIRECTION_MAX, ContributorType
+from coherence_sql.schema import require_current
+from coherence_sql.sql import backfill as backfill_sql
+from coherence_sql.sql._runtime import Executor
+from coherence_sql.stores import rules
+
+__all__ = [
+    "SECTIONS",
+    "BackfillReport",
+    "ProgressBar",
+    "SectionReport",
+    "backfill",
+    "snapshot_digest",
+]
+
+# The order sections load in: parents before the rows that refer to them.
+SECTIONS: Final = (
+    "contributors",
+    "assets",
+    "contributions",
+    "projects",
+    "edges",
+    "github_contributors",
+    "github_organizations",
+    "github_contributes_to",
+    "agent_tasks",
+)
+DEFAULT_BATCH_SIZE: Final = 10_000
+# Keys locked per transaction (projects, pending edges): the advisory lock table is shared by all
+# sessions, so a batch stays within what PostgresGraphStore's bulk writes take (docs/decisions.md).
+KEYS_PER_TRANSACTION: Final = 500
+BATCH_ATTEMPTS: Final = 3  # a deadlock or serialization failure with a live writer is retried
+DEFAULT_JOBS: Final = 2  # connections loading at once (independent sections, partitions)
+# Contributions load as partitions by asset and edges by source project, so two partitions never
+# update the same asset or project row; fixed, so that checkpoints mean the same whatever --jobs a
+# resumed run uses.
+PARTITIONS: Final = 4
+STATEMENT_TIMEOUT: Final = "15min"  # VACUUM of a large table outlives the pool's 60 s
+
+_NAME_MAX: Final = 255
+_URL_MAX: Final = 500
+_TASK_ID_MAX: Final = 50
+_TASK_MODEL_MAX: Final = 100
+_TASK_TIER_MAX: Final = 50
+_GITHUB_SOURCE_MAX: Final = 50
+_INT4_MAX: Final = 2**31 - 1
+_GITHUB_ORG_TYPES: Final = ("Organization", "User")
+_ZERO: Final = Decimal("0.00")
+_JSON_NUL: Final = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # a \u0000 escape, as rules.json_object sees it
+_JSON: Final = json.JSONEncoder(allow_nan=False, ensure_ascii=False)  # one encoder: json.dumps makes one per call
+
+Progress: TypeAlias = Callable[[str, int, int], None]
+"""Called as `progress(section, records_done, records_total)` after each batch."""
+
+Row: TypeAlias = tuple[Any, ...]
+
+
+# -- the report ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SectionReport:
+    """One section of one run."""
+
+    section: str
+    records: int  # distinct records in the snapshot
+    resumed: int = 0  # records an earlier run of this snapshot had already merged
+    staged: int = 0  # records this run copied and merged
+    inserted: int = 0  # rows this run added to PostgreSQL
+    seconds: float = 0.0
+
+    @property
+    def already_present(self) -> int:
+        """Merged records PostgreSQL already had (left as they were: DO NOTHING)."""
+        return self.staged - self.inserted
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.staged / self.seconds if self.seconds > 0 else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "section": self.section,
+            "records": self.records,
+            "resumed": self.resumed,
+            "staged": self.staged,
+            "inserted": self.inserted,
+            "already_present": self.already_present,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second),
+        }
+
+
+@dataclass(slots=True)
+class BackfillReport:
+    """What a run did, section by section; `seconds` is the whole run (checks, merges, VACUUM)."""
+
+    snapshot_sha256: str
+    sections: list[SectionReport] = field(default_factory=list)
+    check_seconds: float = 0.0
+    vacuum_seconds: float | None = None
+    seconds: float = 0.0
+
+    @property
+    def records(self) -> int:
+        return sum(s.records for s in self.sections)
+
+    @property
+    def staged(self) -> int:
+        return sum(s.staged for s in self.sections)
+
+    @property
+    def inserted(self) -> int:
+        return sum(s.inserted for s in self.sections)
+
+    @property
+    def resumed(self) -> int:
+        return sum(s.resumed for s in self.sections)
+
+    def summary(self) -> str:
+        return (
+            f"{self.records:,} records: {self.inserted:,} inserted, {self.staged - self.inserted:,} already present, "
+            f"{self.resumed:,} done by an earlier run, in {self.seconds:.2f} s"
+        )
+
+    def section(self, name: str) -> SectionReport:
+        for s in self.sections:
+            if s.section == name:
+                return s
+        raise KeyError(name)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "snapshot_sha256": self.snapshot_sha256,
+            "records": self.records,
+            "resumed": self.resumed,
+            "staged": self.staged,
+            "inserted": self.inserted,
+            "check_seconds": round(self.check_seconds, 3),
+            "vacuum_seconds": None if self.vacuum_seconds is None else round(self.vacuum_seconds, 3),
+            "seconds": round(self.seconds, 3),
+            "sections": [s.as_json() for s in self.sections],
+        }
+
+    def format_table(self) -> str:
+        lines = [
+            f"snapshot sha256 {self.snapshot_sha256}",
+            f"{'section':<22}{'records':>10}{'resumed':>10}{'inserted':>10}{'present':>10}{'seconds':>9}{'rows/s':>10}",
+        ]
+        for s in self.sections:
+            lines.append(
+                f"{s.section:<22}{s.records:>10,}{s.resumed:>10,}{s.inserted:>10,}{s.already_present:>10,}"
+                f"{s.seconds:>9.2f}{s.rows_per_second:>10,.0f}"
+            )
+        lines.append(f"{'checks':<72}{self.check_seconds:>9.2f}")
+        if self.vacuum_seconds is not None:
+            lines.append(f"{'vacuum analyze':<72}{self.vacuum_seconds:>9.2f}")
+        rate = self.staged / self.seconds if self.seconds > 0 else 0.0
+        lines.append(
+            f"{'total':<22}{self.records:>10,}{self.resumed:>10,}{self.inserted:>10,}"
+            f"{self.staged - self.inserted:>10,}{self.seconds:>9.2f}{rate:>10,.0f}"
+        )
+        return "\n".join(lines)
+
+
+# -- progress on a terminal ----------------------------------------------------------------------
+
+
+class ProgressBar:
+    """`backfill [#####.....]  52%  100,600/193,500 rows  contributions, edges` on one terminal line.
+
+    Called per section (`progress(section, done, total)`), it shows the whole run and the sections
+    in progress. Enabled only when `stream` is a TTY and `quiet` is off, so logs and pipes stay clean.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False, width: int = 30) -> None:
+        self._stream = sys.stderr if stream is None else stream
+        self.enabled = not quiet and self._stream.isatty()
+        self._width = width
+        self._last = 0.0
+        self._sections: dict[str, tuple[int, int]] = {}
+        self._finished = False
+
+    def __call__(self, section: str, done: int, total: int) -> None:
+        self._sections[section] = (done, total)
+        if not self.enabled or self._finished:
+            return
+        done_all = sum(d for d, _ in self._sections.values())
+        total_all = sum(t for _, t in self._sections.values())
+        now = time.monotonic()
+        finished = done_all >= total_all
+        if not finished and now - self._last < 0.1:
+            return
+        self._last = now
+        share = 1.0 if total_all == 0 else done_all / total_all
+        filled = int(share * self._width)
+        bar = "#" * filled + "." * (self._width - filled)
+        active = ", ".join(name for name, (d, t) in self._sections.items() if 0 < d < t)
+        self._stream.write(f"\r\033[Kbackfill [{bar}] {share:>4.0%}  {done_all:,}/{total_all:,} rows  {active}")
+        if finished:
+            self._stream.write("\n")
+            self._finished = True
+        self._stream.flush()
+
+
+# -- checking and converting the snapshot --------------------------------------------------------
+
+
+class _BadRecordError(Exception):
+    """A record breaks a rule; `_checked` adds where the record is."""
+
+
+def _text(field_name: str, value: object, max_len: int | None = None, *, required: bool = False) -> None:
+    """The stores' text rule: a string (or None), no NUL, within the column's width."""
+    if value is None:
+        if required:
+            raise _BadRecordError(f"{field_name} must not be empty, got None")
+        return
+    if not isinstance(value, str):
+        raise _BadRecordError(f"{field_name} must be a string, got {type(value).__name__}")
+    if required and value == "":
+        raise _BadRecordError(f"{field_name} must not be empty")
+    if max_len is not None and len(value) > max_len:
+        raise _BadRecordError(f"{field_name} is longer than {max_len} characters: {value[:40]!r}…")
+    if "\x00" in value:
+        raise _BadRecordError(f"{field_name} contains a NUL character: {value[:40]!r}")
+
+
+def _json_text(field_name: str, value: object) -> str:
+    """rules.json_object's checks, returning the JSON text jsonb receives."""
+    if not isinstance(value, dict):
+        raise _BadRecordError(f"{field_name} must be a JSON object, got {type(value).__name__}")
+    if not value:
+        return "{}"
+    try:
+        text = _JSON.encode(value)
+        text.encode("utf-8")  # a lone surrogate cannot be sent to PostgreSQL
+    except (TypeError, ValueError) as exc:
+        raise _BadRecordError(f"{field_name} is not encodable as JSON: {exc}") from None
+    if "\\u0000" in text and _JSON_NUL.search(text):
+        raise _BadRecordError(f"{field_name} contains a NUL character")
+    return text
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return None if value is None else rules.aware_utc(value)
+
+
+def _score(value: object) -> Decimal:
+    """rules.coherence_score as the Decimal the column stores (a fast path for the usual float)."""
+    if type(value) is float and math.isfinite(value):
+        exact = Decimal(repr(value))
+        if 0 <= exact <= 1:
+            return exact.quantize(rules.TWO_PLACES, rounding=ROUND_HALF_EVEN)
+    return Decimal(str(rules.coherence_score(value)))  # the rule itself, and its message
+
+
+@dataclass(slots=True)
+class _Section:
+    """A section ready to load: its rows in snapshot order, `ord` (1-based position) first."""
+
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    merge: Callable[[Executor], Awaitable[None]]
+    rows: list[Row] = field(default_factory=list)
+    per_batch: int = DEFAULT_BATCH_SIZE
+    after: tuple[str, ...] = ()  # sections that must have committed first (foreign keys, keys)
+    analyze: Callable[[Executor], Awaitable[None]] | None = None  # statistics for the sections after it
+    vacuum: str = ""  # the table group VACUUMed once all its sections are loaded
+    partition_of: Callable[[Row], int] | None = None  # loads as PARTITIONS units when set
+    locking: set[int] = field(default_factory=set)  # ords of rows that lock two project keys (edges)
+
+    def units(self) -> list[_Unit]:
+        """The section as independent units, each in snapshot order."""
+        if self.partition_of is None:
+            shares = [self.rows]
+        else:
+            shares = [[] for _ in range(PARTITIONS)]
+            for row in self.rows:
+                shares[self.partition_of(row)].append(row)
+        units = []
+        for i, share in enumerate(shares):
+            key = self.name if self.partition_of is None else f"{self.name}/{i}"
+            # A batch holds at most KEYS_PER_TRANSACTION / 2 rows that lock two keys each.
+            locking = [n for n, row in enumerate(share) if row[0] in self.locking]
+            per_batch = max(1, min(self.per_batch, KEYS_PER_TRANSACTION // 2))
+            ends = [locking[j] + 1 for j in range(per_batch - 1, len(locking), per_batch)]
+            units.append(_Unit(self, key, share, ends))
+        return units
+
+
+@dataclass(slots=True)
+class _Unit:
+    """What one connection loads at a time: a section, or one partition of it, checkpointed as `key`."""
+
+    section: _Section
+    key: str
+    rows: list[Row]
+    extra_ends: list[int]  # batch ends besides every `per_batch` rows
+    start: int = 0  # rows before it were merged by an earlier run
+
+    def batches(self) -> Iterable[tuple[int, int]]:
+        """(first, end) row-index ranges covering rows[start:], in order."""
+        size = self.section.per_batch
+        ends = sorted({*range(size, len(self.rows), size), *self.extra_ends, len(self.rows)})
+        first = self.start
+        for end in ends:
+            if end > first:
+                yield first, end
+                first = end
+
+
+def _checked(section: str, records: Sequence[Any], convert: Callable[[int, Any], Row | None]) -> list[Row]:
+    """Convert every record; a bad one raises SnapshotError naming section, position and key."""
+    rows: list[Row] = []
+    for index, record in enumerate(records):
+        try:
+            row = convert(index, record)
+        except (_BadRecordError, InvalidValueError) as exc:
+            raise SnapshotError(f"{section}[{index}]{_describe(record)}: {exc}") from None
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def _describe(record: Any) -> str:
+    """The record's identity for an error message."""
+    for attribute in ("id",):
+        value = getattr(record, attribute, None)
+        if value is not None:
+            return f" (id {value})"
+    if hasattr(record, "ecosystem") and hasattr(record, "name"):
+        return f" ({record.ecosystem}/{record.name})"
+    return ""
+
+
+class _Plan:
+    """The whole snapshot checked and converted into staging rows, before anything is written."""
+
+    def __init__(self, snapshot: Snapshot, batch_size: int) -> None:
+        self.sections: list[_Section] = []
+        self.batch_size = batch_size
+        self.external_contributors: dict[UUID, int] = {}  # referenced, not in the snapshot → first index
+        self.external_assets: dict[UUID, int] = {}
+        self._contributors(snapshot)
+        self._assets(snapshot)
+        self._contributions(snapshot)
+        project_keys = self._projects(snapshot)
+        self._edges(snapshot, project_keys)
+        self._github(snapshot)
+        self._tasks(snapshot)
+
+    def _add(
+        self,
+        name: str,
+        table: str,
+        columns: tuple[str, ...],
+        merge: Callable[[Executor], Awaitable[None]],
+        *,
+        after: tuple[str, ...] = (),
+        analyze: Callable[[Executor], Awaitable[None]] | None = None,
+        vacuum: str,
+        partition_of: Callable[[Row], int] | None = None,
+    ) -> _Section:
+        section = _Section(
+            name,
+            table,
+            ("ord", *columns),
+            merge,
+            per_batch=self.batch_size,
+            after=after,
+            analyze=analyze,
+            vacuum=vacuum,
+            partition_of=partition_of,
+        )
+        self.sections.append(section)
+        return section
+
+    def _contributors(self, snapshot: Snapshot) -> None:
+        section = self._add(
+            "contributors",
+            "backfill_stage_contributors",
+            (
+                "id",
+                "type",
+                "name",
+                "email",
+                "wallet_address",
+                "hourly_rate",
+                "created_at",
+                "github_username",
+                "metadata",
+            ),
+            backfill_sql.merge_contributors,
+            analyze=backfill_sql.analyze_contributors,
+            vacuum="contributions",
+        )
+        ids: dict[UUID, int] = {}
+        emails: dict[str, int] = {}
+
+        def convert(index: int, c: Any) -> Row:
+            _text("name", c.name, _NAME_MAX, required=True)
+            _text("email", c.email, _NAME_MAX, required=True)
+            _text("wallet_address", c.wallet_address, _NAME_MAX)
+            _text("github_username", c.github_username, _NAME_MAX)
+            rate = None if c.hourly_rate is None else rules.money("hourly_rate", c.hourly_rate)
+            if c.id in ids:
+                raise _BadRecordError(f"duplicate id: contributors[{ids[c.id]}] has it too")
+            email_key = c.email.lower()
+            if email_key in emails:
+                raise _BadRecordError(f"duplicate email {c.email!r}: contributors[{emails[email_key]}] has it too")
+            ids[c.id] = emails[email_key] = index
+            return (
+                index + 1,
+                c.id,
+                ContributorType(c.type).value,
+                c.name,
+                c.email,
+                c.wallet_address,
+                rate,
+                rules.aware_utc(c.created_at),
+                c.github_username,
+                _json_text("metadata", c.metadata),
+            )
+
+        section.rows = _checked("contributors", snapshot.contributors, convert)
+        self._contributor_ids = ids
+
+    def _assets(self, snapshot: Snapshot) -> None:
+        section = self._add(
+            "assets",
+            "backfill_stage_assets",
+            ("id", "asset_type", "name", "description", "created_at", "metadata"),
+            backfill_sql.merge_assets,
+            analyze=backfill_sql.analyze_assets,
+            vacuum="contributions",
+        )
+        ids: dict[UUID, int] = {}
+
+        def convert(index: int, a: Any) -> Row:
+            _text("description", a.description)
+            name = a.name if a.name is not None else a.description[:_NAME_MAX]
+            _text("name", name, _NAME_MAX)
+            if a.id in ids:
+                raise _BadRecordError(f"duplicate id: assets[{ids[a.id]}] has it too")
+            ids[a.id] = index
+            # The snapshot's total_cost is not loaded: the contributions make it (docs/decisions.md).
+            return (
+                index + 1,
+                a.id,
+                a.type.value,
+                name,
+                a.description,
+                rules.aware_utc(a.created_at),
+                _json_text("metadata", a.metadata),
+            )
+
+        section.rows = _checked("assets", snapshot.assets, convert)
+        self._asset_ids = ids
+
+    def _contributions(self, snapshot: Snapshot) -> None:
+        section = self._add(
+            "contributions",
+            "backfill_stage_contributions",
+            ("seq", "id", "contributor_id", "asset_id", "cost_amount", "coherence_score", "metadata", "timestamp"),
+            backfill_sql.merge_contributions,
+            after=("contributors", "assets"),
+            vacuum="contributions",
+            partition_of=lambda row: int(row[3].int % PARTITIONS),  # by asset_id
+        )
+        ids: dict[UUID, int] = {}
+        sums: dict[UUID, Decimal] = {}
+        contributors, assets = self._contributor_ids, self._asset_ids
+
+        def convert(index: int, c: Any) -> Row:
+            # The order create_contribution checks in: values, references, then the id.
+            cost = rules.money("cost_amount", c.cost_amount)
+            score = _score(c.coherence_score)
+            metadata = _json_text("metadata", c.metadata)
+            if c.contributor_id not in contributors:
+                self.external_contributors.setdefault(c.contributor_id, index)
+            if c.asset_id not in assets:
+                self.external_assets.setdefault(c.asset_id, index)
+            if c.id in ids:
+                raise _BadRecordError(f"duplicate id: contributions[{ids[c.id]}] has it too")
+            ids[c.id] = index
+            sums[c.asset_id] = sums.get(c.asset_id, _ZERO) + cost
+            return (
+                index + 1,
+                c.id,
+                c.contributor_id,
+                c.asset_id,
+                cost,
+                score,
+                metadata,
+                rules.aware_utc(c.timestamp),
+            )
+
+        section.rows = _checked("contributions", snapshot.contributions, convert)
+        for asset_id, total in sums.items():  # DECIMAL(15,2) overflow of the asset's total_cost
+            if total > rules.MONEY_MAX:
+                raise SnapshotError(
+                    f"contributions: the asset {asset_id}'s contributions sum to {total}, over {rules.MONEY_MAX}"
+                )
+
+    def _projects(self, snapshot: Snapshot) -> set[tuple[str, str]]:
+        section = self._add(
+            "projects",
+            "backfill_stage_projects",
+            (
+                "ecosystem",
+                "name",
+                "display_ecosystem",
+                "display_name",
+                "version",
+                "description",
+                "homepage_url",
+                "repository_url",
+            ),
+            backfill_sql.merge_projects,
+            analyze=backfill_sql.analyze_projects,
+            vacuum="projects",
+        )
+        # upsert_project semantics: the latest record of a key wins, at the key's first position.
+        latest: dict[tuple[str, str], tuple[int, Row]] = {}
+
+        def convert(index: int, p: Any) -> None:
+            key = rules.project_key(p.ecosystem, p.name)
+            _text("version", p.version)
+            _text("description", p.description)
+            _text("homepage_url", p.homepage_url, _URL_MAX)
+            _text("repository_url", p.repository_url, _URL_MAX)
+            first = latest[key][0] if key in latest else index
+            row = (*key, p.ecosystem, p.name, p.version, p.description, p.homepage_url, p.repository_url)
+            latest[key] = (first, row)
+            return None
+
+        _checked("projects", snapshot.projects, convert)
+        section.rows = [(first + 1, *row) for first, row in sorted(latest.values(), key=lambda item: item[0])]
+        section.per_batch = min(self.batch_size, KEYS_PER_TRANSACTION)  # one advisory lock per key
+        return set(latest)
+
+    def _edges(self, snapshot: Snapshot, project_keys: set[tuple[str, str]]) -> None:
+        section = self._add(
+            "edges",
+            "backfill_stage_edges",
+            ("from_ecosystem", "from_name", "to_ecosystem", "to_name"),
+            backfill_sql.merge_edges,
+            after=("projects",),
+            vacuum="projects",
+            partition_of=lambda row: zlib.crc32(f"{row[1]}/{row[2]}".encode()) % PARTITIONS,  # by source
+        )
+        seen: set[tuple[str, str, str, str]] = set()
+
+        def convert(index: int, e: Any) -> Row | None:
+            source = rules.project_key(e.from_ecosystem, e.from_name)
+            target = rules.project_key(e.to_ecosystem, e.to_name)
+            if source == target:
+                raise _BadRecordError(f"a project cannot depend on itself: {e.from_ecosystem}/{e.from_name}")
+            edge = (*source, *target)
+            if edge in seen:
+                return None
+            seen.add(edge)
+            if source not in project_keys or target not in project_keys:
+                # It will stay pending: record_dependency() locks its two keys until commit.
+                section.locking.add(index + 1)
+            return (index + 1, *edge)
+
+        section.rows = _checked("edges", snapshot.edges, convert)
+
+    def _github(self, snapshot: Snapshot) -> None:
+        contributors = self._add(
+            "github_contributors",
+            "backfill_stage_github_contributors",
+            ("id", "source", "login", "name", "avatar_url", "contributions_count", "created_at", "updated_at"),
+            backfill_sql.merge_github_contributors,
+            vacuum="github",
+        )
+        latest_gc: dict[str, tuple[int, Row]] = {}
+
+        def convert_gc(index: int, g: Any) -> None:
+            _text("id", g.id, _NAME_MAX, required=True)
+            _text("source", g.source, _GITHUB_SOURCE_MAX)
+            _text("login", g.login, _NAME_MAX)
+            _text("name", g.name, _NAME_MAX)
+            _text("avatar_url", g.avatar_url, _URL_MAX)
+            if not 0 <= g.contributions_count <= _INT4_MAX:
+                raise _BadRecordError(
+                    f"contributions_count must be between 0 and {_INT4_MAX}, got {g.contributions_count}"
+                )
+            first = latest_gc[g.id][0] if g.id in latest_gc else index
+            row = (
+                g.id,
+                g.source,
+                g.login,
+                g.name,
+                g.avatar_url,
+                g.contributions_count,
+                rules.aware_utc(g.created_at),
+                _aware(g.updated_at),
+            )
+            latest_gc[g.id] = (first, row)
+            return None
+
+        _checked("github_contributors", snapshot.github_contributors, convert_gc)
+        contributors.rows = [(first + 1, *row) for first, row in sorted(latest_gc.values(), key=lambda i: i[0])]
+
+        organizations = self._add(
+            "github_organizations",
+            "backfill_stage_github_organizations",
+            ("id", "login", "type", "name", "avatar_url", "created_at", "updated_at"),
+            backfill_sql.merge_github_organizations,
+            vacuum="github",
+        )
+        latest_org: dict[str, tuple[int, Row]] = {}
+
+        def convert_org(index: int, o: Any) -> None:
+            _text("id", o.id, _NAME_MAX, required=True)
+            _text("login", o.login, _NAME_MAX)
+            _text("name", o.name, _NAME_MAX)
+            _text("avatar_url", o.avatar_url, _URL_MAX)
+            if o.type not in _GITHUB_ORG_TYPES:
+                raise _BadRecordError(f"GitHub organization type must be Organization or User, got {o.type!r}")
+            first = latest_org[o.id][0] if o.id in latest_org else index
+            row = (o.id, o.login, o.type, o.name, o.avatar_url, rules.aware_utc(o.created_at), _aware(o.updated_at))
+            latest_org[o.id] = (first, row)
+            return None
+
+        _checked("github_organizations", snapshot.github_organizations, convert_org)
+        organizations.rows = [(first + 1, *row) for first, row in sorted(latest_org.values(), key=lambda i: i[0])]
+
+        works = self._add(
+            "github_contributes_to",
+            "backfill_stage_contributes_to",
+            ("contributor_id", "ecosystem", "name"),
+            backfill_sql.merge_contributes_to,
+            vacuum="github",
+        )
+        seen: set[tuple[str, str, str]] = set()
+
+        def convert_works(index: int, w: Any) -> Row | None:
+            _text("contributor_id", w.contributor_id, _NAME_MAX)
+            key = (w.contributor_id, *rules.project_key(w.ecosystem, w.name))
+            if key in seen:
+                return None
+            seen.add(key)
+            return (index + 1, *key)
+
+        works.rows = _checked("github_contributes_to", snapshot.github_contributes_to, convert_works)
+
+    def _tasks(self, snapshot: Snapshot) -> None:
+        if snapshot.agent_tasks is None:
+            return  # an API graph file: no task section, nothing to load
+        section = self._add(
+            "agent_tasks",
+            "backfill_stage_agent_tasks",
+            (
+                "id",
+                "direction",
+                "task_type",
+                "status",
+                "model",
+                "command",
+                "tier",
+                "context",
+                "output",
+                "progress_pct",
+                "current_step",
+                "decision_prompt",
+                "decision",
+                "started_at",
+                "created_at",
+                "updated_at",
+                "claimed_by",
+                "claimed_at",
+            ),
+            backfill_sql.merge_agent_tasks,
+            vacuum="agent_tasks",
+        )
+        ids: dict[str, int] = {}
+
+        def convert(index: int, t: Any) -> Row:
+            _text("id", t.id, _TASK_ID_MAX, required=True)
+            _text("direction", t.direction)
+            if not t.direction.strip():
+                raise _BadRecordError("direction must not be empty")
+            if len(t.direction) > DIRECTION_MAX:
+                raise _BadRecordError(f"direction must be at most {DIRECTION_MAX} characters, got {len(t.direction)}")
+            _text("model", t.model, _TASK_MODEL_MAX)
+            _text("command", t.command)
+            _text("tier", t.tier, _TASK_TIER_MAX)
+            _text("claimed_by", t.claimed_by, _NAME_MAX)
+            for name in ("output", "current_step", "decision_prompt", "decision"):
+                _text(name, getattr(t, name))
+            rules.progress_pct(t.progress_pct)
+            context = None if t.context is None else _json_text("context", t.context)
+            if t.id in ids:
+                raise _BadRecordError(f"duplicate id: agent_tasks[{ids[t.id]}] has it too")
+            ids[t.id] = index
+            return (
+                index + 1,
+                t.id,
+                t.direction,
+                t.task_type.value,
+                t.status.value,
+                t.model,
+                t.command,
+                t.tier,
+                context,
+                t.output,
+                t.progress_pct,
+                t.current_step,
+                t.decision_prompt,
+                t.decision,
+                _aware(t.started_at),
+                rules.aware_utc(t.created_at),
+                _aware(t.updated_at),
+                t.claimed_by,
+                _aware(t.claimed_at),
+            )
+
+        section.rows = _checked("agent_tasks", snapshot.agent_tasks, convert)
+
+
+# -- the snapshot and its digest -----------------------------------------------------------------
+
+
+def snapshot_digest(snapshot: Snapshot) -> str:
+    """SHA-256 of the file `write_snapshot` would write for `snapshot` (so both key one checkpoint)."""
+    text = json.dumps(snapshot.to_json(), indent=0)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_snapshot_file(path: str | Path) -> tuple[Snapshot, str]:
+    """Parse and validate a snapshot file; return it with the SHA-256 of its bytes."""
+    source = Path(path)
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise SnapshotError(f"{source}: cannot read the snapshot: {exc}") from None
+    try:
+        decoded = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SnapshotError(f"{source}: not valid JSON: {exc}") from None
+    return parse_snapshot(decoded, origin=str(source)), hashlib.sha256(data).hexdigest()
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _session(target: str | Pool | None) -> AsyncIterator[Connection]:
+    """One connection for the whole run (the staging tables live in its session)."""
+    if isinstance(target, asyncpg.Pool):
+        try:
+            async with target.acquire() as proxy:
+                yield cast(Connection, proxy)  # the proxy forwards every call
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise translate(exc, "backfill") from None
+        return
+    settings = {**DEFAULT_SERVER_SETTINGS, "application_name": "coherence_sql backfill"}
+    conn = await connect(resolve_dsn(target), server_settings=settings)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+_DATA_ERRORS: Final = (InvalidValueError, UnknownReferenceError, DuplicateError)
+
+
+async def _load_batch(conn: Connection, section: _Section, rows: Sequence[Row]) -> None:
+    """COPY one batch into staging and merge it, in one transaction; retried on a deadlock."""
+    for attempt in range(1, BATCH_ATTEMPTS + 1):
+        try:
+            try:
+                async with conn.transaction():
+                    await conn.copy_records_to_table(section.table, records=rows, columns=section.columns)
+                    await section.merge(conn)
+            except CoherenceSQLError:
+                raise
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+                raise translate(exc, f"backfill.{section.name}") from None
+            return
+        except ConcurrencyError:
+            if attempt == BATCH_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.05 * attempt)
+        except _DATA_ERRORS as exc:
+            first, last = rows[0][0] - 1, rows[-1][0] - 1
+            raise SnapshotError(
+                f"{section.name}[{first}..{last}]: PostgreSQL refused the batch (nothing of it was written): {exc}"
+            ) from None
+
+
+async def _check_references(conn: Connection, plan: _Plan) -> None:
+    """Contributions may name contributors and assets PostgreSQL already has; any other is an error."""
+    for kind, wanted, lookup in (
+        ("contributor", plan.external_contributors, backfill_sql.existing_contributor_ids),
+        ("asset", plan.external_assets, backfill_sql.existing_asset_ids),
+    ):
+        if not wanted:
+            continue
+        found = {row.id for row in await lookup(conn, ids=list(wanted))}
+        missing = sorted((index, ref) for ref, index in wanted.items() if ref not in found)
+        if missing:
+            index, ref = missing[0]
+            raise SnapshotError(
+                f"contributions[{index}]: the {kind} {ref} is neither in the snapshot nor in PostgreSQL"
+                + (f" ({len(missing)} such references)" if len(missing) > 1 else "")
+            )
+
+
+def _ranges(values: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Ascending values as (firsts, lasts) of their runs of consecutive integers."""
+    firsts: list[int] = []
+    lasts: list[int] = []
+    for value in values:
+        if lasts and value == lasts[-1] + 1:
+            lasts[-1] = value
+        else:
+            firsts.append(value)
+            lasts.append(value)
+    return firsts, lasts
+
+
+async def _contribution_seqs(conn: Connection, sha: str, count: int) -> list[int]:
+    """The seq value of each of the snapshot's contributions, by position: reserved (nextval) and
+    recorded on the first run, read back on every later one, so a resumed run keeps the order."""
+    ranges = await backfill_sql.get_reserved_seqs(conn, snapshot_sha256=sha)
+    seqs = [value for r in ranges for value in range(r.first_seq, r.last_seq + 1)]
+    if len(seqs) == count:
+        return seqs
+    if seqs:  # the same snapshot always has the same contributions: the table was edited by hand
+        raise DatabaseError(
+            f"backfill_reserved_seqs holds {len(seqs)} values for this snapshot, which has {count} "
+            "contributions: run again with restart (--restart)"
+        )
+    try:
+        async with conn.transaction():
+            seqs = [r.seq for r in await backfill_sql.reserve_contribution_seqs(conn, n=count)]
+            firsts, lasts = _ranges(seqs)
+            await backfill_sql.record_reserved_seqs(conn, snapshot_sha256=sha, first_seqs=firsts, last_seqs=lasts)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        raise translate(exc, "backfill.reserve_contribution_seqs") from None
+    return seqs
+
+
+def _with_seqs(units: Sequence[_Unit], seqs: Sequence[int]) -> None:
+    """Staged contribution rows carry their reserved seq after `ord`."""
+    for unit in units:
+        unit.rows[unit.start :] = [(row[0], seqs[row[0] - 1], *row[1:]) for row in unit.rows[unit.start :]]
+
+
+_VACUUM: Final[dict[str, Callable[[Executor], Awaitable[None]]]] = {
+    "contributions": backfill_sql.vacuum_contributions,
+    "projects": backfill_sql.vacuum_projects,
+    "github": backfill_sql.vacuum_github,
+    "agent_tasks": backfill_sql.vacuum_agent_tasks,
+}
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _schedule_order(units: list[_Unit], jobs: int) -> list[_Unit]:
+    """Section order for one connection; with several, the long chains start first: the parents,
+    then contribution and edge partitions alternately, then the small independent sections."""
+    if jobs == 1:
+        return units
+    rank = {"contributors": 0, "assets": 0, "projects": 0, "contributions": 1, "edges": 1}
+    ordered = sorted(enumerate(units), key=lambda item: (rank.get(item[1].section.name, 2), item[1].key[-1:], item[0]))
+    return [unit for _, unit in ordered]
+
+
+class _Scheduler:
+    """Hands units to connections: the first waiting unit whose `after` sections have committed.
+    When the last unit of a section commits, its worker ANALYZEs it (for the sections after it) and,
+    once a table group is complete, VACUUMs the group while the other connections keep loading."""
+
+    def __init__(
+        self,
+        sha: str,
+        units: list[_Unit],
+        reports: dict[str, SectionReport],
+        progress: Progress | None,
+        *,
+        vacuum: bool,
+    ) -> None:
+        self._sha = sha
+        self._waiting = list(units)
+        self._open: dict[str, int] = {}  # section → units not committed yet
+        self._members: dict[str, set[str]] = {}  # vacuum group → its sections
+        for unit in units:
+            section = unit.section
+            self._open[section.name] = self._open.get(section.name, 0) + 1
+            self._members.setdefault(section.vacuum, set()).add(section.name)
+        self._incomplete = {group: set(names) for group, names in self._members.items()}
+        self._changed = asyncio.Condition()
+        self._reports = reports
+        self._progress = progress
+        self._vacuum = vacuum
+        self._done: dict[str, int] = {name: r.resumed for name, r in reports.items()}
+        self._started: dict[str, float] = {}
+        self.vacuum_seconds: float | None = None
+
+    def _ready(self) -> _Unit | None:
+        for unit in self._waiting:
+            if all(self._open.get(name, 0) == 0 for name in unit.section.after):
+                return unit
+        return None
+
+    async def run(self, conns: Sequence[Connection], checkpoints: dict[str, backfill_sql.GetCheckpointsRow]) -> None:
+        workers = [asyncio.ensure_future(self._work(conn, checkpoints)) for conn in conns]
+        try:
+            done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+            for worker in done:
+                worker.result()  # the first failure, as it was raised
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _work(self, conn: Connection, checkpoints: dict[str, backfill_sql.GetCheckpointsRow]) -> None:
+        while True:
+            async with self._changed:
+                unit = self._ready()
+                while unit is None and self._waiting:
+                    await self._changed.wait()
+                    unit = self._ready()
+                if unit is None:
+                    return
+                self._waiting.remove(unit)
+            await self._load_unit(conn, unit, checkpoints.get(unit.key))
+            section = unit.section
+            self._open[section.name] -= 1
+            if self._open[section.name] == 0:
+                await self._section_done(conn, section)
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def _section_done(self, conn: Connection, section: _Section) -> None:
+        report = self._reports[section.name]
+        report.seconds = time.perf_counter() - self._started.get(section.name, time.perf_counter())
+        if section.analyze is not None and report.inserted:
+            await section.analyze(conn)  # the sections waiting on it plan with real statistics
+        incomplete = self._incomplete[section.vacuum]
+        incomplete.discard(section.name)
+        filled = any(self._reports[name].inserted for name in self._members[section.vacuum])
+        if self._vacuum and not incomplete and filled:
+            began = time.perf_counter()
+            await _VACUUM[section.vacuum](conn)
+            self.vacuum_seconds = (self.vacuum_seconds or 0.0) + time.perf_counter() - began
+
+    async def _load_unit(self, conn: Connection, unit: _Unit, before: backfill_sql.GetCheckpointsRow | None) -> None:
+        section = unit.section
+        report = self._reports[section.name]
+        self._started.setdefault(section.name, time.perf_counter())
+        await backfill_sql.start_unit(conn, unit=unit.key)
+        staged = 0
+        for first, end in unit.batches():
+            await _load_batch(conn, section, unit.rows[first:end])
+            staged += end - first
+            self._done[section.name] += end - first
+            if self._progress is not None:
+                self._progress(section.name, self._done[section.name], report.records)
+        if staged:
+            after = await backfill_sql.get_checkpoints(conn, snapshot_sha256=self._sha)
+            now = next(row.inserted for row in after if row.section == unit.key)
+            report.inserted += now - (0 if before is None else before.inserted)
+            report.staged += staged
+
+
+@asynccontextmanager
+async def _sessions(target: str | Pool | None, jobs: int, sha: str) -> AsyncIterator[list[Connection]]:
+    """`jobs` connections, each with the staging tables and the snapshot named in its session."""
+    async with AsyncExitStack() as stack:
+        conns = [await stack.enter_async_context(_session(target)) for _ in range(jobs)]
+        for conn in conns:
+            await backfill_sql.start_session(conn, snapshot_sha256=sha)
+            await backfill_sql.session_statement_timeout(conn, duration=STATEMENT_TIMEOUT)
+            await backfill_sql.create_staging(conn)
+        yield conns
+        for conn in conns:
+            await backfill_sql.drop_staging(conn)
+
+
+async def backfill(
+    target: str | Pool | None,
+    source: Snapshot | str | Path,
+    *,
+    snapshot_sha256: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    jobs: int = DEFAULT_JOBS,
+    restart: bool = False,
+    vacuum: bool = True,
+    progress: Progress | None = None,
+) -> BackfillReport:
+    """Load `source` (a snapshot file or a `Snapshot`) into PostgreSQL; return what was done.
+
+    `target` is a DSN, a pool, or None ($DATABASE_URL, else the embedded server). Rows PostgreSQL
+    already has are left alone (ON CONFLICT DO NOTHING): the runbook takes the snapshot after
+    dual-write started, so they are at least as new. Progress is checkpointed per batch under the
+    snapshot's SHA-256 (the file's bytes, or `snapshot_digest`), so a second run resumes where the
+    first stopped; `restart=True` forgets the checkpoints and merges everything again (still
+    idempotent). `jobs` connections load independent sections (and partitions of contributions)
+    at once. `vacuum` runs VACUUM (ANALYZE) at the end. A bad record raises `SnapshotError` before
+    anything is written.
+    """
+    if batch_size < 1:
+        raise InvalidValueError(f"batch_size must be at least 1, got {batch_size}")
+    if jobs < 1:
+        raise InvalidValueError(f"jobs must be at least 1, got {jobs}")
+    started = time.perf_counter()
+    if isinstance(source, Snapshot):
+        snapshot = source
+        sha = snapshot_sha256 or snapshot_digest(snapshot)
+    else:
+        snapshot, file_sha = read_snapshot_file(source)
+        sha = snapshot_sha256 or file_sha
+    if not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise InvalidValueError(f"snapshot_sha256 must be 64 lower-case hex digits, got {sha!r}")
+    with _collector_paused():  # ~200k new tuples among ~200k models: collections would rescan them all
+        plan = _Plan(snapshot, batch_size)
+    report = BackfillReport(sha)
+    async with _sessions(target, jobs, sha) as conns:
+        first = conns[0]
+        await require_current(first)
+        await _check_references(first, plan)
+        if restart:
+            await backfill_sql.clear_checkpoints(first, snapshot_sha256=sha)
+        checkpoints = {row.section: row for row in await backfill_sql.get_checkpoints(first, snapshot_sha256=sha)}
+        units: list[_Unit] = []
+        reports: dict[str, SectionReport] = {}
+        for section in plan.sections:
+            section_units = section.units()
+            for unit in section_units:
+                before = checkpoints.get(unit.key)
+                ords = [row[0] for row in unit.rows]
+                unit.start = 0 if before is None else bisect.bisect_right(ords, before.done_through)
+            if section.name == "contributions" and any(u.start < len(u.rows) for u in section_units):
+                seqs = await _contribution_seqs(first, sha, len(section.rows))
+                with _collector_paused():
+                    _with_seqs(section_units, seqs)
+            reports[section.name] = SectionReport(
+                section.name, len(section.rows), resumed=sum(u.start for u in section_units)
+            )
+            units.extend(section_units)
+        report.sections = list(reports.values())
+        if progress is not None:
+            for name, section_report in reports.items():
+                progress(name, section_report.resumed, section_report.records)
+        report.check_seconds = time.perf_counter() - started
+        scheduler = _Scheduler(sha, _schedule_order(units, jobs), reports, progress, vacuum=vacuum)
+        await scheduler.run(conns, checkpoints)
+        report.vacuum_seconds = scheduler.vacuum_seconds
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,689 @@
+-- Backfill of a JSON snapshot (coherence_sql.migration.backfill): the session's temporary staging
+-- tables, filled one batch at a time by COPY (asyncpg's copy_records_to_table), and one merge
+-- script per section that moves the staged batch into the real tables with ON CONFLICT DO NOTHING
+-- and records the batch's checkpoint in the same transaction (schema/011_backfill_checkpoints.sql).
+-- The merge scripts read only staging tables and the session's settings (start_session,
+-- start_unit), so they take no parameters ('#'): the generator never sees temporary tables.
+-- Staged rows vanish at commit (ON COMMIT DELETE ROWS): a batch is COPY + merge in one transaction.
+
+-- name: create_staging#
+-- The staging tables of this session, one per section, in the column order the COPY sends.
+CREATE TEMP TABLE IF NOT EXISTS backfill_stage_contributors (
+    ord BIGINT NOT NULL,
+    id UUID NOT NULL,
+    type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    wallet_address TEXT,
+    hourly_rate NUMERIC,
+    created_at TIMESTAMPTZ NOT NULL,
+    github_username TEXT,
+    metadata TEXT NOT NULL
+) ON COMMIT DELETE ROWS;
+
+CREATE TEMP TABLE IF NOT EXISTS backfill_stage_assets (
+    ord BIGINT NOT NULL,
+    id UUID NOT NULL,
+    asset_type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    metadata TEXT NOT NULL
+) ON COMMIT DELETE ROWS;
+
+CREATE TEMP TABLE IF NOT EXISTS backfill_stage_contributions (
+    ord BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    id UUID NOT NULL,
+    contributor_id UUID NOT NULL,
+    asset_id UUID NOT NULL,
+    cost_amount NUMERIC NOT NULL,
+    coherence_score NUMERIC NOT NULL,
+    metadata TEXT NOT NULL,
+    timestamp TIMESTAMPTZ NOT NULL
+) ON COMMIT DELETE ROWS;
+
+CREATE TEMP TABLE IF NOT EXISTS backfill_stage_projects (
+    ord BIGINT NOT NULL,
+    ecosystem TEXT NOT NULL,
+    name TEXT NOT NULL,
+    display_ecosystem TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    description TEXT NOT NULL,
+    homepage_url TEXT,
+    repository_url TEXT
+) ON COMMIT DELETE ROWS;
+
+CREATE TEMP TABLE IF NOT EXISTS backfill_stage_edges (
+    ord BIGINT NOT NULL,
+    from_ecosystem TEXT NOT NULL,
+    from_name TEXT NOT NULL,
+    to_ecosystem TEXT NOT NULL,
+    to_name TEXT NOT NULL
+) ON COMMIT DELETE ROWS;
+
+CREATE TEMP TABLE IF NOT EXISTS backfill_stage_github_contributors (
+    ord BIGINT NOT NULL,
+    id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    login TEXT NOT NULL,
+    name TEXT,
+    avatar_url TEXT,
+    contributions_count INTEGER NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ
+) ON COMMIT DELETE ROWS;
+
+CREATE TEMP TABLE IF NOT EXISTS backfill_stage_github_organizations (
+    ord BIGINT NOT NULL,
+    id TEXT NOT NULL,
+    login TEXT NOT NULL,
+    type TEXT NOT NULL,
+    name TEXT,
+    avatar_url TEXT,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ
+) ON COMMIT DELETE ROWS;
+
+CREATE TEMP TABLE IF NOT EXISTS backfill_stage_contributes_to (
+    ord BIGINT NOT NULL,
+    contributor_id TEXT NOT NULL,
+    ecosystem TEXT NOT NULL,
+    name TEXT NOT NULL
+) ON COMMIT DELETE ROWS;
+
+CREATE TEMP TABLE IF NOT EXISTS backfill_stage_agent_tasks (
+    ord BIGINT NOT NULL,
+    id TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    task_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    model TEXT NOT NULL,
+    command TEXT NOT NULL,
+    tier TEXT,
+    context TEXT,
+    output TEXT,
+    progress_pct INTEGER,
+    current_step TEXT,
+    decision_prompt TEXT,
+    decision TEXT,
+    started_at TIMESTAMPTZ,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ,
+    claimed_by TEXT,
+    claimed_at TIMESTAMPTZ
+) ON COMMIT DELETE ROWS;
+
+-- Rows a merge script added in its earlier statements, summed into the checkpoint by its last.
+CREATE TEMP TABLE IF NOT EXISTS backfill_stage_added (
+    added BIGINT NOT NULL
+) ON COMMIT DELETE ROWS;
+
+-- name: drop_staging#
+-- Remove this session's staging tables (a pooled connection goes back clean).
+DROP TABLE IF EXISTS
+pg_temp.backfill_stage_contributors,
+pg_temp.backfill_stage_assets,
+pg_temp.backfill_stage_contributions,
+pg_temp.backfill_stage_projects,
+pg_temp.backfill_stage_edges,
+pg_temp.backfill_stage_github_contributors,
+pg_temp.backfill_stage_github_organizations,
+pg_temp.backfill_stage_contributes_to,
+pg_temp.backfill_stage_agent_tasks,
+pg_temp.backfill_stage_added;
+
+-- name: start_session(snapshot_sha256)$
+-- Name the snapshot this session loads; every merge script records its checkpoint under it.
+SELECT set_config('coherence_sql.backfill_snapshot', :snapshot_sha256, false) AS "snapshot_sha256!";
+
+-- name: start_unit(unit)$
+-- Name the checkpoint the next batches record under: a section, or a partition of one.
+SELECT set_config('coherence_sql.backfill_unit', :unit, false) AS "unit!";
+
+-- name: session_statement_timeout(duration)$
+-- The backfill's own statement timeout (VACUUM of a large table outlives the pool's 60 s).
+SELECT set_config('statement_timeout', :duration, false) AS "statement_timeout!";
+
+-- name: get_checkpoints(snapshot_sha256)
+-- How far earlier runs got with this snapshot, per section.
+SELECT
+    k.section,
+    k.done_through,
+    k.staged,
+    k.inserted,
+    k.batches,
+    k.started_at,
+    k.updated_at
+FROM backfill_checkpoints AS k
+WHERE k.snapshot_sha256 = :snapshot_sha256
+ORDER BY k.started_at, k.section;
+
+-- name: clear_checkpoints(snapshot_sha256)!
+-- Forget the progress and the seq values recorded for this snapshot (a run from the start; the
+-- merge stays idempotent).
+WITH reserved AS (
+    DELETE FROM backfill_reserved_seqs AS r
+    WHERE r.snapshot_sha256 = :snapshot_sha256
+)
+
+DELETE FROM backfill_checkpoints AS k
+WHERE k.snapshot_sha256 = :snapshot_sha256;
+
+-- name: get_reserved_seqs(snapshot_sha256)
+-- The seq ranges reserved for this snapshot's contributions, in snapshot order.
+SELECT
+    r.first_seq,
+    r.last_seq
+FROM backfill_reserved_seqs AS r
+WHERE r.snapshot_sha256 = :snapshot_sha256
+ORDER BY r.first_seq;
+
+-- name: record_reserved_seqs(snapshot_sha256, first_seqs, last_seqs)!
+-- Keep the ranges reserve_contribution_seqs handed out, in the same transaction.
+INSERT INTO backfill_reserved_seqs (snapshot_sha256, first_seq, last_seq)
+SELECT
+    :snapshot_sha256,
+    u.first_seq,
+    u.last_seq
+FROM unnest(:first_seqs::BIGINT[], :last_seqs::BIGINT[]) AS u (first_seq, last_seq);
+
+-- name: reserve_contribution_seqs(n)
+-- Take n values of contributions.seq in ascending order (unique: nextval; usually one range).
+SELECT r.seq AS "seq!"
+FROM (
+    SELECT nextval(pg_get_serial_sequence('contributions', 'seq')) AS seq
+    FROM generate_series(1, :n)
+) AS r
+ORDER BY r.seq;
+
+-- name: existing_contributor_ids(ids)
+-- Which of these contributor ids PostgreSQL already has.
+SELECT c.id
+FROM contributors AS c
+WHERE c.id = any(:ids::UUID[]);
+
+-- name: existing_asset_ids(ids)
+-- Which of these asset ids PostgreSQL already has.
+SELECT a.id
+FROM assets AS a
+WHERE a.id = any(:ids::UUID[]);
+
+-- name: merge_contributors#
+-- The staged contributors whose id and email (case-insensitively) are both free; a row already
+-- present is left as it is: dual-write put it there, and it is at least as new as the snapshot.
+WITH batch AS (
+    SELECT
+        max(s.ord) AS done_through,
+        count(*) AS staged
+    FROM backfill_stage_contributors AS s
+),
+
+inserted AS (
+    INSERT INTO contributors (
+        id, type, name, email, wallet_address, hourly_rate, created_at, github_username, metadata
+    )
+    SELECT
+        s.id,
+        s.type,
+        s.name,
+        s.email,
+        s.wallet_address,
+        s.hourly_rate,
+        s.created_at,
+        s.github_username,
+        s.metadata::JSONB
+    FROM backfill_stage_contributors AS s
+    ORDER BY s.ord
+    ON CONFLICT DO NOTHING
+    RETURNING 1 AS one
+)
+
+SELECT
+    record_backfill_batch(
+        current_setting('coherence_sql.backfill_snapshot'),
+        current_setting('coherence_sql.backfill_unit'),
+        b.done_through,
+        b.staged,
+        (SELECT count(*) FROM inserted)
+    )
+FROM batch AS b;
+
+-- name: merge_assets#
+-- The staged assets whose id is free; total_cost starts at 0.00 and grows only with contributions.
+WITH batch AS (
+    SELECT
+        max(s.ord) AS done_through,
+        count(*) AS staged
+    FROM backfill_stage_assets AS s
+),
+
+inserted AS (
+    INSERT INTO assets (id, asset_type, name, description, created_at, metadata)
+    SELECT
+        s.id,
+        s.asset_type,
+        s.name,
+        s.description,
+        s.created_at,
+        s.metadata::JSONB
+    FROM backfill_stage_assets AS s
+    ORDER BY s.ord
+    ON CONFLICT DO NOTHING
+    RETURNING 1 AS one
+)
+
+SELECT
+    record_backfill_batch(
+        current_setting('coherence_sql.backfill_snapshot'),
+        current_setting('coherence_sql.backfill_unit'),
+        b.done_through,
+        b.staged,
+        (SELECT count(*) FROM inserted)
+    )
+FROM batch AS b;
+
+-- name: merge_contributions#
+-- The staged contributions whose id is free, with the seq values reserved for them. The per-row
+-- total_cost trigger is skipped for this one statement (schema/011); the statement adds the sum of
+-- exactly the rows it inserted to each asset instead, one atomic `total_cost = total_cost + sum`
+-- per asset.
+SELECT set_config('coherence_sql.set_based_aggregates', 'on', true);
+
+WITH batch AS (
+    SELECT
+        max(s.ord) AS done_through,
+        count(*) AS staged
+    FROM backfill_stage_contributions AS s
+),
+
+inserted AS (
+    INSERT INTO contributions (seq, id, contributor_id, asset_id, cost_amount, coherence_score, metadata, timestamp)
+    OVERRIDING SYSTEM VALUE
+    SELECT
+        s.seq,
+        s.id,
+        s.contributor_id,
+        s.asset_id,
+        s.cost_amount,
+        s.coherence_score,
+        s.metadata::JSONB,
+        s.timestamp
+    FROM backfill_stage_contributions AS s
+    ORDER BY s.ord
+    ON CONFLICT DO NOTHING
+    RETURNING asset_id, cost_amount
+),
+
+added AS (
+    SELECT
+        i.asset_id,
+        sum(i.cost_amount) AS cost
+    FROM inserted AS i
+    GROUP BY i.asset_id
+),
+
+totals AS (
+    UPDATE assets AS a
+    SET
+        total_cost = a.total_cost + d.cost,
+        updated_at = now()
+    FROM added AS d
+    WHERE a.id = d.asset_id
+    RETURNING 1 AS one
+)
+
+SELECT
+    record_backfill_batch(
+        current_setting('coherence_sql.backfill_snapshot'),
+        current_setting('coherence_sql.backfill_unit'),
+        b.done_through,
+        b.staged,
+        (SELECT count(*) FROM inserted)
+    )
+FROM batch AS b;
+
+SELECT set_config('coherence_sql.set_based_aggregates', 'off', true);
+
+-- name: merge_projects#
+-- The staged projects whose key is free. Their keys' locks are taken first, in the global order
+-- record_dependency uses; the project triggers then count and resolve pending edges as usual.
+SELECT count(l.locked) AS locked
+FROM (
+    SELECT lock_project_key(k.ecosystem, k.name) AS locked
+    FROM (
+        SELECT DISTINCT
+            s.ecosystem,
+            s.name
+        FROM backfill_stage_projects AS s
+    ) AS k
+    ORDER BY k.ecosystem || '/' || k.name
+) AS l;
+
+WITH batch AS (
+    SELECT
+        max(s.ord) AS done_through,
+        count(*) AS staged
+    FROM backfill_stage_projects AS s
+),
+
+inserted AS (
+    INSERT INTO projects (
+        ecosystem, name, display_ecosystem, display_name, version, description, homepage_url, repository_url
+    )
+    SELECT
+        s.ecosystem,
+        s.name,
+        s.display_ecosystem,
+        s.display_name,
+        s.version,
+        s.description,
+        s.homepage_url,
+        s.repository_url
+    FROM backfill_stage_projects AS s
+    ORDER BY s.ord
+    ON CONFLICT (ecosystem, name) DO NOTHING
+    RETURNING 1 AS one
+)
+
+SELECT
+    record_backfill_batch(
+        current_setting('coherence_sql.backfill_snapshot'),
+        current_setting('coherence_sql.backfill_unit'),
+        b.done_through,
+        b.staged,
+        (SELECT count(*) FROM inserted)
+    )
+FROM batch AS b;
+
+-- name: merge_edges#
+-- The staged edges. Those whose projects both exist go straight into project_dependencies with the
+-- per-row count trigger skipped and each source's dependency_count raised once by its new edges;
+-- the rest go through record_dependency() (pending until both exist), every key they touch locked
+-- first in the one global order, as PostgresGraphStore.add_dependencies does: no deadlocks.
+SELECT set_config('coherence_sql.set_based_aggregates', 'on', true);
+
+WITH inserted AS (
+    INSERT INTO project_dependencies (from_project_id, to_project_id)
+    SELECT
+        f.id AS from_project_id,
+        t.id AS to_project_id
+    FROM backfill_stage_edges AS s
+    INNER JOIN projects AS f ON s.from_ecosystem = f.ecosystem AND s.from_name = f.name
+    INNER JOIN projects AS t ON s.to_ecosystem = t.ecosystem AND s.to_name = t.name
+    ORDER BY s.ord
+    ON CONFLICT (from_project_id, to_project_id) DO NOTHING
+    RETURNING from_project_id
+),
+
+added AS (
+    SELECT
+        i.from_project_id,
+        count(*) AS edges
+    FROM inserted AS i
+    GROUP BY i.from_project_id
+),
+
+counts AS (
+    UPDATE projects AS p
+    SET dependency_count = p.dependency_count + d.edges
+    FROM added AS d
+    WHERE p.id = d.from_project_id
+    RETURNING 1 AS one
+)
+
+INSERT INTO backfill_stage_added (added)
+SELECT count(*) FROM inserted;
+
+SELECT set_config('coherence_sql.set_based_aggregates', 'off', true);
+
+WITH unresolved AS (
+    SELECT
+        s.from_ecosystem,
+        s.from_name,
+        s.to_ecosystem,
+        s.to_name
+    FROM backfill_stage_edges AS s
+    WHERE
+        NOT (
+            EXISTS (
+                SELECT 1 FROM projects AS f
+                WHERE f.ecosystem = s.from_ecosystem AND f.name = s.from_name
+            )
+            AND EXISTS (
+                SELECT 1 FROM projects AS t
+                WHERE t.ecosystem = s.to_ecosystem AND t.name = s.to_name
+            )
+        )
+)
+
+SELECT count(l.locked) AS locked
+FROM (
+    SELECT lock_project_key(k.ecosystem, k.name) AS locked
+    FROM (
+        SELECT
+            u.from_ecosystem AS ecosystem,
+            u.from_name AS name
+        FROM unresolved AS u
+        UNION
+        SELECT
+            u.to_ecosystem,
+            u.to_name
+        FROM unresolved AS u
+    ) AS k
+    ORDER BY k.ecosystem || '/' || k.name
+) AS l;
+
+INSERT INTO backfill_stage_added (added)
+SELECT count(*) FILTER (WHERE r.added)
+FROM (
+    SELECT record_dependency(s.from_ecosystem, s.from_name, s.to_ecosystem, s.to_name) AS added
+    FROM backfill_stage_edges AS s
+    WHERE
+        NOT (
+            EXISTS (
+                SELECT 1 FROM projects AS f
+                WHERE f.ecosystem = s.from_ecosystem AND f.name = s.from_name
+            )
+            AND EXISTS (
+                SELECT 1 FROM projects AS t
+                WHERE t.ecosystem = s.to_ecosystem AND t.name = s.to_name
+            )
+        )
+    ORDER BY s.ord
+) AS r;
+
+SELECT
+    record_backfill_batch(
+        current_setting('coherence_sql.backfill_snapshot'),
+        current_setting('coherence_sql.backfill_unit'),
+        b.done_through,
+        b.staged,
+        (SELECT coalesce(sum(a.added), 0)::BIGINT FROM backfill_stage_added AS a)
+    )
+FROM (
+    SELECT
+        max(s.ord) AS done_through,
+        count(*) AS staged
+    FROM backfill_stage_edges AS s
+) AS b;
+
+-- name: merge_github_contributors#
+-- The staged GitHub contributors whose id is free.
+WITH batch AS (
+    SELECT
+        max(s.ord) AS done_through,
+        count(*) AS staged
+    FROM backfill_stage_github_contributors AS s
+),
+
+inserted AS (
+    INSERT INTO github_contributors (id, source, login, name, avatar_url, contributions_count, created_at, updated_at)
+    SELECT
+        s.id,
+        s.source,
+        s.login,
+        s.name,
+        s.avatar_url,
+        s.contributions_count,
+        s.created_at,
+        s.updated_at
+    FROM backfill_stage_github_contributors AS s
+    ORDER BY s.ord
+    ON CONFLICT DO NOTHING
+    RETURNING 1 AS one
+)
+
+SELECT
+    record_backfill_batch(
+        current_setting('coherence_sql.backfill_snapshot'),
+        current_setting('coherence_sql.backfill_unit'),
+        b.done_through,
+        b.staged,
+        (SELECT count(*) FROM inserted)
+    )
+FROM batch AS b;
+
+-- name: merge_github_organizations#
+-- The staged GitHub organizations whose id is free.
+WITH batch AS (
+    SELECT
+        max(s.ord) AS done_through,
+        count(*) AS staged
+    FROM backfill_stage_github_organizations AS s
+),
+
+inserted AS (
+    INSERT INTO github_organizations (id, login, type, name, avatar_url, created_at, updated_at)
+    SELECT
+        s.id,
+        s.login,
+        s.type,
+        s.name,
+        s.avatar_url,
+        s.created_at,
+        s.updated_at
+    FROM backfill_stage_github_organizations AS s
+    ORDER BY s.ord
+    ON CONFLICT DO NOTHING
+    RETURNING 1 AS one
+)
+
+SELECT
+    record_backfill_batch(
+        current_setting('coherence_sql.backfill_snapshot'),
+        current_setting('coherence_sql.backfill_unit'),
+        b.done_through,
+        b.staged,
+        (SELECT count(*) FROM inserted)
+    )
+FROM batch AS b;
+
+-- name: merge_contributes_to#
+-- The staged contributes-to edges not recorded yet.
+WITH batch AS (
+    SELECT
+        max(s.ord) AS done_through,
+        count(*) AS staged
+    FROM backfill_stage_contributes_to AS s
+),
+
+inserted AS (
+    INSERT INTO github_contributes_to (contributor_id, ecosystem, name)
+    SELECT
+        s.contributor_id,
+        s.ecosystem,
+        s.name
+    FROM backfill_stage_contributes_to AS s
+    ORDER BY s.ord
+    ON CONFLICT DO NOTHING
+    RETURNING 1 AS one
+)
+
+SELECT
+    record_backfill_batch(
+        current_setting('coherence_sql.backfill_snapshot'),
+        current_setting('coherence_sql.backfill_unit'),
+        b.done_through,
+        b.staged,
+        (SELECT count(*) FROM inserted)
+    )
+FROM batch AS b;
+
+-- name: merge_agent_tasks#
+-- The staged agent tasks whose id is free.
+WITH batch AS (
+    SELECT
+        max(s.ord) AS done_through,
+        count(*) AS staged
+    FROM backfill_stage_agent_tasks AS s
+),
+
+inserted AS (
+    INSERT INTO agent_tasks (
+        id, direction, task_type, status, model, command, tier, context, output, progress_pct,
+        current_step, decision_prompt, decision, started_at, created_at, updated_at, claimed_by, claimed_at
+    )
+    SELECT
+        s.id,
+        s.direction,
+        s.task_type::task_type,
+        s.status::task_status,
+        s.model,
+        s.command,
+        s.tier,
+        s.context::JSONB,
+        s.output,
+        s.progress_pct,
+        s.current_step,
+        s.decision_prompt,
+        s.decision,
+        s.started_at,
+        s.created_at,
+        s.updated_at,
+        s.claimed_by,
+        s.claimed_at
+    FROM backfill_stage_agent_tasks AS s
+    ORDER BY s.ord
+    ON CONFLICT DO NOTHING
+    RETURNING 1 AS one
+)
+
+SELECT
+    record_backfill_batch(
+        current_setting('coherence_sql.backfill_snapshot'),
+        current_setting('coherence_sql.backfill_unit'),
+        b.done_through,
+        b.staged,
+        (SELECT count(*) FROM inserted)
+    )
+FROM batch AS b;
+
+-- name: analyze_contributors#
+-- Statistics for a freshly filled parent table, before the sections that join against it.
+ANALYZE contributors;
+
+-- name: analyze_assets#
+-- Statistics for a freshly filled parent table, before the sections that join against it.
+ANALYZE assets;
+
+-- name: analyze_projects#
+-- Statistics for a freshly filled parent table, before the sections that join against it.
+ANALYZE projects;
+
+-- name: vacuum_projects#
+-- After a bulk load (docs/decisions.md): flush the trigram indexes' pending lists, refresh statistics.
+VACUUM (ANALYZE) projects, project_dependencies, pending_dependencies;
+
+-- name: vacuum_contributions#
+-- After a bulk load: visibility map and statistics of the money tables.
+VACUUM (ANALYZE) contributors, assets, contributions;
+
+-- name: vacuum_github#
+-- After a bulk load: visibility map and statistics of the GitHub tables.
+VACUUM (ANALYZE) github_contributors, github_organizations, github_contributes_to;
+
+-- name: vacuum_agent_tasks#
+-- After a bulk load: visibility map and statistics of the agent tasks.
+VACUUM (ANALYZE) agent_tasks;

@@ -1,0 +1,251 @@
+-- Whole-table reads for verification and for the rollback's export (coherence_sql.migration.verify,
+-- coherence_sql.migration.rollback): keyset pages in insertion order (id or seq > after), every
+-- column the API's models carry, plus the aggregate checks run in the database itself.
+
+-- name: scan_projects(after, lim)
+-- Projects in insertion order, with keys and display spelling.
+SELECT
+    p.id,
+    p.ecosystem AS ecosystem_key,
+    p.name AS name_key,
+    p.display_ecosystem,
+    p.display_name,
+    p.version,
+    p.homepage_url,
+    p.repository_url,
+    p.dependency_count,
+    coalesce(p.description, '') AS "description!"
+FROM projects AS p
+WHERE p.id > :after
+ORDER BY p.id
+LIMIT :lim;
+
+-- name: scan_resolved_edges(after, lim)
+-- Edges between two indexed projects, by key, in insertion order.
+WITH page AS (
+    SELECT
+        d.id,
+        d.from_project_id,
+        d.to_project_id,
+        d.created_at
+    FROM project_dependencies AS d
+    WHERE d.id > :after
+    ORDER BY d.id
+    LIMIT :lim
+)
+
+SELECT
+    page.id,
+    f.ecosystem AS from_ecosystem,
+    f.name AS from_name,
+    t.ecosystem AS to_ecosystem,
+    t.name AS to_name,
+    page.created_at
+FROM page
+INNER JOIN projects AS f ON page.from_project_id = f.id
+INNER JOIN projects AS t ON page.to_project_id = t.id
+ORDER BY page.id;
+
+-- name: scan_pending_edges(after, lim)
+-- Edges with an endpoint not indexed yet, by key, in insertion order.
+SELECT
+    q.id,
+    q.from_ecosystem,
+    q.from_name,
+    q.to_ecosystem,
+    q.to_name,
+    q.created_at
+FROM pending_dependencies AS q
+WHERE q.id > :after
+ORDER BY q.id
+LIMIT :lim;
+
+-- name: scan_contributors(after, lim)
+-- Contributors in insertion order.
+SELECT
+    c.seq,
+    c.id,
+    c.type,
+    c.name,
+    c.email,
+    c.wallet_address,
+    c.hourly_rate,
+    c.created_at,
+    c.github_username,
+    c.metadata
+FROM contributors AS c
+WHERE c.seq > :after
+ORDER BY c.seq
+LIMIT :lim;
+
+-- name: scan_assets(after, lim)
+-- Assets in insertion order, total_cost as stored.
+SELECT
+    a.seq,
+    a.id,
+    a.asset_type AS type,
+    a.name,
+    a.description,
+    a.total_cost,
+    a.created_at,
+    a.metadata
+FROM assets AS a
+WHERE a.seq > :after
+ORDER BY a.seq
+LIMIT :lim;
+
+-- name: scan_contributions(after, lim)
+-- Contributions in insertion order.
+SELECT
+    c.seq,
+    c.id,
+    c.contributor_id,
+    c.asset_id,
+    c.cost_amount,
+    c.coherence_score,
+    c.metadata,
+    c.timestamp
+FROM contributions AS c
+WHERE c.seq > :after
+ORDER BY c.seq
+LIMIT :lim;
+
+-- name: scan_github_contributors(after, lim)
+-- GitHub contributors in insertion order.
+SELECT
+    g.seq,
+    g.id,
+    g.source,
+    g.login,
+    g.name,
+    g.avatar_url,
+    g.contributions_count,
+    g.created_at,
+    g.updated_at
+FROM github_contributors AS g
+WHERE g.seq > :after
+ORDER BY g.seq
+LIMIT :lim;
+
+-- name: scan_github_organizations(after, lim)
+-- GitHub organizations in insertion order.
+SELECT
+    o.seq,
+    o.id,
+    o.login,
+    o.type,
+    o.name,
+    o.avatar_url,
+    o.created_at,
+    o.updated_at
+FROM github_organizations AS o
+WHERE o.seq > :after
+ORDER BY o.seq
+LIMIT :lim;
+
+-- name: scan_contributes_to(after, lim)
+-- "GitHub contributor works on project" edges in insertion order.
+SELECT
+    w.seq,
+    w.contributor_id,
+    w.ecosystem,
+    w.name
+FROM github_contributes_to AS w
+WHERE w.seq > :after
+ORDER BY w.seq
+LIMIT :lim;
+
+-- name: scan_agent_tasks(after, lim)
+-- Agent tasks in insertion order, every column.
+SELECT
+    t.seq,
+    t.id,
+    t.direction,
+    t.task_type,
+    t.status,
+    t.model,
+    t.command,
+    t.tier,
+    t.context,
+    t.output,
+    t.progress_pct,
+    t.current_step,
+    t.decision_prompt,
+    t.decision,
+    t.started_at,
+    t.created_at,
+    t.updated_at,
+    t.claimed_by,
+    t.claimed_at
+FROM agent_tasks AS t
+WHERE t.seq > :after
+ORDER BY t.seq
+LIMIT :lim;
+
+-- name: total_cost_violations()
+-- Assets whose total_cost is not the exact sum of their contributions.
+WITH sums AS (
+    SELECT
+        c.asset_id,
+        sum(c.cost_amount) AS cost
+    FROM contributions AS c
+    GROUP BY c.asset_id
+)
+
+SELECT
+    a.id,
+    a.total_cost,
+    coalesce(s.cost, 0) AS "contributions_sum!"
+FROM assets AS a
+LEFT JOIN sums AS s ON a.id = s.asset_id
+WHERE a.total_cost <> coalesce(s.cost, 0)
+ORDER BY a.seq;
+
+-- name: dependency_count_violations()
+-- Projects whose dependency_count is not their out-degree (resolved plus pending edges).
+WITH resolved AS (
+    SELECT
+        d.from_project_id,
+        count(*) AS edges
+    FROM project_dependencies AS d
+    GROUP BY d.from_project_id
+),
+
+pending AS (
+    SELECT
+        e.from_ecosystem,
+        e.from_name,
+        count(*) AS edges
+    FROM pending_dependencies AS e
+    GROUP BY e.from_ecosystem, e.from_name
+)
+
+SELECT
+    p.ecosystem,
+    p.name,
+    p.dependency_count,
+    coalesce(r.edges, 0) + coalesce(q.edges, 0) AS "out_degree!"
+FROM projects AS p
+LEFT JOIN resolved AS r ON p.id = r.from_project_id
+LEFT JOIN pending AS q ON p.ecosystem = q.from_ecosystem AND p.name = q.from_name
+WHERE p.dependency_count <> coalesce(r.edges, 0) + coalesce(q.edges, 0)
+ORDER BY p.id;
+
+-- name: resolvable_pending_edges()
+-- Pending edges whose two projects both exist: they should have moved into project_dependencies.
+SELECT
+    q.from_ecosystem,
+    q.from_name,
+    q.to_ecosystem,
+    q.to_name
+FROM pending_dependencies AS q
+WHERE
+    EXISTS (
+        SELECT 1 FROM projects AS f
+        WHERE f.ecosystem = q.from_ecosystem AND f.name = q.from_name
+    )
+    AND EXISTS (
+        SELECT 1 FROM projects AS t
+        WHERE t.ecosystem = q.to_ecosystem AND t.name = q.to_name
+    )
+ORDER BY q.id;
