@@ -20,13 +20,22 @@ from coherence_sql.errors import (
     QueryTimeoutError,
 )
 from coherence_sql.models import TaskStatus, TaskType
-from tests.data.codegen.support import generate_files, write_and_import
+from tests.data.codegen.support import generate_files, row_fields, write_and_import
 
 
 @pytest.fixture(scope="module")
 async def q(migrated_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     files = await generate_files(migrated_dsn)
     return write_and_import(files, tmp_path_factory.mktemp("generated_accessors"))
+
+
+def assert_fields_match_positions(q: ModuleType, row: asyncpg.Record) -> None:
+    """Each field reads the column at its position, as do the column names (which keep a `!`/`?` suffix)."""
+    names = list(row_fields(q, type(row).__name__))
+    keys = list(row.keys())  # iterating a Record gives its values, not its keys
+    assert [key.removesuffix("!").removesuffix("?") for key in keys] == names
+    assert tuple(getattr(row, name) for name in names) == tuple(row)
+    assert tuple(row[key] for key in keys) == tuple(row)
 
 
 async def seed_projects(q: ModuleType, conn: Connection) -> list[int]:
@@ -48,8 +57,10 @@ async def test_insert_returning_gives_the_row_with_defaults(q: ModuleType, conn:
     row = await q.insert_contributor(
         conn, id=contributor_id, name="Ada", email="ada@example.org", type="HUMAN", hourly_rate=Decimal("12.50")
     )
-    assert isinstance(row, q.InsertContributorRow)
+    assert type(row) is q.InsertContributorRow
     assert (row.id, row.name, row.hourly_rate, row.metadata) == (contributor_id, "Ada", Decimal("12.50"), {})
+    assert row == (contributor_id, "Ada", Decimal("12.50"), {}, row.created_at)
+    assert_fields_match_positions(q, row)
     assert isinstance(row.created_at, dt.datetime)
     assert row.created_at.tzinfo is not None
     task = await q.insert_task(
@@ -63,11 +74,14 @@ async def test_select_many_returns_a_list_with_outer_join_nulls(q: ModuleType, c
     assert await q.add_dependency(conn, from_id=a, to_id=b) == 1
     rows = await q.dependencies_of(conn, ecosystem="pypi")
     assert rows == [
-        q.DependenciesOfRow(a, "a", "first", b, "b"),
-        q.DependenciesOfRow(b, "b", None, None, None),
-        q.DependenciesOfRow(c, "c", "third", None, None),
+        (a, "a", "first", b, "b"),
+        (b, "b", None, None, None),
+        (c, "c", "third", None, None),
     ]
     assert all(type(row) is q.DependenciesOfRow for row in rows)
+    for row in rows:
+        assert_fields_match_positions(q, row)
+    assert (rows[0].id, rows[0].to_project_id, rows[0].to_name, rows[1].description) == (a, b, "b", None)
     assert await q.dependencies_of(conn, ecosystem="npm") == []
 
 
@@ -76,6 +90,8 @@ async def test_aggregate_rows_and_arrays(q: ModuleType, conn: Connection) -> Non
     [stats] = await q.ecosystem_stats(conn)
     assert stats.ecosystem == "pypi"
     assert (stats.projects, stats.max_dependencies, stats.names, stats.described) == (3, 0, ["a", "b", "c"], 2)
+    assert_fields_match_positions(q, stats)
+    assert (stats["described?"], stats["first_id!"]) == (stats.described, stats.first_id)
 
 
 async def test_select_value_returns_the_scalar_converted_or_none(q: ModuleType, conn: Connection) -> None:
@@ -120,6 +136,46 @@ async def test_a_pool_is_an_executor(q: ModuleType, clean_dsn: str) -> None:
         assert row.task_type is TaskType.REVIEW
     finally:
         await pool.close()
+
+
+async def test_record_rows_come_from_a_connection_a_pool_and_a_pools_connection(q: ModuleType, clean_dsn: str) -> None:
+    pool = await create_pool(clean_dsn)
+    try:
+        ids = []
+        for i in range(3):
+            row = await q.insert_asset(pool, id=uuid.uuid4(), name=f"asset {i}", description="d", asset_type="CODE")
+            assert type(row) is q.InsertAssetRow
+            ids.append(row.id)
+        async with pool.acquire() as proxy:  # a PoolConnectionProxy, not a Connection
+            assert type(proxy) is asyncpg.pool.PoolConnectionProxy
+            [through_proxy] = await q.asset_contributions(proxy, asset_id=ids[0])
+            one = await q.insert_asset(proxy, id=uuid.uuid4(), name="asset 3", description="d", asset_type="CODE")
+        [through_pool] = await q.asset_contributions(pool, asset_id=ids[1])
+        conn = await connect(clean_dsn)
+        try:
+            [through_conn] = await q.asset_contributions(conn, asset_id=ids[2])
+        finally:
+            await conn.close()
+        for row, asset_id in ((through_proxy, ids[0]), (through_pool, ids[1]), (through_conn, ids[2])):
+            assert type(row) is q.AssetContributionsRow
+            assert row == (asset_id, Decimal(0), None, None, None, None)
+            assert (row.asset_id, row.total_cost, row.contribution_id) == (asset_id, Decimal(0), None)
+        assert type(one) is q.InsertAssetRow
+    finally:
+        await pool.close()
+
+
+async def test_record_rows_are_read_only_and_hash_like_tuples(q: ModuleType, conn: Connection) -> None:
+    a, _, _ = await seed_projects(q, conn)
+    [first, *_] = await q.project_ids(conn, ecosystem="pypi")
+    assert type(first) is q.ProjectIdsRow
+    assert (first.id, first["id"], first[0], len(first), tuple(first)) == (a, a, a, 1, (a,))
+    assert first == (a,)
+    assert hash(first) == hash((a,))
+    with pytest.raises(AttributeError):
+        first.id = 0
+    with pytest.raises(AttributeError):
+        first.other = 0
 
 
 async def test_check_violation_is_a_typed_error_naming_the_query(q: ModuleType, conn: Connection) -> None:

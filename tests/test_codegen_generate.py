@@ -107,9 +107,40 @@ def test_generated_code_is_ruff_clean_and_formatted(generated_dir: Path) -> None
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
-async def test_a_column_named_count_must_be_aliased(migrated_dsn: str, tmp_path: Path) -> None:
-    (tmp_path / "bad.sql").write_text("-- name: tally()\nSELECT count(*) FROM projects;\n")
-    with pytest.raises(GenerateError, match=r"bad\.tally: column 'count' would shadow tuple\.count; alias it"):
+async def test_a_record_row_may_have_a_column_named_count(migrated_dsn: str, tmp_path: Path) -> None:
+    (tmp_path / "ok.sql").write_text("-- name: tally()\nSELECT count(*) FROM projects;\n")
+    text = (await generate_files(migrated_dsn, tmp_path))["ok.py"]
+    assert "class TallyRow(Record):" in text
+    assert "def count(self) -> int: ..." in text
+    assert "count = property(itemgetter(0))" in text
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        (  # a row with an enum column is a NamedTuple: tuple's methods are taken
+            "-- name: tally()\nSELECT t.status, count(*) FROM agent_tasks AS t GROUP BY t.status;\n",
+            r"bad\.tally: column 'count' would shadow tuple\.count; alias it",
+        ),
+        (  # so are a *! query's parameters (a NamedTuple of them)
+            "-- name: bump(index)*!\nUPDATE projects SET dependency_count = :index;\n",
+            r"bad\.bump: column 'index' would shadow tuple\.index; alias it",
+        ),
+        (  # a row without enum columns is a Record: Record's methods are taken
+            "-- name: listing()\nSELECT p.id, p.name AS keys FROM projects AS p;\n",
+            r"bad\.listing: column 'keys' would shadow Record\.keys; alias it",
+        ),
+        (  # and the names its class body is built with
+            "-- name: one()^\nSELECT 1 AS property;\n",
+            r"bad\.one: column 'property' would shadow the property the row class is built with; alias it",
+        ),
+    ],
+)
+async def test_a_field_name_a_row_class_reserves_must_be_aliased(
+    migrated_dsn: str, tmp_path: Path, sql: str, message: str
+) -> None:
+    (tmp_path / "bad.sql").write_text(sql)
+    with pytest.raises(GenerateError, match=message):
         await generate_files(migrated_dsn, tmp_path)
 
 

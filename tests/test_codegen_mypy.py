@@ -1,4 +1,4 @@
-"""The generated types bite: `mypy --strict` rejects a wrong parameter type and an unchecked Optional."""
+"""The generated types bite: `mypy --strict` rejects a wrong parameter type, an unchecked Optional and a row write."""
 
 from __future__ import annotations
 
@@ -22,16 +22,21 @@ MISUSE = textwrap.dedent(
 
     async def misuse(conn: Executor) -> str:
         await get_task(conn, id=42)
-        rows = await dependencies_of(conn, ecosystem="pypi")
+        rows = await dependencies_of(conn, ecosystem=b"pypi")
+        rows[0].name = "renamed"
         return rows[0].description.upper()
     """
 )
 
 PROPER = textwrap.dedent(
     f"""\
+    from decimal import Decimal
+    from uuid import UUID
+
+    from coherence_sql.db import Connection, Pool
     from coherence_sql.models import TaskStatus
     from coherence_sql.sql._runtime import Executor
-    from {FIXTURE_MODULE} import dependencies_of, get_task
+    from {FIXTURE_MODULE} import DependenciesOfRow, dependencies_of, get_task, insert_asset
 
 
     async def proper(conn: Executor) -> str:
@@ -41,6 +46,16 @@ PROPER = textwrap.dedent(
         rows = await dependencies_of(conn, ecosystem="pypi")
         description = rows[0].description
         return rows[0].name.upper() + (description.upper() if description is not None else "")
+
+
+    async def every_executor(conn: Connection, pool: Pool) -> list[int | None]:
+        rows: list[DependenciesOfRow] = await dependencies_of(conn, ecosystem="pypi")
+        rows += await dependencies_of(pool, ecosystem="pypi")
+        async with pool.acquire() as proxy:
+            rows += await dependencies_of(proxy, ecosystem="pypi")
+            asset = await insert_asset(proxy, id=UUID(int=1), name="n", description="d", asset_type="CODE")
+        total: Decimal = Decimal(0) if asset is None else asset.total_cost
+        return [row.to_project_id for row in rows] + [int(total)]
     """
 )
 
@@ -65,12 +80,15 @@ def mypy(directory: Path, *files: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_mypy_reports_a_wrong_parameter_type_and_an_unchecked_optional(checked_dir: Path) -> None:
+def test_mypy_reports_wrong_parameter_types_an_unchecked_optional_and_a_row_write(checked_dir: Path) -> None:
     result = mypy(checked_dir, "misuse.py")
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     assert errors == [
         'misuse.py:6: error: Argument "id" to "get_task" has incompatible type "int"; expected "str"  [arg-type]',
-        'misuse.py:8: error: Item "None" of "str | None" has no attribute "upper"  [union-attr]',
+        'misuse.py:7: error: Argument "ecosystem" to "dependencies_of" has incompatible type "bytes"; expected "str"  '
+        "[arg-type]",
+        'misuse.py:8: error: Property "name" defined in "DependenciesOfRow" is read-only  [misc]',
+        'misuse.py:9: error: Item "None" of "str | None" has no attribute "upper"  [union-attr]',
     ], result.stdout + result.stderr
 
 

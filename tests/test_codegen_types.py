@@ -12,9 +12,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import asyncpg
 import pytest
 
-from tests.data.codegen.support import generate_files, write_and_import
+from tests.data.codegen.support import generate_files, row_fields, write_and_import
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +25,8 @@ async def generated(migrated_dsn: str, tmp_path_factory: pytest.TempPathFactory)
 
 
 def fields(module: ModuleType, row: str) -> dict[str, str]:
-    """A row class's field annotations as written in the generated source."""
-    annotations = getattr(module, row).__annotations__
-    return {name: getattr(hint, "__forward_arg__", hint) for name, hint in annotations.items()}
+    """A row class's field annotations as written in the generated source, in field order."""
+    return row_fields(module, row)
 
 
 def signature(function: Callable[..., Any]) -> str:
@@ -80,6 +80,34 @@ def test_enums_jsonb_and_defaults_in_returning(generated: ModuleType) -> None:
         "metadata": "Any",
         "created_at": "datetime",
     }
+
+
+RECORD_ROWS = (
+    "InsertContributorRow",
+    "InsertAssetRow",
+    "AssetContributionsRow",
+    "ProjectIdsRow",
+    "DependenciesOfRow",
+    "EcosystemStatsRow",
+)
+# Rows with enum columns: NamedTuples built by the module's converter (row → its converter).
+CONVERTED_ROWS = {"InsertTaskRow": "_insert_task_row", "GetTaskRow": "_get_task_row"}
+
+
+def test_rows_without_enum_columns_are_records_read_by_position(generated: ModuleType) -> None:
+    assert {name for name in vars(generated) if name.endswith("Row")} == {*RECORD_ROWS, *CONVERTED_ROWS}
+    for row in RECORD_ROWS:
+        cls = getattr(generated, row)
+        assert cls.__bases__ == (asyncpg.Record,), row
+        assert cls.__slots__ == ()
+        names = list(fields(generated, row))
+        getters = [repr(getattr(cls, name).fget) for name in names]
+        assert getters == [f"operator.itemgetter({i})" for i in range(len(names))], row
+    for row, converter in CONVERTED_ROWS.items():
+        cls = getattr(generated, row)
+        assert issubclass(cls, tuple), row
+        assert list(cls._fields) == list(fields(generated, row))
+        assert inspect.signature(getattr(generated, converter)).return_annotation == row
 
 
 def test_parameters_are_keyword_only_and_nullable_only_when_declared(generated: ModuleType) -> None:

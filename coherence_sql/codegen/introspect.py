@@ -21,8 +21,12 @@ from coherence_sql.codegen.pgtypes import PyType, python_type
 FORCE_NOT_NULL: Final = "!"
 FORCE_NULLABLE: Final = "?"
 _PROBE: Final = "coherence_sql_codegen_probe"
-# NamedTuple reserves names starting with "_"; these two would shadow tuple methods (mypy rejects it).
-_RESERVED_FIELDS: Final = frozenset({"count", "index"})
+# Field names a row or parameter class cannot take (names starting with "_" are refused for all):
+# a NamedTuple's would shadow tuple methods, a Record row's the Record methods (mypy rejects both),
+# and a Record row's class body itself uses `property` and `itemgetter`.
+_TUPLE_METHODS: Final = frozenset({"count", "index"})
+_RECORD_METHODS: Final = frozenset({"get", "items", "keys", "values"})
+_RECORD_BODY_NAMES: Final = frozenset({"property", "itemgetter"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,15 @@ class Parameter:
     nullable_elements: bool
 
 
+def is_record_row(columns: tuple[Column, ...]) -> bool:
+    """Whether the row class is an asyncpg Record subclass (no conversion) or a NamedTuple.
+
+    Only columns of the plan's ENUM types need converting (str → TaskType/TaskStatus); a row
+    without any is the driver's own Record, passed as `record_class=` (docs/accessors.md).
+    """
+    return not any(column.type.enum for column in columns)
+
+
 @dataclass(frozen=True, slots=True)
 class Accessor:
     """Everything the renderer needs about one query."""
@@ -47,6 +60,10 @@ class Accessor:
     spec: QuerySpec
     parameters: tuple[Parameter, ...]
     columns: tuple[Column, ...]
+
+    @property
+    def record_row(self) -> bool:
+        return is_record_row(self.columns)
 
 
 class Introspector:
@@ -95,9 +112,9 @@ class Introspector:
                 ]
             )
             if spec.operation is not Operation.SELECT_VALUE:
-                _check_field_names(spec, columns)
+                _check_field_names(spec, columns, record=is_record_row(columns))
         if spec.operation is Operation.INSERT_UPDATE_DELETE_MANY:
-            _check_field_names(spec, tuple(Column(p.name, p.type, p.nullable) for p in parameters))
+            _check_field_names(spec, tuple(Column(p.name, p.type, p.nullable) for p in parameters), record=False)
         return Accessor(spec, parameters, columns)
 
     def _python_type(self, t: Any) -> PyType:
@@ -159,15 +176,24 @@ class Introspector:
         return self._not_null[key]
 
 
-def _check_field_names(spec: QuerySpec, columns: tuple[Column, ...]) -> None:
+def _check_field_names(spec: QuerySpec, columns: tuple[Column, ...], *, record: bool) -> None:
+    """`record`: the fields belong to a Record row class, else to a NamedTuple."""
     seen: set[str] = set()
     for column in columns:
         name = column.name
         if not name.isidentifier() or name.startswith("_") or keyword.iskeyword(name):
             raise GenerateError(f"{spec.qualified_name}: column {name!r} is not a usable field name; alias it")
-        if name in _RESERVED_FIELDS:
+        if not record and name in _TUPLE_METHODS:
             raise GenerateError(
                 f'{spec.qualified_name}: column {name!r} would shadow tuple.{name}; alias it (e.g. AS "total")'
+            )
+        if record and name in _RECORD_METHODS:
+            raise GenerateError(
+                f'{spec.qualified_name}: column {name!r} would shadow Record.{name}; alias it (e.g. AS "{name}_")'
+            )
+        if record and name in _RECORD_BODY_NAMES:
+            raise GenerateError(
+                f"{spec.qualified_name}: column {name!r} would shadow the {name} the row class is built with; alias it"
             )
         if name in seen:
             raise GenerateError(f"{spec.qualified_name}: two columns are named {name!r}; alias one of them")

@@ -75,6 +75,8 @@ def _docstring(doc: str) -> list[str]:
     escaped = [line.replace("\\", "\\\\").replace('"""', '\\"\\"\\"') for line in lines]
     if escaped[-1].endswith('"'):
         escaped[-1] += " "
+    if escaped[0].startswith('"'):  # ruff format separates a leading quote from the opening quotes
+        escaped[0] = " " + escaped[0]
     if len(escaped) == 1:
         return [f'{INDENT}"""{escaped[0]}"""']
     return [
@@ -186,27 +188,61 @@ def _returns(accessor: Accessor) -> str:
     return "None"
 
 
-def _has_enum(columns: Sequence[Column]) -> bool:
-    return any(c.type.enum for c in columns)
-
-
 def _add_row_class(accessor: Accessor, module: _Module) -> None:
     name = row_class(accessor)
     module.define(name, f"the row of {accessor.spec.name}")
+    if accessor.record_row:
+        _add_record_row_class(accessor, module)
+        return
+    # Enum columns need converting (str → TaskType/TaskStatus): a NamedTuple built by a converter.
     module.need("typing", "NamedTuple")
     block = [f"class {name}(NamedTuple):"]
     for column in accessor.columns:
         module.need_all(column.type.imports)
         block.append(f"{INDENT}{column.name}: {_column_annotation(column)}")
     module.blocks.append(block)
-    if _has_enum(accessor.columns):
-        converter = f"_{accessor.spec.name}_row"
-        module.define(converter, f"the row converter of {accessor.spec.name}")
-        module.need("asyncpg", "Record")
-        values = [_convert(f"record[{i}]", c) for i, c in enumerate(accessor.columns)]
-        module.blocks.append(
-            [f"def {converter}(record: Record) -> {name}:", *_bracketed(INDENT, f"return {name}", values, "")]
-        )
+    converter = f"_{accessor.spec.name}_row"
+    module.define(converter, f"the row converter of {accessor.spec.name}")
+    module.need("asyncpg", "Record")
+    values = [_convert(f"record[{i}]", c) for i, c in enumerate(accessor.columns)]
+    module.blocks.append(
+        [f"def {converter}(record: Record) -> {name}:", *_bracketed(INDENT, f"return {name}", values, "")]
+    )
+
+
+def _add_record_row_class(accessor: Accessor, module: _Module) -> None:
+    """The row as the driver's own Record (`record_class=`): typed read-only properties for the
+    type checker, `property(itemgetter(i))` at run time, so a row costs nothing to build."""
+    name = row_class(accessor)
+    module.need("asyncpg", "Record")
+    module.need("operator", "itemgetter")
+    module.need("typing", "TYPE_CHECKING")
+    inner = INDENT * 2
+    doc = f"One row of {accessor.spec.name}: an asyncpg Record (fields by attribute, name or position)."
+    if len(f'{INDENT}"""{doc}"""') <= LINE_LENGTH:
+        docstring = [f'{INDENT}"""{doc}"""']
+    else:
+        head, _, tail = doc.partition(" (")
+        docstring = [f'{INDENT}"""{head}', f"{INDENT}({tail}", f'{INDENT}"""']
+    typed: list[str] = []
+    built: list[str] = []
+    for index, column in enumerate(accessor.columns):
+        module.need_all(column.type.imports)
+        typed.extend([f"{inner}@property", f"{inner}def {column.name}(self) -> {_column_annotation(column)}: ..."])
+        built.append(f"{inner}{column.name} = property(itemgetter({index}))")
+    module.blocks.append(
+        [
+            f"class {name}(Record):",
+            *docstring,
+            "",
+            f"{INDENT}__slots__ = ()",
+            f"{INDENT}if TYPE_CHECKING:",
+            "",  # ruff format: a blank line before a decorated def opening a block
+            *typed,
+            f"{INDENT}else:",
+            *built,
+        ]
+    )
 
 
 def _add_params_class(accessor: Accessor, module: _Module) -> None:
@@ -230,18 +266,19 @@ def _body(accessor: Accessor, module: _Module) -> list[str]:
     op = spec.operation
     after: list[str]
     if op in (Operation.SELECT_ONE, Operation.INSERT_RETURNING):
-        call = _bracketed(inner, "record = await conn.fetchrow", args, "")
-        if _has_enum(accessor.columns):
+        if accessor.record_row:  # the driver builds the row: returned as it comes
+            call = _bracketed(inner, "return await conn.fetchrow", [*args, f"record_class={row_class(accessor)}"], "")
+            after = []
+        else:
+            call = _bracketed(inner, "record = await conn.fetchrow", args, "")
             after = [f"{INDENT}return None if record is None else _{spec.name}_row(record)"]
-        else:
-            after = [f"{INDENT}return None if record is None else {row_class(accessor)}._make(record)"]
     elif op is Operation.SELECT:
-        call = _bracketed(inner, "records = await conn.fetch", args, "")
-        if _has_enum(accessor.columns):
-            after = [f"{INDENT}return [_{spec.name}_row(record) for record in records]"]
+        if accessor.record_row:
+            call = _bracketed(inner, "return await conn.fetch", [*args, f"record_class={row_class(accessor)}"], "")
+            after = []
         else:
-            module.need(RUNTIME_MODULE, "make_rows")
-            after = [f"{INDENT}return make_rows({row_class(accessor)}, records)"]
+            call = _bracketed(inner, "records = await conn.fetch", args, "")
+            after = [f"{INDENT}return [_{spec.name}_row(record) for record in records]"]
     elif op is Operation.SELECT_VALUE:
         column = accessor.columns[0]
         if column.type.enum:

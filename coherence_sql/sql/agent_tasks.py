@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Final, NamedTuple
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from asyncpg import Record
 
 from coherence_sql.models import TaskStatus, TaskType
-from coherence_sql.sql._runtime import FAILURES, Executor, make_rows, rowcount, translate
+from coherence_sql.sql._runtime import FAILURES, Executor, rowcount, translate
 
 
 class InsertTaskRow(NamedTuple):
@@ -1287,9 +1288,19 @@ async def scan_tasks(conn: Executor, *, after: int, lim: int) -> list[ScanTasksR
     return [_scan_tasks_row(record) for record in records]
 
 
-class DigestTasksRow(NamedTuple):
-    id: str
-    digest: str
+class DigestTasksRow(Record):
+    """One row of digest_tasks: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> str: ...
+        @property
+        def digest(self) -> str: ...
+    else:
+        id = property(itemgetter(0))
+        digest = property(itemgetter(1))
 
 
 DIGEST_TASKS_SQL: Final = """\
@@ -1326,7 +1337,6 @@ LIMIT $2;"""
 async def digest_tasks(conn: Executor, *, after: str, lim: int) -> list[DigestTasksRow]:
     """Keyset page of (id, md5 of the canonical row text) by id, for consistency checks."""
     try:
-        records = await conn.fetch(DIGEST_TASKS_SQL, after, lim)
+        return await conn.fetch(DIGEST_TASKS_SQL, after, lim, record_class=DigestTasksRow)
     except FAILURES as exc:
         raise translate(exc, "agent_tasks.digest_tasks") from None
-    return make_rows(DigestTasksRow, records)

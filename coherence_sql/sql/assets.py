@@ -9,20 +9,43 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, NamedTuple
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
-from coherence_sql.sql._runtime import FAILURES, Executor, make_rows, rowcount, translate
+from asyncpg import Record
+
+from coherence_sql.sql._runtime import FAILURES, Executor, rowcount, translate
 
 
-class GetAssetRow(NamedTuple):
-    id: UUID
-    type: str
-    name: str
-    description: str
-    total_cost: Decimal
-    created_at: datetime
-    metadata: Any
+class GetAssetRow(Record):
+    """One row of get_asset: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def type(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def description(self) -> str: ...
+        @property
+        def total_cost(self) -> Decimal: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def metadata(self) -> Any: ...
+    else:
+        id = property(itemgetter(0))
+        type = property(itemgetter(1))
+        name = property(itemgetter(2))
+        description = property(itemgetter(3))
+        total_cost = property(itemgetter(4))
+        created_at = property(itemgetter(5))
+        metadata = property(itemgetter(6))
 
 
 GET_ASSET_SQL: Final = """\
@@ -41,20 +64,39 @@ WHERE a.id = $1;"""
 async def get_asset(conn: Executor, *, id: UUID) -> GetAssetRow | None:
     """One asset by id."""
     try:
-        record = await conn.fetchrow(GET_ASSET_SQL, id)
+        return await conn.fetchrow(GET_ASSET_SQL, id, record_class=GetAssetRow)
     except FAILURES as exc:
         raise translate(exc, "assets.get_asset") from None
-    return None if record is None else GetAssetRow._make(record)
 
 
-class InsertAssetRow(NamedTuple):
-    id: UUID
-    type: str
-    name: str
-    description: str
-    total_cost: Decimal
-    created_at: datetime
-    metadata: Any
+class InsertAssetRow(Record):
+    """One row of insert_asset: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def type(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def description(self) -> str: ...
+        @property
+        def total_cost(self) -> Decimal: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def metadata(self) -> Any: ...
+    else:
+        id = property(itemgetter(0))
+        type = property(itemgetter(1))
+        name = property(itemgetter(2))
+        description = property(itemgetter(3))
+        total_cost = property(itemgetter(4))
+        created_at = property(itemgetter(5))
+        metadata = property(itemgetter(6))
 
 
 INSERT_ASSET_SQL: Final = """\
@@ -68,20 +110,41 @@ async def insert_asset(
 ) -> InsertAssetRow | None:
     """Create an asset with total_cost 0.00; an existing id is a unique violation."""
     try:
-        record = await conn.fetchrow(INSERT_ASSET_SQL, id, type, name, description, created_at, metadata)
+        return await conn.fetchrow(
+            INSERT_ASSET_SQL, id, type, name, description, created_at, metadata, record_class=InsertAssetRow
+        )
     except FAILURES as exc:
         raise translate(exc, "assets.insert_asset") from None
-    return None if record is None else InsertAssetRow._make(record)
 
 
-class ListAssetsRow(NamedTuple):
-    id: UUID
-    type: str
-    name: str
-    description: str
-    total_cost: Decimal
-    created_at: datetime
-    metadata: Any
+class ListAssetsRow(Record):
+    """One row of list_assets: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def type(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def description(self) -> str: ...
+        @property
+        def total_cost(self) -> Decimal: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def metadata(self) -> Any: ...
+    else:
+        id = property(itemgetter(0))
+        type = property(itemgetter(1))
+        name = property(itemgetter(2))
+        description = property(itemgetter(3))
+        total_cost = property(itemgetter(4))
+        created_at = property(itemgetter(5))
+        metadata = property(itemgetter(6))
 
 
 LIST_ASSETS_SQL: Final = """\
@@ -101,10 +164,9 @@ LIMIT $1;"""
 async def list_assets(conn: Executor, *, lim: int) -> list[ListAssetsRow]:
     """Newest first; ties in insertion order."""
     try:
-        records = await conn.fetch(LIST_ASSETS_SQL, lim)
+        return await conn.fetch(LIST_ASSETS_SQL, lim, record_class=ListAssetsRow)
     except FAILURES as exc:
         raise translate(exc, "assets.list_assets") from None
-    return make_rows(ListAssetsRow, records)
 
 
 UPSERT_ASSETS_SQL: Final = """\
@@ -153,15 +215,37 @@ async def upsert_assets(
     return rowcount(status)
 
 
-class ScanAssetsRow(NamedTuple):
-    seq: int
-    id: UUID
-    type: str
-    name: str
-    description: str
-    total_cost: Decimal
-    created_at: datetime
-    metadata: Any
+class ScanAssetsRow(Record):
+    """One row of scan_assets: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def seq(self) -> int: ...
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def type(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def description(self) -> str: ...
+        @property
+        def total_cost(self) -> Decimal: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def metadata(self) -> Any: ...
+    else:
+        seq = property(itemgetter(0))
+        id = property(itemgetter(1))
+        type = property(itemgetter(2))
+        name = property(itemgetter(3))
+        description = property(itemgetter(4))
+        total_cost = property(itemgetter(5))
+        created_at = property(itemgetter(6))
+        metadata = property(itemgetter(7))
 
 
 SCAN_ASSETS_SQL: Final = """\
@@ -183,15 +267,24 @@ LIMIT $2;"""
 async def scan_assets(conn: Executor, *, after: int, lim: int) -> list[ScanAssetsRow]:
     """Keyset page of every asset in insertion order (seq > after), for backfill and verification."""
     try:
-        records = await conn.fetch(SCAN_ASSETS_SQL, after, lim)
+        return await conn.fetch(SCAN_ASSETS_SQL, after, lim, record_class=ScanAssetsRow)
     except FAILURES as exc:
         raise translate(exc, "assets.scan_assets") from None
-    return make_rows(ScanAssetsRow, records)
 
 
-class DigestAssetsRow(NamedTuple):
-    id: UUID
-    digest: str
+class DigestAssetsRow(Record):
+    """One row of digest_assets: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def digest(self) -> str: ...
+    else:
+        id = property(itemgetter(0))
+        digest = property(itemgetter(1))
 
 
 DIGEST_ASSETS_SQL: Final = """\
@@ -217,7 +310,6 @@ LIMIT $2;"""
 async def digest_assets(conn: Executor, *, after: UUID, lim: int) -> list[DigestAssetsRow]:
     """Keyset page of (id, md5 of the canonical row text) by id, for consistency checks."""
     try:
-        records = await conn.fetch(DIGEST_ASSETS_SQL, after, lim)
+        return await conn.fetch(DIGEST_ASSETS_SQL, after, lim, record_class=DigestAssetsRow)
     except FAILURES as exc:
         raise translate(exc, "assets.digest_assets") from None
-    return make_rows(DigestAssetsRow, records)

@@ -9,15 +9,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, NamedTuple
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
-from coherence_sql.sql._runtime import FAILURES, Executor, make_rows, rowcount, translate
+from asyncpg import Record
+
+from coherence_sql.sql._runtime import FAILURES, Executor, rowcount, translate
 
 
-class ContributionReferencesRow(NamedTuple):
-    contributor_exists: bool
-    asset_exists: bool
+class ContributionReferencesRow(Record):
+    """One row of contribution_references: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def contributor_exists(self) -> bool: ...
+        @property
+        def asset_exists(self) -> bool: ...
+    else:
+        contributor_exists = property(itemgetter(0))
+        asset_exists = property(itemgetter(1))
 
 
 CONTRIBUTION_REFERENCES_SQL: Final = """\
@@ -37,20 +50,41 @@ async def contribution_references(
 ) -> ContributionReferencesRow | None:
     """Whether the contributor and the asset a new contribution names exist."""
     try:
-        record = await conn.fetchrow(CONTRIBUTION_REFERENCES_SQL, contributor_id, asset_id)
+        return await conn.fetchrow(
+            CONTRIBUTION_REFERENCES_SQL, contributor_id, asset_id, record_class=ContributionReferencesRow
+        )
     except FAILURES as exc:
         raise translate(exc, "contributions.contribution_references") from None
-    return None if record is None else ContributionReferencesRow._make(record)
 
 
-class InsertContributionRow(NamedTuple):
-    id: UUID
-    contributor_id: UUID
-    asset_id: UUID
-    cost_amount: Decimal
-    coherence_score: Decimal
-    metadata: Any
-    timestamp: datetime
+class InsertContributionRow(Record):
+    """One row of insert_contribution: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def contributor_id(self) -> UUID: ...
+        @property
+        def asset_id(self) -> UUID: ...
+        @property
+        def cost_amount(self) -> Decimal: ...
+        @property
+        def coherence_score(self) -> Decimal: ...
+        @property
+        def metadata(self) -> Any: ...
+        @property
+        def timestamp(self) -> datetime: ...
+    else:
+        id = property(itemgetter(0))
+        contributor_id = property(itemgetter(1))
+        asset_id = property(itemgetter(2))
+        cost_amount = property(itemgetter(3))
+        coherence_score = property(itemgetter(4))
+        metadata = property(itemgetter(5))
+        timestamp = property(itemgetter(6))
 
 
 INSERT_CONTRIBUTION_SQL: Final = """\
@@ -72,22 +106,49 @@ async def insert_contribution(
 ) -> InsertContributionRow | None:
     """Record a contribution; the asset's total_cost grows by cost_amount atomically (trigger)."""
     try:
-        record = await conn.fetchrow(
-            INSERT_CONTRIBUTION_SQL, id, contributor_id, asset_id, cost_amount, coherence_score, metadata, timestamp
+        return await conn.fetchrow(
+            INSERT_CONTRIBUTION_SQL,
+            id,
+            contributor_id,
+            asset_id,
+            cost_amount,
+            coherence_score,
+            metadata,
+            timestamp,
+            record_class=InsertContributionRow,
         )
     except FAILURES as exc:
         raise translate(exc, "contributions.insert_contribution") from None
-    return None if record is None else InsertContributionRow._make(record)
 
 
-class GetContributionRow(NamedTuple):
-    id: UUID
-    contributor_id: UUID
-    asset_id: UUID
-    cost_amount: Decimal
-    coherence_score: Decimal
-    metadata: Any
-    timestamp: datetime
+class GetContributionRow(Record):
+    """One row of get_contribution: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def contributor_id(self) -> UUID: ...
+        @property
+        def asset_id(self) -> UUID: ...
+        @property
+        def cost_amount(self) -> Decimal: ...
+        @property
+        def coherence_score(self) -> Decimal: ...
+        @property
+        def metadata(self) -> Any: ...
+        @property
+        def timestamp(self) -> datetime: ...
+    else:
+        id = property(itemgetter(0))
+        contributor_id = property(itemgetter(1))
+        asset_id = property(itemgetter(2))
+        cost_amount = property(itemgetter(3))
+        coherence_score = property(itemgetter(4))
+        metadata = property(itemgetter(5))
+        timestamp = property(itemgetter(6))
 
 
 GET_CONTRIBUTION_SQL: Final = """\
@@ -106,20 +167,39 @@ WHERE c.id = $1;"""
 async def get_contribution(conn: Executor, *, id: UUID) -> GetContributionRow | None:
     """One contribution by id."""
     try:
-        record = await conn.fetchrow(GET_CONTRIBUTION_SQL, id)
+        return await conn.fetchrow(GET_CONTRIBUTION_SQL, id, record_class=GetContributionRow)
     except FAILURES as exc:
         raise translate(exc, "contributions.get_contribution") from None
-    return None if record is None else GetContributionRow._make(record)
 
 
-class ListContributionsRow(NamedTuple):
-    id: UUID
-    contributor_id: UUID
-    asset_id: UUID
-    cost_amount: Decimal
-    coherence_score: Decimal
-    metadata: Any
-    timestamp: datetime
+class ListContributionsRow(Record):
+    """One row of list_contributions: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def contributor_id(self) -> UUID: ...
+        @property
+        def asset_id(self) -> UUID: ...
+        @property
+        def cost_amount(self) -> Decimal: ...
+        @property
+        def coherence_score(self) -> Decimal: ...
+        @property
+        def metadata(self) -> Any: ...
+        @property
+        def timestamp(self) -> datetime: ...
+    else:
+        id = property(itemgetter(0))
+        contributor_id = property(itemgetter(1))
+        asset_id = property(itemgetter(2))
+        cost_amount = property(itemgetter(3))
+        coherence_score = property(itemgetter(4))
+        metadata = property(itemgetter(5))
+        timestamp = property(itemgetter(6))
 
 
 LIST_CONTRIBUTIONS_SQL: Final = """\
@@ -139,20 +219,39 @@ LIMIT $1;"""
 async def list_contributions(conn: Executor, *, lim: int) -> list[ListContributionsRow]:
     """Newest first; ties in insertion order."""
     try:
-        records = await conn.fetch(LIST_CONTRIBUTIONS_SQL, lim)
+        return await conn.fetch(LIST_CONTRIBUTIONS_SQL, lim, record_class=ListContributionsRow)
     except FAILURES as exc:
         raise translate(exc, "contributions.list_contributions") from None
-    return make_rows(ListContributionsRow, records)
 
 
-class GetAssetContributionsRow(NamedTuple):
-    id: UUID
-    contributor_id: UUID
-    asset_id: UUID
-    cost_amount: Decimal
-    coherence_score: Decimal
-    metadata: Any
-    timestamp: datetime
+class GetAssetContributionsRow(Record):
+    """One row of get_asset_contributions: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def contributor_id(self) -> UUID: ...
+        @property
+        def asset_id(self) -> UUID: ...
+        @property
+        def cost_amount(self) -> Decimal: ...
+        @property
+        def coherence_score(self) -> Decimal: ...
+        @property
+        def metadata(self) -> Any: ...
+        @property
+        def timestamp(self) -> datetime: ...
+    else:
+        id = property(itemgetter(0))
+        contributor_id = property(itemgetter(1))
+        asset_id = property(itemgetter(2))
+        cost_amount = property(itemgetter(3))
+        coherence_score = property(itemgetter(4))
+        metadata = property(itemgetter(5))
+        timestamp = property(itemgetter(6))
 
 
 GET_ASSET_CONTRIBUTIONS_SQL: Final = """\
@@ -172,20 +271,39 @@ ORDER BY c.timestamp ASC, c.seq ASC;"""
 async def get_asset_contributions(conn: Executor, *, asset_id: UUID) -> list[GetAssetContributionsRow]:
     """One asset's contributions, oldest first; ties in insertion order."""
     try:
-        records = await conn.fetch(GET_ASSET_CONTRIBUTIONS_SQL, asset_id)
+        return await conn.fetch(GET_ASSET_CONTRIBUTIONS_SQL, asset_id, record_class=GetAssetContributionsRow)
     except FAILURES as exc:
         raise translate(exc, "contributions.get_asset_contributions") from None
-    return make_rows(GetAssetContributionsRow, records)
 
 
-class GetContributorContributionsRow(NamedTuple):
-    id: UUID
-    contributor_id: UUID
-    asset_id: UUID
-    cost_amount: Decimal
-    coherence_score: Decimal
-    metadata: Any
-    timestamp: datetime
+class GetContributorContributionsRow(Record):
+    """One row of get_contributor_contributions: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def contributor_id(self) -> UUID: ...
+        @property
+        def asset_id(self) -> UUID: ...
+        @property
+        def cost_amount(self) -> Decimal: ...
+        @property
+        def coherence_score(self) -> Decimal: ...
+        @property
+        def metadata(self) -> Any: ...
+        @property
+        def timestamp(self) -> datetime: ...
+    else:
+        id = property(itemgetter(0))
+        contributor_id = property(itemgetter(1))
+        asset_id = property(itemgetter(2))
+        cost_amount = property(itemgetter(3))
+        coherence_score = property(itemgetter(4))
+        metadata = property(itemgetter(5))
+        timestamp = property(itemgetter(6))
 
 
 GET_CONTRIBUTOR_CONTRIBUTIONS_SQL: Final = """\
@@ -207,10 +325,11 @@ async def get_contributor_contributions(
 ) -> list[GetContributorContributionsRow]:
     """One contributor's contributions, oldest first; ties in insertion order."""
     try:
-        records = await conn.fetch(GET_CONTRIBUTOR_CONTRIBUTIONS_SQL, contributor_id)
+        return await conn.fetch(
+            GET_CONTRIBUTOR_CONTRIBUTIONS_SQL, contributor_id, record_class=GetContributorContributionsRow
+        )
     except FAILURES as exc:
         raise translate(exc, "contributions.get_contributor_contributions") from None
-    return make_rows(GetContributorContributionsRow, records)
 
 
 INSERT_CONTRIBUTIONS_SQL: Final = """\
@@ -268,15 +387,37 @@ async def insert_contributions(
     return rowcount(status)
 
 
-class ScanContributionsRow(NamedTuple):
-    seq: int
-    id: UUID
-    contributor_id: UUID
-    asset_id: UUID
-    cost_amount: Decimal
-    coherence_score: Decimal
-    metadata: Any
-    timestamp: datetime
+class ScanContributionsRow(Record):
+    """One row of scan_contributions: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def seq(self) -> int: ...
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def contributor_id(self) -> UUID: ...
+        @property
+        def asset_id(self) -> UUID: ...
+        @property
+        def cost_amount(self) -> Decimal: ...
+        @property
+        def coherence_score(self) -> Decimal: ...
+        @property
+        def metadata(self) -> Any: ...
+        @property
+        def timestamp(self) -> datetime: ...
+    else:
+        seq = property(itemgetter(0))
+        id = property(itemgetter(1))
+        contributor_id = property(itemgetter(2))
+        asset_id = property(itemgetter(3))
+        cost_amount = property(itemgetter(4))
+        coherence_score = property(itemgetter(5))
+        metadata = property(itemgetter(6))
+        timestamp = property(itemgetter(7))
 
 
 SCAN_CONTRIBUTIONS_SQL: Final = """\
@@ -298,15 +439,24 @@ LIMIT $2;"""
 async def scan_contributions(conn: Executor, *, after: int, lim: int) -> list[ScanContributionsRow]:
     """Keyset page of every contribution in insertion order (seq > after), for backfill and verification."""
     try:
-        records = await conn.fetch(SCAN_CONTRIBUTIONS_SQL, after, lim)
+        return await conn.fetch(SCAN_CONTRIBUTIONS_SQL, after, lim, record_class=ScanContributionsRow)
     except FAILURES as exc:
         raise translate(exc, "contributions.scan_contributions") from None
-    return make_rows(ScanContributionsRow, records)
 
 
-class DigestContributionsRow(NamedTuple):
-    id: UUID
-    digest: str
+class DigestContributionsRow(Record):
+    """One row of digest_contributions: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def digest(self) -> str: ...
+    else:
+        id = property(itemgetter(0))
+        digest = property(itemgetter(1))
 
 
 DIGEST_CONTRIBUTIONS_SQL: Final = """\
@@ -332,7 +482,6 @@ LIMIT $2;"""
 async def digest_contributions(conn: Executor, *, after: UUID, lim: int) -> list[DigestContributionsRow]:
     """Keyset page of (id, md5 of the canonical row text) by id, for consistency checks."""
     try:
-        records = await conn.fetch(DIGEST_CONTRIBUTIONS_SQL, after, lim)
+        return await conn.fetch(DIGEST_CONTRIBUTIONS_SQL, after, lim, record_class=DigestContributionsRow)
     except FAILURES as exc:
         raise translate(exc, "contributions.digest_contributions") from None
-    return make_rows(DigestContributionsRow, records)

@@ -9,22 +9,49 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, NamedTuple
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
-from coherence_sql.sql._runtime import FAILURES, Executor, make_rows, rowcount, translate
+from asyncpg import Record
+
+from coherence_sql.sql._runtime import FAILURES, Executor, rowcount, translate
 
 
-class GetContributorRow(NamedTuple):
-    id: UUID
-    type: str
-    name: str
-    email: str
-    wallet_address: str | None
-    hourly_rate: Decimal | None
-    created_at: datetime
-    github_username: str | None
-    metadata: Any
+class GetContributorRow(Record):
+    """One row of get_contributor: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def type(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def email(self) -> str: ...
+        @property
+        def wallet_address(self) -> str | None: ...
+        @property
+        def hourly_rate(self) -> Decimal | None: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def github_username(self) -> str | None: ...
+        @property
+        def metadata(self) -> Any: ...
+    else:
+        id = property(itemgetter(0))
+        type = property(itemgetter(1))
+        name = property(itemgetter(2))
+        email = property(itemgetter(3))
+        wallet_address = property(itemgetter(4))
+        hourly_rate = property(itemgetter(5))
+        created_at = property(itemgetter(6))
+        github_username = property(itemgetter(7))
+        metadata = property(itemgetter(8))
 
 
 GET_CONTRIBUTOR_SQL: Final = """\
@@ -45,22 +72,45 @@ WHERE c.id = $1;"""
 async def get_contributor(conn: Executor, *, id: UUID) -> GetContributorRow | None:
     """One contributor by id."""
     try:
-        record = await conn.fetchrow(GET_CONTRIBUTOR_SQL, id)
+        return await conn.fetchrow(GET_CONTRIBUTOR_SQL, id, record_class=GetContributorRow)
     except FAILURES as exc:
         raise translate(exc, "contributors.get_contributor") from None
-    return None if record is None else GetContributorRow._make(record)
 
 
-class InsertContributorRow(NamedTuple):
-    id: UUID
-    type: str
-    name: str
-    email: str
-    wallet_address: str | None
-    hourly_rate: Decimal | None
-    created_at: datetime
-    github_username: str | None
-    metadata: Any
+class InsertContributorRow(Record):
+    """One row of insert_contributor: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def type(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def email(self) -> str: ...
+        @property
+        def wallet_address(self) -> str | None: ...
+        @property
+        def hourly_rate(self) -> Decimal | None: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def github_username(self) -> str | None: ...
+        @property
+        def metadata(self) -> Any: ...
+    else:
+        id = property(itemgetter(0))
+        type = property(itemgetter(1))
+        name = property(itemgetter(2))
+        email = property(itemgetter(3))
+        wallet_address = property(itemgetter(4))
+        hourly_rate = property(itemgetter(5))
+        created_at = property(itemgetter(6))
+        github_username = property(itemgetter(7))
+        metadata = property(itemgetter(8))
 
 
 INSERT_CONTRIBUTOR_SQL: Final = """\
@@ -90,7 +140,7 @@ async def insert_contributor(
     nullable: wallet_address, hourly_rate, github_username
     """
     try:
-        record = await conn.fetchrow(
+        return await conn.fetchrow(
             INSERT_CONTRIBUTOR_SQL,
             id,
             type,
@@ -101,22 +151,46 @@ async def insert_contributor(
             created_at,
             github_username,
             metadata,
+            record_class=InsertContributorRow,
         )
     except FAILURES as exc:
         raise translate(exc, "contributors.insert_contributor") from None
-    return None if record is None else InsertContributorRow._make(record)
 
 
-class ListContributorsRow(NamedTuple):
-    id: UUID
-    type: str
-    name: str
-    email: str
-    wallet_address: str | None
-    hourly_rate: Decimal | None
-    created_at: datetime
-    github_username: str | None
-    metadata: Any
+class ListContributorsRow(Record):
+    """One row of list_contributors: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def type(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def email(self) -> str: ...
+        @property
+        def wallet_address(self) -> str | None: ...
+        @property
+        def hourly_rate(self) -> Decimal | None: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def github_username(self) -> str | None: ...
+        @property
+        def metadata(self) -> Any: ...
+    else:
+        id = property(itemgetter(0))
+        type = property(itemgetter(1))
+        name = property(itemgetter(2))
+        email = property(itemgetter(3))
+        wallet_address = property(itemgetter(4))
+        hourly_rate = property(itemgetter(5))
+        created_at = property(itemgetter(6))
+        github_username = property(itemgetter(7))
+        metadata = property(itemgetter(8))
 
 
 LIST_CONTRIBUTORS_SQL: Final = """\
@@ -138,22 +212,45 @@ LIMIT $1;"""
 async def list_contributors(conn: Executor, *, lim: int) -> list[ListContributorsRow]:
     """Newest first; ties in insertion order."""
     try:
-        records = await conn.fetch(LIST_CONTRIBUTORS_SQL, lim)
+        return await conn.fetch(LIST_CONTRIBUTORS_SQL, lim, record_class=ListContributorsRow)
     except FAILURES as exc:
         raise translate(exc, "contributors.list_contributors") from None
-    return make_rows(ListContributorsRow, records)
 
 
-class FindContributorByEmailRow(NamedTuple):
-    id: UUID
-    type: str
-    name: str
-    email: str
-    wallet_address: str | None
-    hourly_rate: Decimal | None
-    created_at: datetime
-    github_username: str | None
-    metadata: Any
+class FindContributorByEmailRow(Record):
+    """One row of find_contributor_by_email: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def type(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def email(self) -> str: ...
+        @property
+        def wallet_address(self) -> str | None: ...
+        @property
+        def hourly_rate(self) -> Decimal | None: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def github_username(self) -> str | None: ...
+        @property
+        def metadata(self) -> Any: ...
+    else:
+        id = property(itemgetter(0))
+        type = property(itemgetter(1))
+        name = property(itemgetter(2))
+        email = property(itemgetter(3))
+        wallet_address = property(itemgetter(4))
+        hourly_rate = property(itemgetter(5))
+        created_at = property(itemgetter(6))
+        github_username = property(itemgetter(7))
+        metadata = property(itemgetter(8))
 
 
 FIND_CONTRIBUTOR_BY_EMAIL_SQL: Final = """\
@@ -174,10 +271,9 @@ WHERE lower(c.email) = lower($1);"""
 async def find_contributor_by_email(conn: Executor, *, email: str) -> FindContributorByEmailRow | None:
     """The contributor with this email, compared case-insensitively (the unique index on lower(email))."""
     try:
-        record = await conn.fetchrow(FIND_CONTRIBUTOR_BY_EMAIL_SQL, email)
+        return await conn.fetchrow(FIND_CONTRIBUTOR_BY_EMAIL_SQL, email, record_class=FindContributorByEmailRow)
     except FAILURES as exc:
         raise translate(exc, "contributors.find_contributor_by_email") from None
-    return None if record is None else FindContributorByEmailRow._make(record)
 
 
 UPSERT_CONTRIBUTORS_SQL: Final = """\
@@ -256,17 +352,43 @@ async def upsert_contributors(
     return rowcount(status)
 
 
-class ScanContributorsRow(NamedTuple):
-    seq: int
-    id: UUID
-    type: str
-    name: str
-    email: str
-    wallet_address: str | None
-    hourly_rate: Decimal | None
-    created_at: datetime
-    github_username: str | None
-    metadata: Any
+class ScanContributorsRow(Record):
+    """One row of scan_contributors: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def seq(self) -> int: ...
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def type(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def email(self) -> str: ...
+        @property
+        def wallet_address(self) -> str | None: ...
+        @property
+        def hourly_rate(self) -> Decimal | None: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def github_username(self) -> str | None: ...
+        @property
+        def metadata(self) -> Any: ...
+    else:
+        seq = property(itemgetter(0))
+        id = property(itemgetter(1))
+        type = property(itemgetter(2))
+        name = property(itemgetter(3))
+        email = property(itemgetter(4))
+        wallet_address = property(itemgetter(5))
+        hourly_rate = property(itemgetter(6))
+        created_at = property(itemgetter(7))
+        github_username = property(itemgetter(8))
+        metadata = property(itemgetter(9))
 
 
 SCAN_CONTRIBUTORS_SQL: Final = """\
@@ -290,15 +412,24 @@ LIMIT $2;"""
 async def scan_contributors(conn: Executor, *, after: int, lim: int) -> list[ScanContributorsRow]:
     """Keyset page of every contributor in insertion order (seq > after), for backfill and verification."""
     try:
-        records = await conn.fetch(SCAN_CONTRIBUTORS_SQL, after, lim)
+        return await conn.fetch(SCAN_CONTRIBUTORS_SQL, after, lim, record_class=ScanContributorsRow)
     except FAILURES as exc:
         raise translate(exc, "contributors.scan_contributors") from None
-    return make_rows(ScanContributorsRow, records)
 
 
-class DigestContributorsRow(NamedTuple):
-    id: UUID
-    digest: str
+class DigestContributorsRow(Record):
+    """One row of digest_contributors: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> UUID: ...
+        @property
+        def digest(self) -> str: ...
+    else:
+        id = property(itemgetter(0))
+        digest = property(itemgetter(1))
 
 
 DIGEST_CONTRIBUTORS_SQL: Final = """\
@@ -326,7 +457,6 @@ LIMIT $2;"""
 async def digest_contributors(conn: Executor, *, after: UUID, lim: int) -> list[DigestContributorsRow]:
     """Keyset page of (id, md5 of the canonical row text) by id, for consistency checks."""
     try:
-        records = await conn.fetch(DIGEST_CONTRIBUTORS_SQL, after, lim)
+        return await conn.fetch(DIGEST_CONTRIBUTORS_SQL, after, lim, record_class=DigestContributorsRow)
     except FAILURES as exc:
         raise translate(exc, "contributors.digest_contributors") from None
-    return make_rows(DigestContributorsRow, records)

@@ -8,20 +8,45 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Final, NamedTuple
+from operator import itemgetter
+from typing import TYPE_CHECKING, Final
 
-from coherence_sql.sql._runtime import FAILURES, Executor, make_rows, rowcount, translate
+from asyncpg import Record
+
+from coherence_sql.sql._runtime import FAILURES, Executor, rowcount, translate
 
 
-class UpsertGithubContributorRow(NamedTuple):
-    id: str
-    source: str
-    login: str
-    name: str | None
-    avatar_url: str | None
-    contributions_count: int
-    created_at: datetime
-    updated_at: datetime | None
+class UpsertGithubContributorRow(Record):
+    """One row of upsert_github_contributor: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> str: ...
+        @property
+        def source(self) -> str: ...
+        @property
+        def login(self) -> str: ...
+        @property
+        def name(self) -> str | None: ...
+        @property
+        def avatar_url(self) -> str | None: ...
+        @property
+        def contributions_count(self) -> int: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def updated_at(self) -> datetime | None: ...
+    else:
+        id = property(itemgetter(0))
+        source = property(itemgetter(1))
+        login = property(itemgetter(2))
+        name = property(itemgetter(3))
+        avatar_url = property(itemgetter(4))
+        contributions_count = property(itemgetter(5))
+        created_at = property(itemgetter(6))
+        updated_at = property(itemgetter(7))
 
 
 UPSERT_GITHUB_CONTRIBUTOR_SQL: Final = """\
@@ -55,7 +80,7 @@ async def upsert_github_contributor(
     nullable: name, avatar_url, updated_at
     """
     try:
-        record = await conn.fetchrow(
+        return await conn.fetchrow(
             UPSERT_GITHUB_CONTRIBUTOR_SQL,
             id,
             source,
@@ -65,21 +90,43 @@ async def upsert_github_contributor(
             contributions_count,
             created_at,
             updated_at,
+            record_class=UpsertGithubContributorRow,
         )
     except FAILURES as exc:
         raise translate(exc, "github.upsert_github_contributor") from None
-    return None if record is None else UpsertGithubContributorRow._make(record)
 
 
-class GetGithubContributorRow(NamedTuple):
-    id: str
-    source: str
-    login: str
-    name: str | None
-    avatar_url: str | None
-    contributions_count: int
-    created_at: datetime
-    updated_at: datetime | None
+class GetGithubContributorRow(Record):
+    """One row of get_github_contributor: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> str: ...
+        @property
+        def source(self) -> str: ...
+        @property
+        def login(self) -> str: ...
+        @property
+        def name(self) -> str | None: ...
+        @property
+        def avatar_url(self) -> str | None: ...
+        @property
+        def contributions_count(self) -> int: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def updated_at(self) -> datetime | None: ...
+    else:
+        id = property(itemgetter(0))
+        source = property(itemgetter(1))
+        login = property(itemgetter(2))
+        name = property(itemgetter(3))
+        avatar_url = property(itemgetter(4))
+        contributions_count = property(itemgetter(5))
+        created_at = property(itemgetter(6))
+        updated_at = property(itemgetter(7))
 
 
 GET_GITHUB_CONTRIBUTOR_SQL: Final = """\
@@ -99,21 +146,42 @@ WHERE g.id = $1;"""
 async def get_github_contributor(conn: Executor, *, id: str) -> GetGithubContributorRow | None:
     """One GitHub contributor by its exact id ("github:<login>")."""
     try:
-        record = await conn.fetchrow(GET_GITHUB_CONTRIBUTOR_SQL, id)
+        return await conn.fetchrow(GET_GITHUB_CONTRIBUTOR_SQL, id, record_class=GetGithubContributorRow)
     except FAILURES as exc:
         raise translate(exc, "github.get_github_contributor") from None
-    return None if record is None else GetGithubContributorRow._make(record)
 
 
-class ListGithubContributorsRow(NamedTuple):
-    id: str
-    source: str
-    login: str
-    name: str | None
-    avatar_url: str | None
-    contributions_count: int
-    created_at: datetime
-    updated_at: datetime | None
+class ListGithubContributorsRow(Record):
+    """One row of list_github_contributors: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> str: ...
+        @property
+        def source(self) -> str: ...
+        @property
+        def login(self) -> str: ...
+        @property
+        def name(self) -> str | None: ...
+        @property
+        def avatar_url(self) -> str | None: ...
+        @property
+        def contributions_count(self) -> int: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def updated_at(self) -> datetime | None: ...
+    else:
+        id = property(itemgetter(0))
+        source = property(itemgetter(1))
+        login = property(itemgetter(2))
+        name = property(itemgetter(3))
+        avatar_url = property(itemgetter(4))
+        contributions_count = property(itemgetter(5))
+        created_at = property(itemgetter(6))
+        updated_at = property(itemgetter(7))
 
 
 LIST_GITHUB_CONTRIBUTORS_SQL: Final = """\
@@ -134,10 +202,9 @@ LIMIT $1;"""
 async def list_github_contributors(conn: Executor, *, lim: int) -> list[ListGithubContributorsRow]:
     """Newest first; ties in insertion order."""
     try:
-        records = await conn.fetch(LIST_GITHUB_CONTRIBUTORS_SQL, lim)
+        return await conn.fetch(LIST_GITHUB_CONTRIBUTORS_SQL, lim, record_class=ListGithubContributorsRow)
     except FAILURES as exc:
         raise translate(exc, "github.list_github_contributors") from None
-    return make_rows(ListGithubContributorsRow, records)
 
 
 UPSERT_GITHUB_CONTRIBUTORS_SQL: Final = """\
@@ -206,14 +273,34 @@ async def upsert_github_contributors(
     return rowcount(status)
 
 
-class UpsertGithubOrganizationRow(NamedTuple):
-    id: str
-    login: str
-    type: str
-    name: str | None
-    avatar_url: str | None
-    created_at: datetime
-    updated_at: datetime | None
+class UpsertGithubOrganizationRow(Record):
+    """One row of upsert_github_organization: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> str: ...
+        @property
+        def login(self) -> str: ...
+        @property
+        def type(self) -> str: ...
+        @property
+        def name(self) -> str | None: ...
+        @property
+        def avatar_url(self) -> str | None: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def updated_at(self) -> datetime | None: ...
+    else:
+        id = property(itemgetter(0))
+        login = property(itemgetter(1))
+        type = property(itemgetter(2))
+        name = property(itemgetter(3))
+        avatar_url = property(itemgetter(4))
+        created_at = property(itemgetter(5))
+        updated_at = property(itemgetter(6))
 
 
 UPSERT_GITHUB_ORGANIZATION_SQL: Final = """\
@@ -245,22 +332,49 @@ async def upsert_github_organization(
     nullable: name, avatar_url, updated_at
     """
     try:
-        record = await conn.fetchrow(
-            UPSERT_GITHUB_ORGANIZATION_SQL, id, login, type, name, avatar_url, created_at, updated_at
+        return await conn.fetchrow(
+            UPSERT_GITHUB_ORGANIZATION_SQL,
+            id,
+            login,
+            type,
+            name,
+            avatar_url,
+            created_at,
+            updated_at,
+            record_class=UpsertGithubOrganizationRow,
         )
     except FAILURES as exc:
         raise translate(exc, "github.upsert_github_organization") from None
-    return None if record is None else UpsertGithubOrganizationRow._make(record)
 
 
-class GetGithubOrganizationRow(NamedTuple):
-    id: str
-    login: str
-    type: str
-    name: str | None
-    avatar_url: str | None
-    created_at: datetime
-    updated_at: datetime | None
+class GetGithubOrganizationRow(Record):
+    """One row of get_github_organization: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> str: ...
+        @property
+        def login(self) -> str: ...
+        @property
+        def type(self) -> str: ...
+        @property
+        def name(self) -> str | None: ...
+        @property
+        def avatar_url(self) -> str | None: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def updated_at(self) -> datetime | None: ...
+    else:
+        id = property(itemgetter(0))
+        login = property(itemgetter(1))
+        type = property(itemgetter(2))
+        name = property(itemgetter(3))
+        avatar_url = property(itemgetter(4))
+        created_at = property(itemgetter(5))
+        updated_at = property(itemgetter(6))
 
 
 GET_GITHUB_ORGANIZATION_SQL: Final = """\
@@ -279,10 +393,9 @@ WHERE o.id = $1;"""
 async def get_github_organization(conn: Executor, *, id: str) -> GetGithubOrganizationRow | None:
     """One GitHub organization by its exact id."""
     try:
-        record = await conn.fetchrow(GET_GITHUB_ORGANIZATION_SQL, id)
+        return await conn.fetchrow(GET_GITHUB_ORGANIZATION_SQL, id, record_class=GetGithubOrganizationRow)
     except FAILURES as exc:
         raise translate(exc, "github.get_github_organization") from None
-    return None if record is None else GetGithubOrganizationRow._make(record)
 
 
 UPSERT_GITHUB_ORGANIZATIONS_SQL: Final = """\
@@ -378,15 +491,37 @@ async def add_github_contributes_to_many(
     return rowcount(status)
 
 
-class GetProjectGithubContributorsRow(NamedTuple):
-    id: str
-    source: str
-    login: str
-    name: str | None
-    avatar_url: str | None
-    contributions_count: int
-    created_at: datetime
-    updated_at: datetime | None
+class GetProjectGithubContributorsRow(Record):
+    """One row of get_project_github_contributors: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> str: ...
+        @property
+        def source(self) -> str: ...
+        @property
+        def login(self) -> str: ...
+        @property
+        def name(self) -> str | None: ...
+        @property
+        def avatar_url(self) -> str | None: ...
+        @property
+        def contributions_count(self) -> int: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def updated_at(self) -> datetime | None: ...
+    else:
+        id = property(itemgetter(0))
+        source = property(itemgetter(1))
+        login = property(itemgetter(2))
+        name = property(itemgetter(3))
+        avatar_url = property(itemgetter(4))
+        contributions_count = property(itemgetter(5))
+        created_at = property(itemgetter(6))
+        updated_at = property(itemgetter(7))
 
 
 GET_PROJECT_GITHUB_CONTRIBUTORS_SQL: Final = """\
@@ -415,22 +550,47 @@ async def get_project_github_contributors(
 ) -> list[GetProjectGithubContributorsRow]:
     """The known GitHub contributors of a project key, in edge insertion order; unknown ids are skipped."""
     try:
-        records = await conn.fetch(GET_PROJECT_GITHUB_CONTRIBUTORS_SQL, ecosystem, name)
+        return await conn.fetch(
+            GET_PROJECT_GITHUB_CONTRIBUTORS_SQL, ecosystem, name, record_class=GetProjectGithubContributorsRow
+        )
     except FAILURES as exc:
         raise translate(exc, "github.get_project_github_contributors") from None
-    return make_rows(GetProjectGithubContributorsRow, records)
 
 
-class ScanGithubContributorsRow(NamedTuple):
-    seq: int
-    id: str
-    source: str
-    login: str
-    name: str | None
-    avatar_url: str | None
-    contributions_count: int
-    created_at: datetime
-    updated_at: datetime | None
+class ScanGithubContributorsRow(Record):
+    """One row of scan_github_contributors: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def seq(self) -> int: ...
+        @property
+        def id(self) -> str: ...
+        @property
+        def source(self) -> str: ...
+        @property
+        def login(self) -> str: ...
+        @property
+        def name(self) -> str | None: ...
+        @property
+        def avatar_url(self) -> str | None: ...
+        @property
+        def contributions_count(self) -> int: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def updated_at(self) -> datetime | None: ...
+    else:
+        seq = property(itemgetter(0))
+        id = property(itemgetter(1))
+        source = property(itemgetter(2))
+        login = property(itemgetter(3))
+        name = property(itemgetter(4))
+        avatar_url = property(itemgetter(5))
+        contributions_count = property(itemgetter(6))
+        created_at = property(itemgetter(7))
+        updated_at = property(itemgetter(8))
 
 
 SCAN_GITHUB_CONTRIBUTORS_SQL: Final = """\
@@ -453,21 +613,42 @@ LIMIT $2;"""
 async def scan_github_contributors(conn: Executor, *, after: int, lim: int) -> list[ScanGithubContributorsRow]:
     """Keyset page of every GitHub contributor in insertion order (seq > after)."""
     try:
-        records = await conn.fetch(SCAN_GITHUB_CONTRIBUTORS_SQL, after, lim)
+        return await conn.fetch(SCAN_GITHUB_CONTRIBUTORS_SQL, after, lim, record_class=ScanGithubContributorsRow)
     except FAILURES as exc:
         raise translate(exc, "github.scan_github_contributors") from None
-    return make_rows(ScanGithubContributorsRow, records)
 
 
-class ScanGithubOrganizationsRow(NamedTuple):
-    seq: int
-    id: str
-    login: str
-    type: str
-    name: str | None
-    avatar_url: str | None
-    created_at: datetime
-    updated_at: datetime | None
+class ScanGithubOrganizationsRow(Record):
+    """One row of scan_github_organizations: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def seq(self) -> int: ...
+        @property
+        def id(self) -> str: ...
+        @property
+        def login(self) -> str: ...
+        @property
+        def type(self) -> str: ...
+        @property
+        def name(self) -> str | None: ...
+        @property
+        def avatar_url(self) -> str | None: ...
+        @property
+        def created_at(self) -> datetime: ...
+        @property
+        def updated_at(self) -> datetime | None: ...
+    else:
+        seq = property(itemgetter(0))
+        id = property(itemgetter(1))
+        login = property(itemgetter(2))
+        type = property(itemgetter(3))
+        name = property(itemgetter(4))
+        avatar_url = property(itemgetter(5))
+        created_at = property(itemgetter(6))
+        updated_at = property(itemgetter(7))
 
 
 SCAN_GITHUB_ORGANIZATIONS_SQL: Final = """\
@@ -489,17 +670,30 @@ LIMIT $2;"""
 async def scan_github_organizations(conn: Executor, *, after: int, lim: int) -> list[ScanGithubOrganizationsRow]:
     """Keyset page of every GitHub organization in insertion order (seq > after)."""
     try:
-        records = await conn.fetch(SCAN_GITHUB_ORGANIZATIONS_SQL, after, lim)
+        return await conn.fetch(SCAN_GITHUB_ORGANIZATIONS_SQL, after, lim, record_class=ScanGithubOrganizationsRow)
     except FAILURES as exc:
         raise translate(exc, "github.scan_github_organizations") from None
-    return make_rows(ScanGithubOrganizationsRow, records)
 
 
-class ScanGithubContributesToRow(NamedTuple):
-    seq: int
-    contributor_id: str
-    ecosystem: str
-    name: str
+class ScanGithubContributesToRow(Record):
+    """One row of scan_github_contributes_to: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def seq(self) -> int: ...
+        @property
+        def contributor_id(self) -> str: ...
+        @property
+        def ecosystem(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+    else:
+        seq = property(itemgetter(0))
+        contributor_id = property(itemgetter(1))
+        ecosystem = property(itemgetter(2))
+        name = property(itemgetter(3))
 
 
 SCAN_GITHUB_CONTRIBUTES_TO_SQL: Final = """\
@@ -517,15 +711,24 @@ LIMIT $2;"""
 async def scan_github_contributes_to(conn: Executor, *, after: int, lim: int) -> list[ScanGithubContributesToRow]:
     """Keyset page of every contributes-to edge in insertion order (seq > after)."""
     try:
-        records = await conn.fetch(SCAN_GITHUB_CONTRIBUTES_TO_SQL, after, lim)
+        return await conn.fetch(SCAN_GITHUB_CONTRIBUTES_TO_SQL, after, lim, record_class=ScanGithubContributesToRow)
     except FAILURES as exc:
         raise translate(exc, "github.scan_github_contributes_to") from None
-    return make_rows(ScanGithubContributesToRow, records)
 
 
-class DigestGithubContributorsRow(NamedTuple):
-    id: str
-    digest: str
+class DigestGithubContributorsRow(Record):
+    """One row of digest_github_contributors: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> str: ...
+        @property
+        def digest(self) -> str: ...
+    else:
+        id = property(itemgetter(0))
+        digest = property(itemgetter(1))
 
 
 DIGEST_GITHUB_CONTRIBUTORS_SQL: Final = """\
@@ -552,15 +755,24 @@ LIMIT $2;"""
 async def digest_github_contributors(conn: Executor, *, after: str, lim: int) -> list[DigestGithubContributorsRow]:
     """Keyset page of (id, md5 of the canonical row text) by id, for consistency checks."""
     try:
-        records = await conn.fetch(DIGEST_GITHUB_CONTRIBUTORS_SQL, after, lim)
+        return await conn.fetch(DIGEST_GITHUB_CONTRIBUTORS_SQL, after, lim, record_class=DigestGithubContributorsRow)
     except FAILURES as exc:
         raise translate(exc, "github.digest_github_contributors") from None
-    return make_rows(DigestGithubContributorsRow, records)
 
 
-class DigestGithubOrganizationsRow(NamedTuple):
-    id: str
-    digest: str
+class DigestGithubOrganizationsRow(Record):
+    """One row of digest_github_organizations: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> str: ...
+        @property
+        def digest(self) -> str: ...
+    else:
+        id = property(itemgetter(0))
+        digest = property(itemgetter(1))
 
 
 DIGEST_GITHUB_ORGANIZATIONS_SQL: Final = """\
@@ -586,7 +798,6 @@ LIMIT $2;"""
 async def digest_github_organizations(conn: Executor, *, after: str, lim: int) -> list[DigestGithubOrganizationsRow]:
     """Keyset page of (id, md5 of the canonical row text) by id, for consistency checks."""
     try:
-        records = await conn.fetch(DIGEST_GITHUB_ORGANIZATIONS_SQL, after, lim)
+        return await conn.fetch(DIGEST_GITHUB_ORGANIZATIONS_SQL, after, lim, record_class=DigestGithubOrganizationsRow)
     except FAILURES as exc:
         raise translate(exc, "github.digest_github_organizations") from None
-    return make_rows(DigestGithubOrganizationsRow, records)

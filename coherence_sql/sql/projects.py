@@ -7,19 +7,42 @@ change the SQL and run `coherence-sql generate` again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, NamedTuple
+from operator import itemgetter
+from typing import TYPE_CHECKING, Final
 
-from coherence_sql.sql._runtime import FAILURES, Executor, make_rows, rowcount, translate
+from asyncpg import Record
+
+from coherence_sql.sql._runtime import FAILURES, Executor, rowcount, translate
 
 
-class GetProjectRow(NamedTuple):
-    ecosystem: str
-    name: str
-    version: str
-    dependency_count: int
-    homepage_url: str | None
-    repository_url: str | None
-    description: str
+class GetProjectRow(Record):
+    """One row of get_project: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def ecosystem(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def version(self) -> str: ...
+        @property
+        def dependency_count(self) -> int: ...
+        @property
+        def homepage_url(self) -> str | None: ...
+        @property
+        def repository_url(self) -> str | None: ...
+        @property
+        def description(self) -> str: ...
+    else:
+        ecosystem = property(itemgetter(0))
+        name = property(itemgetter(1))
+        version = property(itemgetter(2))
+        dependency_count = property(itemgetter(3))
+        homepage_url = property(itemgetter(4))
+        repository_url = property(itemgetter(5))
+        description = property(itemgetter(6))
 
 
 GET_PROJECT_SQL: Final = """\
@@ -38,16 +61,27 @@ WHERE p.ecosystem = $1 AND p.name = $2;"""
 async def get_project(conn: Executor, *, ecosystem: str, name: str) -> GetProjectRow | None:
     """One project by its lower-case key, in its display spelling."""
     try:
-        record = await conn.fetchrow(GET_PROJECT_SQL, ecosystem, name)
+        return await conn.fetchrow(GET_PROJECT_SQL, ecosystem, name, record_class=GetProjectRow)
     except FAILURES as exc:
         raise translate(exc, "projects.get_project") from None
-    return None if record is None else GetProjectRow._make(record)
 
 
-class SearchProjectsRow(NamedTuple):
-    name: str
-    ecosystem: str
-    description: str
+class SearchProjectsRow(Record):
+    """One row of search_projects: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def name(self) -> str: ...
+        @property
+        def ecosystem(self) -> str: ...
+        @property
+        def description(self) -> str: ...
+    else:
+        name = property(itemgetter(0))
+        ecosystem = property(itemgetter(1))
+        description = property(itemgetter(2))
 
 
 SEARCH_PROJECTS_SQL: Final = """\
@@ -73,10 +107,9 @@ async def search_projects(conn: Executor, *, pattern: str, query: str, lim: int)
     query is the Python-lowered text, pattern its rules.like_pattern; both trigram indexes serve it.
     """
     try:
-        records = await conn.fetch(SEARCH_PROJECTS_SQL, pattern, query, lim)
+        return await conn.fetch(SEARCH_PROJECTS_SQL, pattern, query, lim, record_class=SearchProjectsRow)
     except FAILURES as exc:
         raise translate(exc, "projects.search_projects") from None
-    return make_rows(SearchProjectsRow, records)
 
 
 UPSERT_PROJECT_SQL: Final = """\
@@ -320,17 +353,43 @@ async def count_dependents(conn: Executor, *, ecosystem: str, name: str) -> int 
     return value
 
 
-class ScanProjectsRow(NamedTuple):
-    id: int
-    ecosystem_key: str
-    name_key: str
-    ecosystem: str
-    name: str
-    version: str
-    dependency_count: int
-    homepage_url: str | None
-    repository_url: str | None
-    description: str
+class ScanProjectsRow(Record):
+    """One row of scan_projects: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> int: ...
+        @property
+        def ecosystem_key(self) -> str: ...
+        @property
+        def name_key(self) -> str: ...
+        @property
+        def ecosystem(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def version(self) -> str: ...
+        @property
+        def dependency_count(self) -> int: ...
+        @property
+        def homepage_url(self) -> str | None: ...
+        @property
+        def repository_url(self) -> str | None: ...
+        @property
+        def description(self) -> str: ...
+    else:
+        id = property(itemgetter(0))
+        ecosystem_key = property(itemgetter(1))
+        name_key = property(itemgetter(2))
+        ecosystem = property(itemgetter(3))
+        name = property(itemgetter(4))
+        version = property(itemgetter(5))
+        dependency_count = property(itemgetter(6))
+        homepage_url = property(itemgetter(7))
+        repository_url = property(itemgetter(8))
+        description = property(itemgetter(9))
 
 
 SCAN_PROJECTS_SQL: Final = """\
@@ -354,16 +413,27 @@ LIMIT $2;"""
 async def scan_projects(conn: Executor, *, after: int, lim: int) -> list[ScanProjectsRow]:
     """Keyset page of every project in insertion order (id > after), for backfill and verification."""
     try:
-        records = await conn.fetch(SCAN_PROJECTS_SQL, after, lim)
+        return await conn.fetch(SCAN_PROJECTS_SQL, after, lim, record_class=ScanProjectsRow)
     except FAILURES as exc:
         raise translate(exc, "projects.scan_projects") from None
-    return make_rows(ScanProjectsRow, records)
 
 
-class DigestProjectsRow(NamedTuple):
-    ecosystem: str
-    name: str
-    digest: str
+class DigestProjectsRow(Record):
+    """One row of digest_projects: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def ecosystem(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def digest(self) -> str: ...
+    else:
+        ecosystem = property(itemgetter(0))
+        name = property(itemgetter(1))
+        digest = property(itemgetter(2))
 
 
 DIGEST_PROJECTS_SQL: Final = """\
@@ -392,18 +462,33 @@ async def digest_projects(
 ) -> list[DigestProjectsRow]:
     """Keyset page of (key, md5 of the canonical row text) by key, for consistency checks."""
     try:
-        records = await conn.fetch(DIGEST_PROJECTS_SQL, after_ecosystem, after_name, lim)
+        return await conn.fetch(DIGEST_PROJECTS_SQL, after_ecosystem, after_name, lim, record_class=DigestProjectsRow)
     except FAILURES as exc:
         raise translate(exc, "projects.digest_projects") from None
-    return make_rows(DigestProjectsRow, records)
 
 
-class ScanDependenciesRow(NamedTuple):
-    id: int
-    from_ecosystem: str
-    from_name: str
-    to_ecosystem: str
-    to_name: str
+class ScanDependenciesRow(Record):
+    """One row of scan_dependencies: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> int: ...
+        @property
+        def from_ecosystem(self) -> str: ...
+        @property
+        def from_name(self) -> str: ...
+        @property
+        def to_ecosystem(self) -> str: ...
+        @property
+        def to_name(self) -> str: ...
+    else:
+        id = property(itemgetter(0))
+        from_ecosystem = property(itemgetter(1))
+        from_name = property(itemgetter(2))
+        to_ecosystem = property(itemgetter(3))
+        to_name = property(itemgetter(4))
 
 
 SCAN_DEPENDENCIES_SQL: Final = """\
@@ -431,18 +516,33 @@ ORDER BY d.id;"""
 async def scan_dependencies(conn: Executor, *, after: int, lim: int) -> list[ScanDependenciesRow]:
     """Keyset page of resolved edges (both projects indexed) by key, in edge insertion order."""
     try:
-        records = await conn.fetch(SCAN_DEPENDENCIES_SQL, after, lim)
+        return await conn.fetch(SCAN_DEPENDENCIES_SQL, after, lim, record_class=ScanDependenciesRow)
     except FAILURES as exc:
         raise translate(exc, "projects.scan_dependencies") from None
-    return make_rows(ScanDependenciesRow, records)
 
 
-class ScanPendingDependenciesRow(NamedTuple):
-    id: int
-    from_ecosystem: str
-    from_name: str
-    to_ecosystem: str
-    to_name: str
+class ScanPendingDependenciesRow(Record):
+    """One row of scan_pending_dependencies: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> int: ...
+        @property
+        def from_ecosystem(self) -> str: ...
+        @property
+        def from_name(self) -> str: ...
+        @property
+        def to_ecosystem(self) -> str: ...
+        @property
+        def to_name(self) -> str: ...
+    else:
+        id = property(itemgetter(0))
+        from_ecosystem = property(itemgetter(1))
+        from_name = property(itemgetter(2))
+        to_ecosystem = property(itemgetter(3))
+        to_name = property(itemgetter(4))
 
 
 SCAN_PENDING_DEPENDENCIES_SQL: Final = """\
@@ -461,7 +561,6 @@ LIMIT $2;"""
 async def scan_pending_dependencies(conn: Executor, *, after: int, lim: int) -> list[ScanPendingDependenciesRow]:
     """Keyset page of pending edges (an endpoint not indexed yet) by key, in insertion order."""
     try:
-        records = await conn.fetch(SCAN_PENDING_DEPENDENCIES_SQL, after, lim)
+        return await conn.fetch(SCAN_PENDING_DEPENDENCIES_SQL, after, lim, record_class=ScanPendingDependenciesRow)
     except FAILURES as exc:
         raise translate(exc, "projects.scan_pending_dependencies") from None
-    return make_rows(ScanPendingDependenciesRow, records)

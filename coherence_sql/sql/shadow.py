@@ -7,9 +7,12 @@ change the SQL and run `coherence-sql generate` again.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final, NamedTuple
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Final
 
-from coherence_sql.sql._runtime import FAILURES, Executor, make_rows, rowcount, translate
+from asyncpg import Record
+
+from coherence_sql.sql._runtime import FAILURES, Executor, rowcount, translate
 
 RECORD_MISMATCH_SQL: Final = """\
 INSERT INTO shadow_mismatches (
@@ -44,16 +47,40 @@ async def record_mismatch(
     return rowcount(status)
 
 
-class RecentMismatchesRow(NamedTuple):
-    id: int
-    operation: str
-    entity_key: str | None
-    control: Any
-    candidate: Any
-    control_ms: float
-    candidate_ms: float | None
-    error: str | None
-    observed_at: datetime
+class RecentMismatchesRow(Record):
+    """One row of recent_mismatches: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> int: ...
+        @property
+        def operation(self) -> str: ...
+        @property
+        def entity_key(self) -> str | None: ...
+        @property
+        def control(self) -> Any: ...
+        @property
+        def candidate(self) -> Any: ...
+        @property
+        def control_ms(self) -> float: ...
+        @property
+        def candidate_ms(self) -> float | None: ...
+        @property
+        def error(self) -> str | None: ...
+        @property
+        def observed_at(self) -> datetime: ...
+    else:
+        id = property(itemgetter(0))
+        operation = property(itemgetter(1))
+        entity_key = property(itemgetter(2))
+        control = property(itemgetter(3))
+        candidate = property(itemgetter(4))
+        control_ms = property(itemgetter(5))
+        candidate_ms = property(itemgetter(6))
+        error = property(itemgetter(7))
+        observed_at = property(itemgetter(8))
 
 
 RECENT_MISMATCHES_SQL: Final = """\
@@ -75,10 +102,9 @@ LIMIT $1;"""
 async def recent_mismatches(conn: Executor, *, lim: int) -> list[RecentMismatchesRow]:
     """The newest mismatches first."""
     try:
-        records = await conn.fetch(RECENT_MISMATCHES_SQL, lim)
+        return await conn.fetch(RECENT_MISMATCHES_SQL, lim, record_class=RecentMismatchesRow)
     except FAILURES as exc:
         raise translate(exc, "shadow.recent_mismatches") from None
-    return make_rows(RecentMismatchesRow, records)
 
 
 COUNT_MISMATCHES_SQL: Final = """\

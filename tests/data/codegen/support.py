@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -36,3 +38,22 @@ def write_and_import(files: dict[str, str], directory: Path) -> ModuleType:
     sys.modules[FIXTURE_MODULE] = module
     spec.loader.exec_module(module)
     return module
+
+
+def row_fields(module: ModuleType, row: str) -> dict[str, str]:
+    """A row or parameter class's fields, in order, with their annotations as written in the source.
+
+    A NamedTuple declares `name: T`; a Record row declares, under `if TYPE_CHECKING:`, a read-only
+    `@property def name(self) -> T` (its run-time branch has no annotations to introspect).
+    """
+    tree = ast.parse(inspect.getsource(getattr(module, row)))
+    [klass] = tree.body
+    assert isinstance(klass, ast.ClassDef)
+    fields: dict[str, str] = {}
+    for node in ast.walk(klass):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            fields[node.target.id] = ast.unparse(node.annotation)
+        elif isinstance(node, ast.FunctionDef) and node.returns is not None:
+            assert [ast.unparse(d) for d in node.decorator_list] == ["property"], node.name
+            fields[node.name] = ast.unparse(node.returns)
+    return fields
