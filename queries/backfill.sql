@@ -189,14 +189,19 @@ SELECT
     u.last_seq
 FROM unnest(:first_seqs::BIGINT[], :last_seqs::BIGINT[]) AS u (first_seq, last_seq);
 
--- name: reserve_contribution_seqs(n)
--- Take n values of contributions.seq in ascending order (unique: nextval; usually one range).
-SELECT r.seq AS "seq!"
-FROM (
-    SELECT nextval(pg_get_serial_sequence('contributions', 'seq')) AS seq
-    FROM generate_series(1, :n)
-) AS r
-ORDER BY r.seq;
+-- name: lock_contributions_seq#
+-- Hold off inserts into contributions (not reads) until commit, so that no one takes a seq value
+-- between the two steps of reserve_contribution_seq_block; run in the same short transaction.
+LOCK TABLE contributions IN SHARE ROW EXCLUSIVE MODE;
+
+-- name: reserve_contribution_seq_block(n)$
+-- Take n consecutive contributions.seq values at once; returns the first. Run after
+-- lock_contributions_seq in one transaction (nextval, then setval past the block).
+SELECT
+    setval(
+        pg_get_serial_sequence('contributions', 'seq'),
+        nextval(pg_get_serial_sequence('contributions', 'seq')) + :n::BIGINT - 1
+    ) - :n::BIGINT + 1 AS "first_seq!";
 
 -- name: existing_contributor_ids(ids)
 -- Which of these contributor ids PostgreSQL already has.
@@ -676,14 +681,14 @@ ANALYZE projects;
 -- After a bulk load (docs/decisions.md): flush the trigram indexes' pending lists, refresh statistics.
 VACUUM (ANALYZE) projects, project_dependencies, pending_dependencies;
 
--- name: vacuum_contributions#
--- After a bulk load: visibility map and statistics of the money tables.
-VACUUM (ANALYZE) contributors, assets, contributions;
+-- name: analyze_contributions#
+-- After a bulk load: statistics of the money tables (insert-only: autovacuum sets the visibility map).
+ANALYZE contributors, assets, contributions;
 
--- name: vacuum_github#
--- After a bulk load: visibility map and statistics of the GitHub tables.
-VACUUM (ANALYZE) github_contributors, github_organizations, github_contributes_to;
+-- name: analyze_github#
+-- After a bulk load: statistics of the GitHub tables.
+ANALYZE github_contributors, github_organizations, github_contributes_to;
 
--- name: vacuum_agent_tasks#
--- After a bulk load: visibility map and statistics of the agent tasks.
-VACUUM (ANALYZE) agent_tasks;
+-- name: analyze_agent_tasks#
+-- After a bulk load: statistics of the agent tasks.
+ANALYZE agent_tasks;

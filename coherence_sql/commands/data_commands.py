@@ -63,7 +63,7 @@ def register(subparsers: Any) -> None:
     )
     fill.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help=f"connections at once (default {DEFAULT_JOBS})")
     fill.add_argument("--restart", action="store_true", help="ignore earlier checkpoints of this snapshot")
-    fill.add_argument("--no-vacuum", action="store_true", help="skip VACUUM (ANALYZE) of the loaded tables")
+    fill.add_argument("--no-vacuum", action="store_true", help="skip the VACUUM/ANALYZE of the loaded tables")
     fill.add_argument("--quiet", action="store_true", help="no progress bar")
     fill.add_argument("--json", action="store_true", help="print the report as JSON")
     _database_option(fill)
@@ -106,6 +106,11 @@ def register(subparsers: Any) -> None:
         help="the API's store-status URL: report whether the rollback is in effect there",
     )
     back.add_argument("--no-verify", action="store_true", help="phase 3: skip checking the export against PostgreSQL")
+    back.add_argument(
+        "--check-only",
+        action="store_true",
+        help="export nothing, write nothing: check the settings (and --status-url) only, e.g. after the restart",
+    )
     back.add_argument("--json", action="store_true", help="print the outcome as JSON")
     _database_option(back)
     back.set_defaults(run=_rollback)
@@ -175,46 +180,59 @@ async def _verify(args: argparse.Namespace) -> int:
 
 
 async def _rollback(args: argparse.Namespace) -> int:
-    if args.phase == 3 and args.out is None:
-        print("coherence-sql rollback: phase 3 needs --out PATH for the snapshot", file=sys.stderr)
+    if args.phase == 3 and args.out is None and not args.check_only:
+        print("coherence-sql rollback: phase 3 needs --out PATH for the snapshot (or --check-only)", file=sys.stderr)
         return 2
     outcome: dict[str, Any] = {"phase": args.phase}
-    failed = False
     lines: list[str] = []
-    if args.phase == 3:
-        dsn = resolve_dsn(args.database_url)
-        started = time.perf_counter()
-        snapshot = await export_to_file(dsn, args.out)
-        stores = MemoryStores()
-        await load_into(args.out, stores.graph, stores.tasks)  # proves the in-memory stores take it
-        counts = {
-            "projects": len(snapshot.projects),
-            "edges": len(snapshot.edges),
-            "contributors": len(snapshot.contributors),
-            "assets": len(snapshot.assets),
-            "contributions": len(snapshot.contributions),
-            "agent_tasks": len(snapshot.agent_tasks or []),
-        }
-        outcome["export"] = {"path": str(args.out.resolve()), "records": counts}
-        lines.append(f"exported {redact(dsn)} to {args.out} in {time.perf_counter() - started:.2f} s:")
-        lines.append("  " + ", ".join(f"{n:,} {name}" for name, n in counts.items()))
-        lines.append("  the file loads into the in-memory stores")
-        if not args.no_verify:
-            report = await verify(stores, dsn, threshold_percent=0.0)
-            outcome["verify"] = {"mismatched": report.mismatch_count, "compared": report.compared_count}
-            if report.mismatch_count:
-                failed = True
-                lines.append(report.format_table(limit=50))
-                lines.append(
-                    "  PostgreSQL changed after the export (writes still arriving?): stop writes, export again"
-                )
-            else:
-                lines.append(f"  verified against PostgreSQL: 0 differences in {report.compared_count:,} records")
+    ok = True
+    if args.phase == 3 and not args.check_only:
+        ok = await _export(args, outcome, lines)
     settings = rollback_settings(args.phase, snapshot_path=args.out if args.phase == 3 else None)
+    ok = _settings(args, settings, outcome, lines) and ok
+    if args.status_url:
+        ok = _live(args.status_url, settings, outcome, lines) and ok
+    outcome["ok"] = ok
+    print(json.dumps(outcome, indent=2, default=str) if args.json else "\n".join(lines))
+    return 0 if ok else 1
+
+
+async def _export(args: argparse.Namespace, outcome: dict[str, Any], lines: list[str]) -> bool:
+    """Phase 3: PostgreSQL to the snapshot file, loaded back into memory stores, verified."""
+    dsn = resolve_dsn(args.database_url)
+    started = time.perf_counter()
+    snapshot = await export_to_file(dsn, args.out)
+    stores = MemoryStores()
+    await load_into(args.out, stores.graph, stores.tasks)  # the load the API will do at start-up
+    counts = {
+        "projects": len(snapshot.projects),
+        "edges": len(snapshot.edges),
+        "contributors": len(snapshot.contributors),
+        "assets": len(snapshot.assets),
+        "contributions": len(snapshot.contributions),
+        "agent_tasks": len(snapshot.agent_tasks or []),
+    }
+    outcome["export"] = {"path": str(args.out.resolve()), "records": counts}
+    lines.append(f"exported {redact(dsn)} to {args.out} in {time.perf_counter() - started:.2f} s:")
+    lines.append("  " + ", ".join(f"{n:,} {name}" for name, n in counts.items()))
+    lines.append("  the file loads into the in-memory stores")
+    if args.no_verify:
+        return True
+    report = await verify(stores, dsn, threshold_percent=0.0)
+    outcome["verify"] = {"mismatched": report.mismatch_count, "compared": report.compared_count}
+    if report.mismatch_count:
+        lines.append(report.format_table(limit=50))
+        lines.append("  PostgreSQL changed after the export (writes still arriving?): stop writes, export again")
+        return False
+    lines.append(f"  verified against PostgreSQL: 0 differences in {report.compared_count:,} records")
+    return True
+
+
+def _settings(args: argparse.Namespace, settings: dict[str, str], outcome: dict[str, Any], lines: list[str]) -> bool:
+    """The settings, checked as the API's start-up reads them, and written into --env-file."""
     outcome["settings"] = settings
     from_file = args.env_file is not None and args.env_file.exists()
-    current = read_env_file(args.env_file) if from_file else dict(os.environ)
-    checked = check_settings(current, settings)
+    checked = check_settings(read_env_file(args.env_file) if from_file else dict(os.environ), settings)
     outcome["settings_check"] = {
         "before": checked.before,
         "after": checked.after,
@@ -225,42 +243,36 @@ async def _rollback(args: argparse.Namespace) -> int:
     lines.extend(f"  {key}={value}" for key, value in settings.items())
     against = f"the settings in {args.env_file}" if from_file else "this shell's environment"
     if checked.ok:
-        lines.append(
-            f"  accepted at start-up (checked against {against}): phase {checked.before or '(invalid now)'}"
-            f" -> {checked.after}"
-        )
+        before = checked.before or "(invalid now)"
+        lines.append(f"  accepted at start-up (checked against {against}): phase {before} -> {checked.after}")
     else:
-        failed = True
         lines.append(f"  REFUSED at start-up with these settings: {checked.error}")
     lines.extend(f"  note: {note}" for note in checked.notes)
-    if args.env_file is not None:
+    if args.env_file is not None and not args.check_only:
         write_env_file(args.env_file, settings)
         outcome["env_file"] = str(args.env_file)
         lines.append(f"  written to {args.env_file}")
-    if args.status_url:
-        live = check_live(args.status_url, settings)
-        outcome["live"] = {
-            "url": live.url,
-            "phase": live.phase,
-            "applied": live.applied,
-            "error": live.error,
-            "mismatches": [{"variable": v, "live": a, "wanted": w} for v, a, w in live.mismatches],
-        }
-        if live.error:
-            failed = True
-            lines.append(f"live API: {live.error}")
-        elif live.mismatches:
-            failed = True
-            lines.append(f"live API (phase {live.phase}): not in effect yet:")
-            lines.extend(f"  {v}: live {a!r}, wanted {w!r}" for v, a, w in live.mismatches)
-        else:
-            lines.append(f"live API (phase {live.phase}): the rollback is in effect")
-    outcome["ok"] = not failed
-    if args.json:
-        print(json.dumps(outcome, indent=2, default=str))
+    return checked.ok
+
+
+def _live(url: str, settings: dict[str, str], outcome: dict[str, Any], lines: list[str]) -> bool:
+    """Whether the running API already runs with the settings (its store status)."""
+    live = check_live(url, settings)
+    outcome["live"] = {
+        "url": live.url,
+        "phase": live.phase,
+        "applied": live.applied,
+        "error": live.error,
+        "mismatches": [{"variable": v, "live": a, "wanted": w} for v, a, w in live.mismatches],
+    }
+    if live.error:
+        lines.append(f"live API: {live.error}")
+    elif live.mismatches:
+        lines.append(f"live API (phase {live.phase}): not in effect yet:")
+        lines.extend(f"  {v}: live {a!r}, wanted {w!r}" for v, a, w in live.mismatches)
     else:
-        print("\n".join(lines))
-    return 1 if failed else 0
+        lines.append(f"live API (phase {live.phase}): the rollback is in effect")
+    return live.applied
 
 
 # -- bench backfill ------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any, Final, TextIO, TypeAlias, cast
@@ -200,7 +200,7 @@ class BackfillReport:
             )
         lines.append(f"{'checks':<72}{self.check_seconds:>9.2f}")
         if self.vacuum_seconds is not None:
-            lines.append(f"{'vacuum analyze':<72}{self.vacuum_seconds:>9.2f}")
+            lines.append(f"{'vacuum/analyze (alongside loading)':<72}{self.vacuum_seconds:>9.2f}")
         rate = self.staged / self.seconds if self.seconds > 0 else 0.0
         lines.append(
             f"{'total':<22}{self.records:>10,}{self.resumed:>10,}{self.inserted:>10,}"
@@ -292,11 +292,20 @@ def _aware(value: datetime | None) -> datetime | None:
     return None if value is None else rules.aware_utc(value)
 
 
+def _money(field_name: str, value: object) -> Decimal:
+    """rules.money (a fast path for the usual Decimal that already has two places)."""
+    if type(value) is Decimal and value.is_finite() and 0 < value <= rules.MONEY_MAX:  # zero: -0.00 to rules
+        quantized = value.quantize(rules.TWO_PLACES)
+        if quantized == value:
+            return quantized
+    return rules.money(field_name, value)  # the rule itself, and its message
+
+
 def _score(value: object) -> Decimal:
     """rules.coherence_score as the Decimal the column stores (a fast path for the usual float)."""
     if type(value) is float and math.isfinite(value):
         exact = Decimal(repr(value))
-        if 0 <= exact <= 1:
+        if 0 < exact <= 1:  # zero (and -0.0) through the rule
             return exact.quantize(rules.TWO_PLACES, rounding=ROUND_HALF_EVEN)
     return Decimal(str(rules.coherence_score(value)))  # the rule itself, and its message
 
@@ -313,7 +322,7 @@ class _Section:
     per_batch: int = DEFAULT_BATCH_SIZE
     after: tuple[str, ...] = ()  # sections that must have committed first (foreign keys, keys)
     analyze: Callable[[Executor], Awaitable[None]] | None = None  # statistics for the sections after it
-    vacuum: str = ""  # the table group VACUUMed once all its sections are loaded
+    vacuum: str = ""  # the table group VACUUMed or ANALYZEd once all its sections are loaded
     partition_of: Callable[[Row], int] | None = None  # loads as PARTITIONS units when set
     locking: set[int] = field(default_factory=set)  # ords of rows that lock two project keys (edges)
 
@@ -450,7 +459,7 @@ class _Plan:
             _text("email", c.email, _NAME_MAX, required=True)
             _text("wallet_address", c.wallet_address, _NAME_MAX)
             _text("github_username", c.github_username, _NAME_MAX)
-            rate = None if c.hourly_rate is None else rules.money("hourly_rate", c.hourly_rate)
+            rate = None if c.hourly_rate is None else _money("hourly_rate", c.hourly_rate)
             if c.id in ids:
                 raise _BadRecordError(f"duplicate id: contributors[{ids[c.id]}] has it too")
             email_key = c.email.lower()
@@ -515,39 +524,44 @@ class _Plan:
             vacuum="contributions",
             partition_of=lambda row: int(row[3].int % PARTITIONS),  # by asset_id
         )
-        ids: dict[UUID, int] = {}
-        sums: dict[UUID, Decimal] = {}
-        contributors, assets = self._contributor_ids, self._asset_ids
+        # Keyed by UUID.int: the hot loop of the largest section (uuid.UUID hashes in Python).
+        ids: dict[int, int] = {}
+        sums: dict[int, Decimal] = {}
+        contributors = {key.int for key in self._contributor_ids}
+        assets = {key.int for key in self._asset_ids}
 
         def convert(index: int, c: Any) -> Row:
             # The order create_contribution checks in: values, references, then the id.
-            cost = rules.money("cost_amount", c.cost_amount)
+            cost = _money("cost_amount", c.cost_amount)
             score = _score(c.coherence_score)
             metadata = _json_text("metadata", c.metadata)
-            if c.contributor_id not in contributors:
-                self.external_contributors.setdefault(c.contributor_id, index)
-            if c.asset_id not in assets:
-                self.external_assets.setdefault(c.asset_id, index)
-            if c.id in ids:
-                raise _BadRecordError(f"duplicate id: contributions[{ids[c.id]}] has it too")
-            ids[c.id] = index
-            sums[c.asset_id] = sums.get(c.asset_id, _ZERO) + cost
+            contributor_id, asset_id, key = c.contributor_id, c.asset_id, c.id.int
+            if contributor_id.int not in contributors:
+                self.external_contributors.setdefault(contributor_id, index)
+            if asset_id.int not in assets:
+                self.external_assets.setdefault(asset_id, index)
+            if key in ids:
+                raise _BadRecordError(f"duplicate id: contributions[{ids[key]}] has it too")
+            ids[key] = index
+            sums[asset_id.int] = sums.get(asset_id.int, _ZERO) + cost
+            timestamp = c.timestamp
             return (
                 index + 1,
                 c.id,
-                c.contributor_id,
-                c.asset_id,
+                contributor_id,
+                asset_id,
                 cost,
                 score,
                 metadata,
-                rules.aware_utc(c.timestamp),
+                timestamp.replace(tzinfo=UTC) if timestamp.tzinfo is None else timestamp.astimezone(UTC),
             )
 
         section.rows = _checked("contributions", snapshot.contributions, convert)
-        for asset_id, total in sums.items():  # DECIMAL(15,2) overflow of the asset's total_cost
+        for asset_key, total in sums.items():  # DECIMAL(15,2) overflow of the asset's total_cost
             if total > rules.MONEY_MAX:
                 raise SnapshotError(
-                    f"contributions: the asset {asset_id}'s contributions sum to {total}, over {rules.MONEY_MAX}"
+                    f"contributions: the asset {UUID(int=asset_key)}'s contributions sum to {total}, "
+                    f"over {rules.MONEY_MAX}"
                 )
 
     def _projects(self, snapshot: Snapshot) -> set[tuple[str, str]]:
@@ -858,21 +872,8 @@ async def _check_references(conn: Connection, plan: _Plan) -> None:
             )
 
 
-def _ranges(values: Sequence[int]) -> tuple[list[int], list[int]]:
-    """Ascending values as (firsts, lasts) of their runs of consecutive integers."""
-    firsts: list[int] = []
-    lasts: list[int] = []
-    for value in values:
-        if lasts and value == lasts[-1] + 1:
-            lasts[-1] = value
-        else:
-            firsts.append(value)
-            lasts.append(value)
-    return firsts, lasts
-
-
 async def _contribution_seqs(conn: Connection, sha: str, count: int) -> list[int]:
-    """The seq value of each of the snapshot's contributions, by position: reserved (nextval) and
+    """The seq value of each of the snapshot's contributions, by position: one block reserved and
     recorded on the first run, read back on every later one, so a resumed run keeps the order."""
     ranges = await backfill_sql.get_reserved_seqs(conn, snapshot_sha256=sha)
     seqs = [value for r in ranges for value in range(r.first_seq, r.last_seq + 1)]
@@ -885,12 +886,15 @@ async def _contribution_seqs(conn: Connection, sha: str, count: int) -> list[int
         )
     try:
         async with conn.transaction():
-            seqs = [r.seq for r in await backfill_sql.reserve_contribution_seqs(conn, n=count)]
-            firsts, lasts = _ranges(seqs)
-            await backfill_sql.record_reserved_seqs(conn, snapshot_sha256=sha, first_seqs=firsts, last_seqs=lasts)
+            await backfill_sql.lock_contributions_seq(conn)
+            first = await backfill_sql.reserve_contribution_seq_block(conn, n=count)
+            assert first is not None
+            await backfill_sql.record_reserved_seqs(
+                conn, snapshot_sha256=sha, first_seqs=[first], last_seqs=[first + count - 1]
+            )
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        raise translate(exc, "backfill.reserve_contribution_seqs") from None
-    return seqs
+        raise translate(exc, "backfill.reserve_contribution_seq_block") from None
+    return list(range(first, first + count))
 
 
 def _with_seqs(units: Sequence[_Unit], seqs: Sequence[int]) -> None:
@@ -899,11 +903,13 @@ def _with_seqs(units: Sequence[_Unit], seqs: Sequence[int]) -> None:
         unit.rows[unit.start :] = [(row[0], seqs[row[0] - 1], *row[1:]) for row in unit.rows[unit.start :]]
 
 
+# After a table group is loaded: VACUUM (ANALYZE) where a bulk load leaves the trigram indexes'
+# pending lists full (docs/decisions.md), ANALYZE elsewhere (insert-only tables; autovacuum follows).
 _VACUUM: Final[dict[str, Callable[[Executor], Awaitable[None]]]] = {
-    "contributions": backfill_sql.vacuum_contributions,
+    "contributions": backfill_sql.analyze_contributions,
     "projects": backfill_sql.vacuum_projects,
-    "github": backfill_sql.vacuum_github,
-    "agent_tasks": backfill_sql.vacuum_agent_tasks,
+    "github": backfill_sql.analyze_github,
+    "agent_tasks": backfill_sql.analyze_agent_tasks,
 }
 
 
@@ -1059,8 +1065,9 @@ async def backfill(
     snapshot's SHA-256 (the file's bytes, or `snapshot_digest`), so a second run resumes where the
     first stopped; `restart=True` forgets the checkpoints and merges everything again (still
     idempotent). `jobs` connections load independent sections (and partitions of contributions)
-    at once. `vacuum` runs VACUUM (ANALYZE) at the end. A bad record raises `SnapshotError` before
-    anything is written.
+    at once. `vacuum`: once a table group is loaded, VACUUM (ANALYZE) the projects' tables (trigram
+    pending lists) and ANALYZE the others. A bad record raises `SnapshotError` before anything is
+    written.
     """
     if batch_size < 1:
         raise InvalidValueError(f"batch_size must be at least 1, got {batch_size}")

@@ -325,33 +325,37 @@ async def record_reserved_seqs(
     return rowcount(status)
 
 
-class ReserveContributionSeqsRow(Record):
-    """One row of reserve_contribution_seqs: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def seq(self) -> int: ...
-    else:
-        seq = property(itemgetter(0))
+LOCK_CONTRIBUTIONS_SEQ_SQL: Final = """\
+LOCK TABLE contributions IN SHARE ROW EXCLUSIVE MODE;"""
 
 
-RESERVE_CONTRIBUTION_SEQS_SQL: Final = """\
-SELECT r.seq AS "seq!"
-FROM (
-    SELECT nextval(pg_get_serial_sequence('contributions', 'seq')) AS seq
-    FROM generate_series(1, $1)
-) AS r
-ORDER BY r.seq;"""
-
-
-async def reserve_contribution_seqs(conn: Executor, *, n: int) -> list[ReserveContributionSeqsRow]:
-    """Take n values of contributions.seq in ascending order (unique: nextval; usually one range)."""
+async def lock_contributions_seq(conn: Executor) -> None:
+    """Hold off inserts into contributions (not reads) until commit, so that no one takes a seq value
+    between the two steps of reserve_contribution_seq_block; run in the same short transaction.
+    """
     try:
-        return await conn.fetch(RESERVE_CONTRIBUTION_SEQS_SQL, n, record_class=ReserveContributionSeqsRow)
+        await conn.execute(LOCK_CONTRIBUTIONS_SEQ_SQL)
     except FAILURES as exc:
-        raise translate(exc, "backfill.reserve_contribution_seqs") from None
+        raise translate(exc, "backfill.lock_contributions_seq") from None
+
+
+RESERVE_CONTRIBUTION_SEQ_BLOCK_SQL: Final = """\
+SELECT
+    setval(
+        pg_get_serial_sequence('contributions', 'seq'),
+        nextval(pg_get_serial_sequence('contributions', 'seq')) + $1::BIGINT - 1
+    ) - $1::BIGINT + 1 AS "first_seq!";"""
+
+
+async def reserve_contribution_seq_block(conn: Executor, *, n: int) -> int | None:
+    """Take n consecutive contributions.seq values at once; returns the first. Run after
+    lock_contributions_seq in one transaction (nextval, then setval past the block).
+    """
+    try:
+        value: int | None = await conn.fetchval(RESERVE_CONTRIBUTION_SEQ_BLOCK_SQL, n)
+    except FAILURES as exc:
+        raise translate(exc, "backfill.reserve_contribution_seq_block") from None
+    return value
 
 
 class ExistingContributorIdsRow(Record):
@@ -980,37 +984,37 @@ async def vacuum_projects(conn: Executor) -> None:
         raise translate(exc, "backfill.vacuum_projects") from None
 
 
-VACUUM_CONTRIBUTIONS_SQL: Final = """\
-VACUUM (ANALYZE) contributors, assets, contributions;"""
+ANALYZE_CONTRIBUTIONS_SQL: Final = """\
+ANALYZE contributors, assets, contributions;"""
 
 
-async def vacuum_contributions(conn: Executor) -> None:
-    """After a bulk load: visibility map and statistics of the money tables."""
+async def analyze_contributions(conn: Executor) -> None:
+    """After a bulk load: statistics of the money tables (insert-only: autovacuum sets the visibility map)."""
     try:
-        await conn.execute(VACUUM_CONTRIBUTIONS_SQL)
+        await conn.execute(ANALYZE_CONTRIBUTIONS_SQL)
     except FAILURES as exc:
-        raise translate(exc, "backfill.vacuum_contributions") from None
+        raise translate(exc, "backfill.analyze_contributions") from None
 
 
-VACUUM_GITHUB_SQL: Final = """\
-VACUUM (ANALYZE) github_contributors, github_organizations, github_contributes_to;"""
+ANALYZE_GITHUB_SQL: Final = """\
+ANALYZE github_contributors, github_organizations, github_contributes_to;"""
 
 
-async def vacuum_github(conn: Executor) -> None:
-    """After a bulk load: visibility map and statistics of the GitHub tables."""
+async def analyze_github(conn: Executor) -> None:
+    """After a bulk load: statistics of the GitHub tables."""
     try:
-        await conn.execute(VACUUM_GITHUB_SQL)
+        await conn.execute(ANALYZE_GITHUB_SQL)
     except FAILURES as exc:
-        raise translate(exc, "backfill.vacuum_github") from None
+        raise translate(exc, "backfill.analyze_github") from None
 
 
-VACUUM_AGENT_TASKS_SQL: Final = """\
-VACUUM (ANALYZE) agent_tasks;"""
+ANALYZE_AGENT_TASKS_SQL: Final = """\
+ANALYZE agent_tasks;"""
 
 
-async def vacuum_agent_tasks(conn: Executor) -> None:
-    """After a bulk load: visibility map and statistics of the agent tasks."""
+async def analyze_agent_tasks(conn: Executor) -> None:
+    """After a bulk load: statistics of the agent tasks."""
     try:
-        await conn.execute(VACUUM_AGENT_TASKS_SQL)
+        await conn.execute(ANALYZE_AGENT_TASKS_SQL)
     except FAILURES as exc:
-        raise translate(exc, "backfill.vacuum_agent_tasks") from None
+        raise translate(exc, "backfill.analyze_agent_tasks") from None

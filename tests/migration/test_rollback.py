@@ -204,3 +204,22 @@ async def test_the_cli_and_the_script_export_phase_3(clean_dsn: str, tmp_path: P
     memory = MemoryStores()
     await load_into(out, memory.graph, memory.tasks)
     assert (await verify(memory, clean_dsn)).ok
+
+
+async def test_check_only_exports_and_writes_nothing(tmp_path: Path) -> None:
+    env = tmp_path / "api.env"
+    env.write_text("DUAL_WRITE_MODE=true\nPOSTGRES_PRIMARY=false\nDATABASE_URL=postgresql://db/x\n")
+    status = tmp_path / "status.json"
+    status.write_text(
+        json.dumps({"phase": "dual-write", "settings": {"postgres_primary": False, "read_from_postgres_percent": 0,
+                                                       "dual_write_mode": True, "memory_writes": True}})
+    )  # fmt: skip
+
+    checked = await cli(
+        "rollback", "--phase", "3", "--check-only", "--env-file", str(env), "--status-url", status.as_uri()
+    )
+
+    assert checked[0] == 0, checked[1] + checked[2]
+    assert "the rollback is in effect" in checked[1]
+    assert "exported" not in checked[1]
+    assert env.read_text() == "DUAL_WRITE_MODE=true\nPOSTGRES_PRIMARY=false\nDATABASE_URL=postgresql://db/x\n"
