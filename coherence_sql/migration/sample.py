@@ -41,6 +41,11 @@ _WORDS: Final = ("react", "lodash", "serde", "Tokio", "requests", "Flask", "guav
 _PENDING_SHARE: Final = 0.05  # edges to projects the snapshot does not have
 
 
+def _cents(n: int) -> Decimal:
+    """An amount with two places, as both stores keep it (`12.30`, not `12.3`)."""
+    return (Decimal(n) / 100).quantize(Decimal("0.01"))
+
+
 def _uuid(rng: random.Random) -> uuid.UUID:
     return uuid.UUID(int=rng.getrandbits(128), version=4)
 
@@ -83,7 +88,7 @@ def _contributor(rng: random.Random, i: int) -> Contributor:
         name=f"Contributor {i}",
         email=f"Person.{i}@coherence.network",
         wallet_address=f"0x{rng.getrandbits(160):040x}" if i % 2 else None,
-        hourly_rate=Decimal(rng.randint(0, 25000)) / 100 if i % 3 else None,
+        hourly_rate=_cents(rng.randint(0, 25000)) if i % 3 else None,
         created_at=BASE_TIME + timedelta(seconds=i // 2),  # pairs share a time: ties by insertion
         github_username=f"gh-user-{i}" if i % 4 == 0 else None,
         metadata={"team": f"team-{i % 7}", "level": i % 5} if i % 2 == 0 else {},
@@ -106,7 +111,7 @@ def _contribution(rng: random.Random, i: int, contributor: uuid.UUID, asset: uui
         id=_uuid(rng),
         contributor_id=contributor,
         asset_id=asset,
-        cost_amount=Decimal(rng.randint(0, 500000)) / 100,
+        cost_amount=_cents(rng.randint(0, 500000)),
         coherence_score=rng.randint(0, 100) / 100,
         metadata={"has_tests": i % 2 == 0, "has_docs": i % 3 == 0, "complexity": "low" if i % 4 == 0 else "medium"},
         timestamp=BASE_TIME + timedelta(milliseconds=(i // 3) * 7),

@@ -458,3 +458,16 @@ def test_the_report_formats_every_section() -> None:
     report = BackfillReport("0" * 64)
     assert "total" in report.format_table()
     assert report.as_json()["sections"] == []
+
+
+async def test_backfill_verify_and_export_take_the_stores_pool(clean_dsn: str) -> None:
+    snapshot = small_snapshot(seed=9)
+    async with connect(clean_dsn) as stores:
+        report = await backfill(stores.pool, snapshot, jobs=2)
+        checked = await verify(snapshot, stores.pool, threshold_percent=0.0)
+        exported = await export_snapshot(stores.pool)
+        assert await stores.graph.count_projects() == len(snapshot.projects)  # the pool still serves
+
+    assert report.inserted == report.records
+    assert checked.ok
+    assert content(exported) == content(snapshot)
