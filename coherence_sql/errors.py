@@ -142,6 +142,10 @@ CONSTRAINT_MESSAGES: Final[dict[str, str]] = {
     "agent_tasks_direction_length": "direction must be at most 5000 characters",
     "direction_not_empty": "direction must not be empty",
     "shadow_mismatches_pkey": "a shadow mismatch with this id already exists",
+    "backfill_checkpoints_pkey": "a checkpoint for this snapshot and section already exists",
+    "backfill_checkpoints_sha256_hex": "a snapshot is named by the 64 lower-case hex digits of its SHA-256",
+    "backfill_reserved_seqs_pkey": "these seq values are already reserved for this snapshot",
+    "backfill_reserved_seqs_range": "a reserved seq range cannot end before it starts",
 }
 
 # SQLSTATE → error class. Classes (first two characters) are matched after exact states.

@@ -14,8 +14,7 @@ CREATE TABLE backfill_checkpoints (
     started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT backfill_checkpoints_pkey PRIMARY KEY (snapshot_sha256, section),
-    CONSTRAINT backfill_checkpoints_sha256_hex CHECK (snapshot_sha256 ~ '^[0-9a-f]{64}$'),
-    CONSTRAINT backfill_checkpoints_counts CHECK (staged >= 0 AND inserted >= 0 AND inserted <= staged)
+    CONSTRAINT backfill_checkpoints_sha256_hex CHECK (snapshot_sha256 ~ '^[0-9a-f]{64}$')
 );
 
 -- The contributions.seq values reserved for a snapshot's contributions, as ranges in snapshot

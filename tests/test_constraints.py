@@ -50,6 +50,12 @@ GH_CONTRIBUTOR = "INSERT INTO github_contributors (id, login) VALUES ('gh_1', 'o
 GH_ORG = "INSERT INTO github_organizations (id, login, type) VALUES ('org_1', 'acme', 'Organization')"
 GH_EDGE = "INSERT INTO github_contributes_to (contributor_id, ecosystem, name) VALUES ('gh_1', 'pypi', 'a')"
 SHADOW = "INSERT INTO shadow_mismatches (operation, control_ms) VALUES ('get_project', 1.5)"
+SNAPSHOT_SHA = "a" * 64
+CHECKPOINT = (
+    "INSERT INTO backfill_checkpoints (snapshot_sha256, section, done_through) "
+    f"VALUES ('{SNAPSHOT_SHA}', 'projects', 10)"
+)
+RESERVED = f"INSERT INTO backfill_reserved_seqs (snapshot_sha256, first_seq, last_seq) VALUES ('{SNAPSHOT_SHA}', 1, 9)"
 EDGE_A_B = (
     "INSERT INTO project_dependencies (from_project_id, to_project_id) "
     "SELECT f.id, t.id FROM projects AS f, projects AS t WHERE f.name = 'a' AND t.name = 'b'"
@@ -441,6 +447,23 @@ VIOLATIONS: tuple[Violation, ...] = (
         SHADOW.replace("'get_project'", "NULL"),
         InvalidValueError,
         fragment='null value in column "operation" of relation "shadow_mismatches" violates not-null constraint',
+    ),
+    # backfill bookkeeping (schema/011)
+    Violation("backfill_checkpoints_pkey", (CHECKPOINT,), CHECKPOINT, DuplicateError, "backfill_checkpoints_pkey"),
+    Violation(
+        "backfill_checkpoints_sha256_hex",
+        (),
+        CHECKPOINT.replace(SNAPSHOT_SHA, "not-a-sha256"),
+        InvalidValueError,
+        "backfill_checkpoints_sha256_hex",
+    ),
+    Violation("backfill_reserved_seqs_pkey", (RESERVED,), RESERVED, DuplicateError, "backfill_reserved_seqs_pkey"),
+    Violation(
+        "backfill_reserved_seqs_range",
+        (),
+        RESERVED.replace("1, 9)", "9, 1)"),
+        InvalidValueError,
+        "backfill_reserved_seqs_range",
     ),
 )
 
