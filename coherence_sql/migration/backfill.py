@@ -24,7 +24,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any, Final, TextIO, TypeAlias, cast
@@ -256,22 +256,6 @@ class _BadRecordError(Exception):
     """A record breaks a rule; `_checked` adds where the record is."""
 
 
-def _text(field_name: str, value: object, max_len: int | None = None, *, required: bool = False) -> None:
-    """The stores' text rule: a string (or None), no NUL, within the column's width."""
-    if value is None:
-        if required:
-            raise _BadRecordError(f"{field_name} must not be empty, got None")
-        return
-    if not isinstance(value, str):
-        raise _BadRecordError(f"{field_name} must be a string, got {type(value).__name__}")
-    if required and value == "":
-        raise _BadRecordError(f"{field_name} must not be empty")
-    if max_len is not None and len(value) > max_len:
-        raise _BadRecordError(f"{field_name} is longer than {max_len} characters: {value[:40]!r}…")
-    if "\x00" in value:
-        raise _BadRecordError(f"{field_name} contains a NUL character: {value[:40]!r}")
-
-
 def _json_text(field_name: str, value: object) -> str:
     """rules.json_object's checks, returning the JSON text jsonb receives."""
     if not isinstance(value, dict):
@@ -286,10 +270,6 @@ def _json_text(field_name: str, value: object) -> str:
     if "\\u0000" in text and _JSON_NUL.search(text):
         raise _BadRecordError(f"{field_name} contains a NUL character")
     return text
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return None if value is None else rules.aware_utc(value)
 
 
 def _money(field_name: str, value: object) -> Decimal:
@@ -372,7 +352,7 @@ def _checked(section: str, records: Sequence[Any], convert: Callable[[int, Any],
     for index, record in enumerate(records):
         try:
             row = convert(index, record)
-        except (_BadRecordError, InvalidValueError) as exc:
+        except (_BadRecordError, InvalidValueError) as exc:  # rules raise InvalidValueError
             raise SnapshotError(f"{section}[{index}]{_describe(record)}: {exc}") from None
         if row is not None:
             rows.append(row)
@@ -455,10 +435,10 @@ class _Plan:
         emails: dict[str, int] = {}
 
         def convert(index: int, c: Any) -> Row:
-            _text("name", c.name, _NAME_MAX, required=True)
-            _text("email", c.email, _NAME_MAX, required=True)
-            _text("wallet_address", c.wallet_address, _NAME_MAX)
-            _text("github_username", c.github_username, _NAME_MAX)
+            rules.text("name", c.name, _NAME_MAX, required=True)
+            rules.text("email", c.email, _NAME_MAX, required=True)
+            rules.text("wallet_address", c.wallet_address, _NAME_MAX)
+            rules.text("github_username", c.github_username, _NAME_MAX)
             rate = None if c.hourly_rate is None else _money("hourly_rate", c.hourly_rate)
             if c.id in ids:
                 raise _BadRecordError(f"duplicate id: contributors[{ids[c.id]}] has it too")
@@ -494,9 +474,9 @@ class _Plan:
         ids: dict[UUID, int] = {}
 
         def convert(index: int, a: Any) -> Row:
-            _text("description", a.description)
+            rules.text("description", a.description)
             name = a.name if a.name is not None else a.description[:_NAME_MAX]
-            _text("name", name, _NAME_MAX)
+            rules.text("name", name, _NAME_MAX)
             if a.id in ids:
                 raise _BadRecordError(f"duplicate id: assets[{ids[a.id]}] has it too")
             ids[a.id] = index
@@ -587,10 +567,10 @@ class _Plan:
 
         def convert(index: int, p: Any) -> None:
             key = rules.project_key(p.ecosystem, p.name)
-            _text("version", p.version)
-            _text("description", p.description)
-            _text("homepage_url", p.homepage_url, _URL_MAX)
-            _text("repository_url", p.repository_url, _URL_MAX)
+            rules.text("version", p.version)
+            rules.text("description", p.description)
+            rules.text("homepage_url", p.homepage_url, _URL_MAX)
+            rules.text("repository_url", p.repository_url, _URL_MAX)
             first = latest[key][0] if key in latest else index
             row = (*key, p.ecosystem, p.name, p.version, p.description, p.homepage_url, p.repository_url)
             latest[key] = (first, row)
@@ -640,11 +620,11 @@ class _Plan:
         latest_gc: dict[str, tuple[int, Row]] = {}
 
         def convert_gc(index: int, g: Any) -> None:
-            _text("id", g.id, _NAME_MAX, required=True)
-            _text("source", g.source, _GITHUB_SOURCE_MAX)
-            _text("login", g.login, _NAME_MAX)
-            _text("name", g.name, _NAME_MAX)
-            _text("avatar_url", g.avatar_url, _URL_MAX)
+            rules.text("id", g.id, _NAME_MAX, required=True)
+            rules.text("source", g.source, _GITHUB_SOURCE_MAX)
+            rules.text("login", g.login, _NAME_MAX)
+            rules.text("name", g.name, _NAME_MAX)
+            rules.text("avatar_url", g.avatar_url, _URL_MAX)
             if not 0 <= g.contributions_count <= _INT4_MAX:
                 raise _BadRecordError(
                     f"contributions_count must be between 0 and {_INT4_MAX}, got {g.contributions_count}"
@@ -658,7 +638,7 @@ class _Plan:
                 g.avatar_url,
                 g.contributions_count,
                 rules.aware_utc(g.created_at),
-                _aware(g.updated_at),
+                rules.optional_aware(g.updated_at),
             )
             latest_gc[g.id] = (first, row)
             return None
@@ -676,14 +656,22 @@ class _Plan:
         latest_org: dict[str, tuple[int, Row]] = {}
 
         def convert_org(index: int, o: Any) -> None:
-            _text("id", o.id, _NAME_MAX, required=True)
-            _text("login", o.login, _NAME_MAX)
-            _text("name", o.name, _NAME_MAX)
-            _text("avatar_url", o.avatar_url, _URL_MAX)
+            rules.text("id", o.id, _NAME_MAX, required=True)
+            rules.text("login", o.login, _NAME_MAX)
+            rules.text("name", o.name, _NAME_MAX)
+            rules.text("avatar_url", o.avatar_url, _URL_MAX)
             if o.type not in _GITHUB_ORG_TYPES:
                 raise _BadRecordError(f"GitHub organization type must be Organization or User, got {o.type!r}")
             first = latest_org[o.id][0] if o.id in latest_org else index
-            row = (o.id, o.login, o.type, o.name, o.avatar_url, rules.aware_utc(o.created_at), _aware(o.updated_at))
+            row = (
+                o.id,
+                o.login,
+                o.type,
+                o.name,
+                o.avatar_url,
+                rules.aware_utc(o.created_at),
+                rules.optional_aware(o.updated_at),
+            )
             latest_org[o.id] = (first, row)
             return None
 
@@ -700,7 +688,7 @@ class _Plan:
         seen: set[tuple[str, str, str]] = set()
 
         def convert_works(index: int, w: Any) -> Row | None:
-            _text("contributor_id", w.contributor_id, _NAME_MAX)
+            rules.text("contributor_id", w.contributor_id, _NAME_MAX)
             key = (w.contributor_id, *rules.project_key(w.ecosystem, w.name))
             if key in seen:
                 return None
@@ -741,18 +729,18 @@ class _Plan:
         ids: dict[str, int] = {}
 
         def convert(index: int, t: Any) -> Row:
-            _text("id", t.id, _TASK_ID_MAX, required=True)
-            _text("direction", t.direction)
+            rules.text("id", t.id, _TASK_ID_MAX, required=True)
+            rules.text("direction", t.direction)
             if not t.direction.strip():
                 raise _BadRecordError("direction must not be empty")
             if len(t.direction) > DIRECTION_MAX:
                 raise _BadRecordError(f"direction must be at most {DIRECTION_MAX} characters, got {len(t.direction)}")
-            _text("model", t.model, _TASK_MODEL_MAX)
-            _text("command", t.command)
-            _text("tier", t.tier, _TASK_TIER_MAX)
-            _text("claimed_by", t.claimed_by, _NAME_MAX)
+            rules.text("model", t.model, _TASK_MODEL_MAX)
+            rules.text("command", t.command)
+            rules.text("tier", t.tier, _TASK_TIER_MAX)
+            rules.text("claimed_by", t.claimed_by, _NAME_MAX)
             for name in ("output", "current_step", "decision_prompt", "decision"):
-                _text(name, getattr(t, name))
+                rules.text(name, getattr(t, name))
             rules.progress_pct(t.progress_pct)
             context = None if t.context is None else _json_text("context", t.context)
             if t.id in ids:
@@ -773,11 +761,11 @@ class _Plan:
                 t.current_step,
                 t.decision_prompt,
                 t.decision,
-                _aware(t.started_at),
+                rules.optional_aware(t.started_at),
                 rules.aware_utc(t.created_at),
-                _aware(t.updated_at),
+                rules.optional_aware(t.updated_at),
                 t.claimed_by,
-                _aware(t.claimed_at),
+                rules.optional_aware(t.claimed_at),
             )
 
         section.rows = _checked("agent_tasks", snapshot.agent_tasks, convert)

@@ -396,10 +396,6 @@ async def read_postgres(target: Pool | str | None, *, page_size: int = PAGE_SIZE
 # -- both sides as comparable values -------------------------------------------------------------
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    return None if value is None else rules.aware_utc(value)
-
-
 def _score(value: float) -> Decimal:
     """coherence_score as DECIMAL(3,2) holds it (rounded half-even, as both stores write it)."""
     return Decimal(str(rules.coherence_score(value)))
@@ -442,7 +438,7 @@ def _source_side(snapshot: Snapshot) -> tuple[Side, list[tuple[str, Key, Differe
             c.email,
             c.wallet_address,
             c.hourly_rate,
-            _aware(c.created_at),
+            rules.optional_aware(c.created_at),
             c.github_username,
             c.metadata,
         )
@@ -455,13 +451,13 @@ def _source_side(snapshot: Snapshot) -> tuple[Side, list[tuple[str, Key, Differe
             k.cost_amount,
             _score(k.coherence_score),
             k.metadata,
-            _aware(k.timestamp),
+            rules.optional_aware(k.timestamp),
         )
         sums[k.asset_id] = sums.get(k.asset_id, Decimal("0.00")) + k.cost_amount
     assets = side["assets"]
     for a in snapshot.assets:
         total = sums.get(a.id, Decimal("0.00"))
-        assets[a.id] = (a.type.value, a.name, a.description, total, _aware(a.created_at), a.metadata)
+        assets[a.id] = (a.type.value, a.name, a.description, total, rules.optional_aware(a.created_at), a.metadata)
         if a.total_cost != total:
             findings.append(("assets", a.id, _aggregate("assets", a.id, "total_cost", "source", a.total_cost, total)))
     github = side["github_contributors"]
@@ -472,12 +468,19 @@ def _source_side(snapshot: Snapshot) -> tuple[Side, list[tuple[str, Key, Differe
             g.name,
             g.avatar_url,
             g.contributions_count,
-            _aware(g.created_at),
-            _aware(g.updated_at),
+            rules.optional_aware(g.created_at),
+            rules.optional_aware(g.updated_at),
         )
     organizations = side["github_organizations"]
     for o in snapshot.github_organizations:
-        organizations[o.id] = (o.login, o.type, o.name, o.avatar_url, _aware(o.created_at), _aware(o.updated_at))
+        organizations[o.id] = (
+            o.login,
+            o.type,
+            o.name,
+            o.avatar_url,
+            rules.optional_aware(o.created_at),
+            rules.optional_aware(o.updated_at),
+        )
     works = side["github_contributes_to"]
     for w in snapshot.github_contributes_to:
         works[(w.contributor_id, w.ecosystem.lower(), w.name.lower())] = ()
@@ -496,11 +499,11 @@ def _source_side(snapshot: Snapshot) -> tuple[Side, list[tuple[str, Key, Differe
             t.current_step,
             t.decision_prompt,
             t.decision,
-            _aware(t.started_at),
-            _aware(t.created_at),
-            _aware(t.updated_at),
+            rules.optional_aware(t.started_at),
+            rules.optional_aware(t.created_at),
+            rules.optional_aware(t.updated_at),
             t.claimed_by,
-            _aware(t.claimed_at),
+            rules.optional_aware(t.claimed_at),
         )
     return side, findings
 

@@ -353,7 +353,14 @@ def _long_url(snapshot: Snapshot) -> tuple[str, str]:
     return "projects[9]", "homepage_url"
 
 
-@pytest.mark.parametrize("spoil", [_bad_cost, _orphan, _self_edge, _duplicate_email, _empty_direction, _long_url])
+def _lone_surrogate(snapshot: Snapshot) -> tuple[str, str]:
+    snapshot.github_contributors[1] = snapshot.github_contributors[1].model_copy(update={"name": "Octo \ud800"})
+    return "github_contributors[1]", "lone surrogate"
+
+
+@pytest.mark.parametrize(
+    "spoil", [_bad_cost, _orphan, _self_edge, _duplicate_email, _empty_direction, _long_url, _lone_surrogate]
+)
 async def test_a_bad_record_is_named_and_nothing_is_written(
     clean_dsn: str, spoil: Callable[[Snapshot], tuple[str, str]]
 ) -> None:
