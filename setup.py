@@ -1,4 +1,5 @@
-"""Build step that copies the project's SQL (schema/, queries/) into the wheel's package data."""
+"""Build step that copies the project's SQL (schema/, queries/) and the example snapshot into the
+wheel's package data."""
 
 import shutil
 from pathlib import Path
@@ -21,6 +22,11 @@ class BuildWithSQL(build_py):
                 copied += 1
             if not copied:  # a wheel cannot hold an empty directory; resources.py needs it to exist
                 (target / ".keep").write_text(f"coherence_sql's {name}/ directory holds no .sql files yet\n")
+        examples = Path(self.build_lib) / "coherence_sql" / "_data" / "examples"
+        shutil.rmtree(examples, ignore_errors=True)
+        examples.mkdir(parents=True)
+        for example in sorted((root / "examples").glob("*.json")):
+            shutil.copy2(example, examples / example.name)
 
 
 setup(cmdclass={"build_py": BuildWithSQL})

@@ -1,4 +1,4 @@
-"""Where the package finds its SQL: `schema/` and `queries/`.
+"""Where the package finds its SQL (`schema/`, `queries/`) and the example snapshot (`examples/`).
 
 In a source checkout they sit at the project root; a built wheel carries copies inside the
 package (`coherence_sql/_data/`, written by setup.py's build step).
@@ -27,3 +27,8 @@ def schema_dir() -> Path:
 
 def queries_dir() -> Path:
     return _sql_dir("queries")
+
+
+def example_snapshot() -> Path:
+    """The shipped example snapshot of the API's in-memory stores (for `coherence-sql demo`)."""
+    return _sql_dir("examples") / "snapshot.json"

@@ -104,6 +104,9 @@ def test_wheel_carries_schema_and_queries_as_package_data(dist: Path, source: Pa
     assert {k: v for k, v in queries.items() if k.endswith(".sql")} == expected_queries
     assert queries  # the directory exists even while queries/ holds no .sql file (a .keep marks it)
     assert {"coherence_sql/py.typed", "coherence_sql/cli.py", "coherence_sql/schema.py"} <= names
+    with zipfile.ZipFile(wheel) as archive:
+        example = archive.read("coherence_sql/_data/examples/snapshot.json")
+    assert example == (source / "examples" / "snapshot.json").read_bytes()  # for `coherence-sql demo`
 
 
 @pytest.mark.slow
@@ -149,6 +152,10 @@ def test_installed_cli_migrates_an_embedded_database_and_reports_current(install
         again = run([cli, "migrate"], env=env, cwd=workdir)
         assert again.returncode == 0, again.stderr
         assert "nothing to apply: the schema is current" in again.stdout
+
+        demo = run([cli, "demo"], env=env, cwd=workdir)  # the shipped example snapshot, from site-packages
+        assert demo.returncode == 0, demo.stderr
+        assert "4. verify: 0 of " in demo.stdout
 
         stopped = run([cli, "db", "--data-dir", data_dir, "stop"], env=env, cwd=workdir)
         assert (stopped.returncode, stopped.stdout) == (0, f"stopped {data_dir}\n"), stopped.stderr

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from coherence_sql.commands import codegen_commands, data_commands, db_commands, migration_commands, schema_commands
+from coherence_sql.commands import (
+    codegen_commands,
+    data_commands,
+    db_commands,
+    demo_command,
+    migration_commands,
+    schema_commands,
+)
 
 COMMAND_MODULES: tuple[ModuleType, ...] = (
     db_commands,
@@ -16,4 +23,5 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     codegen_commands,
     migration_commands,
     data_commands,
+    demo_command,
 )
