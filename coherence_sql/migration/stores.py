@@ -23,9 +23,9 @@ from coherence_sql.errors import (
     ConcurrencyError,
     DatabaseUnavailableError,
     DuplicateError,
-    NotFoundError,
     QueryCancelledError,
     QueryTimeoutError,
+    UnknownReferenceError,
 )
 from coherence_sql.migration.config import MigrationSettings, Phase
 from coherence_sql.migration.journal import JournalEntry, ReplayReport, StoreName, WriteJournal
@@ -50,6 +50,11 @@ from coherence_sql.stores.protocol import AgentTaskStore, DependencyEdge, GraphS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class NotYetInPostgresError(CoherenceSQLError):
+    """A dual-write needs a row PostgreSQL does not have yet; it waits in the journal."""
+
 
 # PostgreSQL being away or slow: the write is journaled and replayed later.
 TRANSIENT = (DatabaseUnavailableError, QueryTimeoutError, QueryCancelledError, ConcurrencyError)
@@ -185,20 +190,36 @@ class _Router:
             core.stats.journaled += 1
             return
         try:
-            result = await getattr(self.postgres, op)(**kwargs)
-            if result is None and op in _MUST_FIND:
-                # Memory had the task; PostgreSQL does not (yet): the backfill will bring it.
-                core.note_rejection(
-                    self._store_name, op, NotFoundError(f"task {kwargs['task_id']} is not in PostgreSQL")
-                )
-            else:
-                core.stats.postgres_ok += 1
-        except TRANSIENT as exc:
+            await self._apply_on_postgres(op, kwargs)
+            core.stats.postgres_ok += 1
+        except (*TRANSIENT, NotYetInPostgresError) as exc:
             core.note_failure(self._store_name, op, exc)
             core.journal.append(self._store_name, op, kwargs)
             core.stats.journaled += 1
         except CoherenceSQLError as exc:
             core.note_rejection(self._store_name, op, exc)
+
+    async def _apply_on_postgres(self, op: str, kwargs: dict[str, Any]) -> bool:
+        """Apply one write; False when it had already landed (a create that exists, a claim made).
+
+        Raises NotYetInPostgresError when it needs a row PostgreSQL does not have yet (a parent, or
+        the task it changes): the backfill brings those, so the write waits in the journal.
+        """
+        try:
+            result = await getattr(self.postgres, op)(**kwargs)
+        except DuplicateError:
+            if op in _CREATES:
+                return False  # it reached PostgreSQL before a failure was noticed
+            raise
+        except UnknownReferenceError as exc:
+            raise NotYetInPostgresError(str(exc)) from None
+        if result is None and op in _MUST_FIND:
+            task_id = kwargs["task_id"]
+            postgres: Any = self.postgres
+            if op == "claim_task" and await postgres.get_task(task_id) is not None:
+                return False  # claimed already: this claim had landed
+            raise NotYetInPostgresError(f"task {task_id} is not in PostgreSQL yet")
+        return True
 
     async def _read(self, op: str, key: str | None, **kwargs: Any) -> Any:
         core = self.core
@@ -230,19 +251,14 @@ class _Router:
         return value
 
     async def apply_journaled(self, entry: JournalEntry) -> bool:
-        """Replay one journaled write on PostgreSQL; False when it had already landed."""
+        """Replay one journaled write on PostgreSQL; False when it had already landed.
+
+        Transient failures and writes still waiting for the backfill stop the replay (it resumes
+        there next time); anything else PostgreSQL refuses is counted as a rejection and skipped.
+        """
         try:
-            result = await getattr(self.postgres, entry.op)(**entry.kwargs)
-            if result is None and entry.op in _MUST_FIND:
-                missing = NotFoundError(f"task {entry.kwargs['task_id']} is not in PostgreSQL")
-                self.core.note_rejection(self._store_name, entry.op, missing)
-                return False
-            return True
-        except DuplicateError:
-            if entry.op in _CREATES:
-                return False  # it reached PostgreSQL before the failure was noticed
-            raise
-        except TRANSIENT:
+            return await self._apply_on_postgres(entry.op, entry.kwargs)
+        except (*TRANSIENT, NotYetInPostgresError):
             raise
         except CoherenceSQLError as exc:
             self.core.note_rejection(self._store_name, entry.op, exc)

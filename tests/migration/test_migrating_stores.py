@@ -112,19 +112,29 @@ async def test_an_unknown_reference_is_the_callers_error_not_a_rejection(dual: M
     assert dual.core.stats.rejected == 0
 
 
-async def test_postgres_refusing_what_memory_took_is_counted_not_raised(clean_dsn: str, tmp_path: Path) -> None:
+async def test_a_write_whose_parent_postgres_lacks_waits_for_the_backfill(clean_dsn: str, tmp_path: Path) -> None:
     # A contributor created before dual-write began exists only in memory until the backfill.
     graph = MemoryGraphStore()
     ada = await graph.create_contributor(contributor())
     code = await graph.create_asset(asset())
     settings = dual_write(clean_dsn, tmp_path / "journal.jsonl")
     async with open_migrating_stores(settings, memory_graph=graph, reconcile_interval_s=None) as stores:
+        assert stores.postgres is not None
+        assert stores.core.journal is not None
         made = await stores.graph.create_contribution(ada.id, code.id, Decimal("5.00"), 0.5, {})
         assert await stores.graph.get_contribution(made.id) == made  # memory serves it
-        assert stores.core.stats.rejected == 1
-        assert "UnknownReferenceError" in stores.core.stats.recent_rejections[0]
-        assert stores.core.journal is not None
-        assert not stores.core.journal.active()
+        assert stores.core.stats.journaled == 1
+        assert stores.core.stats.rejected == 0
+        waiting = await stores.reconcile()
+        assert not waiting.complete
+        assert "graph.create_contribution: " in (waiting.error or "")
+        # The backfill brings the parents (here, written straight to PostgreSQL); the replay lands.
+        await stores.postgres.graph.create_contributor(ada)
+        await stores.postgres.graph.create_asset(code)
+        landed = await stores.reconcile()
+        assert landed.complete
+        assert landed.applied == 1
+        assert await stores.postgres.graph.get_contribution(made.id) == made
 
 
 async def test_keyed_reads_follow_the_percentage(clean_dsn: str, tmp_path: Path) -> None:
@@ -287,13 +297,16 @@ async def test_phase_three_refuses_to_start_while_the_journal_cannot_drain(clean
     assert journal.pending() == 1
 
 
-async def test_a_write_to_a_task_postgres_lacks_is_counted_as_a_rejection(clean_dsn: str, tmp_path: Path) -> None:
+async def test_an_update_of_a_task_postgres_lacks_waits_and_then_lands(clean_dsn: str, tmp_path: Path) -> None:
     memory = MemoryAgentTaskStore()
-    await memory.create_task(task())  # created before dual-write began: not in PostgreSQL yet
+    original = await memory.create_task(task())  # created before dual-write began: not in PostgreSQL yet
     settings = dual_write(clean_dsn, tmp_path / "journal.jsonl")
     async with open_migrating_stores(settings, memory_tasks=memory, reconcile_interval_s=None) as stores:
+        assert stores.postgres is not None
         updated = await stores.tasks.update_task("task_0000000000000001", output="done")
         assert updated is not None
-        assert stores.core.stats.rejected == 1
-        assert stores.core.stats.postgres_ok == 0
-        assert "task task_0000000000000001 is not in PostgreSQL" in stores.core.stats.recent_rejections[0]
+        assert stores.core.stats.journaled == 1
+        assert "task task_0000000000000001 is not in PostgreSQL yet" in ((await stores.reconcile()).error or "")
+        await stores.postgres.tasks.create_task(original)  # what the backfill of an earlier snapshot does
+        assert (await stores.reconcile()).complete
+        assert await stores.postgres.tasks.get_task("task_0000000000000001") == updated
