@@ -434,17 +434,13 @@ class MemoryAgentTaskStore:
         *,
         now: datetime | None = None,
     ) -> AgentTaskRecord | None:
-        rules.text("task_id", task_id)
-        status = rules.optional_enum(TaskStatus, "status", status)
-        progress_pct = rules.progress_pct(progress_pct)
-        for name, value in (
-            ("output", output),
-            ("current_step", current_step),
-            ("decision_prompt", decision_prompt),
-            ("decision", decision),
-        ):
-            rules.text(name, value)
-        moment = utcnow() if now is None else rules.aware_utc(now)
+        texts = {
+            "output": output,
+            "current_step": current_step,
+            "decision_prompt": decision_prompt,
+            "decision": decision,
+        }
+        status, progress_pct, moment = rules.task_update(task_id, status, progress_pct, texts, now)
         task = self._tasks.get(task_id)
         if task is None:
             return None

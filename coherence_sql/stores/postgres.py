@@ -679,17 +679,13 @@ class PostgresAgentTaskStore:
         *,
         now: datetime | None = None,
     ) -> AgentTaskRecord | None:
-        rules.text("task_id", task_id)
-        new_status = rules.optional_enum(TaskStatus, "status", status)
-        pct = rules.progress_pct(progress_pct)
-        for name, value in (
-            ("output", output),
-            ("current_step", current_step),
-            ("decision_prompt", decision_prompt),
-            ("decision", decision),
-        ):
-            rules.text(name, value)
-        moment = utcnow() if now is None else rules.aware_utc(now)
+        texts = {
+            "output": output,
+            "current_step": current_step,
+            "decision_prompt": decision_prompt,
+            "decision": decision,
+        }
+        new_status, pct, moment = rules.task_update(task_id, status, progress_pct, texts, now)
         # client-contract §3.4 in one UPDATE (queries/agent_tasks.sql): never a lost update.
         row = await tasks_sql.update_task(
             self._pool,

@@ -12,10 +12,11 @@ import re
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import Enum
-from typing import Any, Final, SupportsIndex, SupportsInt, TypeVar
+from typing import Any, Final, NamedTuple, SupportsIndex, SupportsInt, TypeVar
 from uuid import UUID
 
 from coherence_sql.errors import InvalidValueError
+from coherence_sql.models import TaskStatus
 
 MONEY_MAX: Final = Decimal("9999999999999.99")  # DECIMAL(15, 2)
 TWO_PLACES: Final = Decimal("0.01")
@@ -229,3 +230,25 @@ def optional_naive(value: datetime | None) -> datetime | None:
 
 def optional_aware(value: datetime | None) -> datetime | None:
     return None if value is None else aware_utc(value)
+
+
+class TaskUpdate(NamedTuple):
+    status: TaskStatus | None
+    progress_pct: int | None
+    now: datetime
+
+
+def task_update(
+    task_id: object,
+    status: object,
+    pct: int | None,
+    texts: dict[str, str | None],
+    now: datetime | None,
+) -> TaskUpdate:
+    """The checks both stores make on `update_task`'s arguments; `now` defaults to this instant."""
+    text("task_id", task_id)
+    checked_status = optional_enum(TaskStatus, "status", status)
+    checked_pct = progress_pct(pct)
+    for name, value in texts.items():
+        text(name, value)
+    return TaskUpdate(checked_status, checked_pct, datetime.now(UTC) if now is None else aware_utc(now))
