@@ -1,6 +1,7 @@
 -- Whole-table reads for verification and for the rollback's export (coherence_sql.migration.verify,
 -- coherence_sql.migration.rollback): keyset pages in insertion order (id or seq > after), every
--- column the API's models carry, plus the aggregate checks run in the database itself.
+-- column the API's models carry, plus the aggregate checks run in the database itself. Tables whose
+-- table-group file already has such a scan (contributors, assets, contributions, GitHub) use it.
 
 -- name: scan_projects(after, lim)
 -- Projects in insertion order, with keys and display spelling.
@@ -58,89 +59,6 @@ SELECT
 FROM pending_dependencies AS q
 WHERE q.id > :after
 ORDER BY q.id
-LIMIT :lim;
-
--- name: scan_contributors(after, lim)
--- Contributors in insertion order.
-SELECT
-    c.seq,
-    c.id,
-    c.type,
-    c.name,
-    c.email,
-    c.wallet_address,
-    c.hourly_rate,
-    c.created_at,
-    c.github_username,
-    c.metadata
-FROM contributors AS c
-WHERE c.seq > :after
-ORDER BY c.seq
-LIMIT :lim;
-
--- name: scan_assets(after, lim)
--- Assets in insertion order, total_cost as stored.
-SELECT
-    a.seq,
-    a.id,
-    a.asset_type AS type,
-    a.name,
-    a.description,
-    a.total_cost,
-    a.created_at,
-    a.metadata
-FROM assets AS a
-WHERE a.seq > :after
-ORDER BY a.seq
-LIMIT :lim;
-
--- name: scan_contributions(after, lim)
--- Contributions in insertion order.
-SELECT
-    c.seq,
-    c.id,
-    c.contributor_id,
-    c.asset_id,
-    c.cost_amount,
-    c.coherence_score,
-    c.metadata,
-    c.timestamp
-FROM contributions AS c
-WHERE c.seq > :after
-ORDER BY c.seq
-LIMIT :lim;
-
--- name: scan_github_contributors(after, lim)
--- GitHub contributors in insertion order.
-SELECT
-    g.seq,
-    g.id,
-    g.source,
-    g.login,
-    g.name,
-    g.avatar_url,
-    g.contributions_count,
-    g.created_at,
-    g.updated_at
-FROM github_contributors AS g
-WHERE g.seq > :after
-ORDER BY g.seq
-LIMIT :lim;
-
--- name: scan_github_organizations(after, lim)
--- GitHub organizations in insertion order.
-SELECT
-    o.seq,
-    o.id,
-    o.login,
-    o.type,
-    o.name,
-    o.avatar_url,
-    o.created_at,
-    o.updated_at
-FROM github_organizations AS o
-WHERE o.seq > :after
-ORDER BY o.seq
 LIMIT :lim;
 
 -- name: scan_contributes_to(after, lim)

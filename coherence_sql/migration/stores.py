@@ -216,8 +216,13 @@ class _Router:
         if result is None and op in _MUST_FIND:
             task_id = kwargs["task_id"]
             postgres: Any = self.postgres
-            if op == "claim_task" and await postgres.get_task(task_id) is not None:
-                return False  # claimed already: this claim had landed
+            if op == "claim_task":
+                # Memory claimed it while pending, and PostgreSQL sees writes in memory's order: a
+                # task that is there and no longer pending already holds this claim (a snapshot
+                # taken after it was backfilled). Still pending means it arrived just now: retry.
+                existing = await postgres.get_task(task_id)
+                if existing is not None and existing.status is not TaskStatus.PENDING:
+                    return False
             raise NotYetInPostgresError(f"task {task_id} is not in PostgreSQL yet")
         return True
 

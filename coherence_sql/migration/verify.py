@@ -29,6 +29,10 @@ import asyncpg
 from coherence_sql.db import Connection, Pool, connect, redact, resolve_dsn
 from coherence_sql.errors import ConfigurationError, translate
 from coherence_sql.migration.snapshot import Snapshot, load_snapshot
+from coherence_sql.sql import assets as assets_sql
+from coherence_sql.sql import contributions as contributions_sql
+from coherence_sql.sql import contributors as contributors_sql
+from coherence_sql.sql import github as github_sql
 from coherence_sql.sql import verify as verify_sql
 from coherence_sql.stores import rules
 from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore, MemoryStores
@@ -318,11 +322,11 @@ class PostgresContents:
     projects: list[verify_sql.ScanProjectsRow]
     resolved_edges: list[verify_sql.ScanResolvedEdgesRow]
     pending_edges: list[verify_sql.ScanPendingEdgesRow]
-    contributors: list[verify_sql.ScanContributorsRow]
-    assets: list[verify_sql.ScanAssetsRow]
-    contributions: list[verify_sql.ScanContributionsRow]
-    github_contributors: list[verify_sql.ScanGithubContributorsRow]
-    github_organizations: list[verify_sql.ScanGithubOrganizationsRow]
+    contributors: list[contributors_sql.ScanContributorsRow]
+    assets: list[assets_sql.ScanAssetsRow]
+    contributions: list[contributions_sql.ScanContributionsRow]
+    github_contributors: list[github_sql.ScanGithubContributorsRow]
+    github_organizations: list[github_sql.ScanGithubOrganizationsRow]
     github_contributes_to: list[verify_sql.ScanContributesToRow]
     agent_tasks: list[verify_sql.ScanAgentTasksRow]
     total_cost_violations: list[verify_sql.TotalCostViolationsRow]
@@ -374,11 +378,11 @@ async def read_postgres_on(conn: Connection, *, page_size: int = PAGE_SIZE) -> P
         projects=await _pages(verify_sql.scan_projects, conn, by_id, page_size),
         resolved_edges=await _pages(verify_sql.scan_resolved_edges, conn, by_id, page_size),
         pending_edges=await _pages(verify_sql.scan_pending_edges, conn, by_id, page_size),
-        contributors=await _pages(verify_sql.scan_contributors, conn, by_seq, page_size),
-        assets=await _pages(verify_sql.scan_assets, conn, by_seq, page_size),
-        contributions=await _pages(verify_sql.scan_contributions, conn, by_seq, page_size),
-        github_contributors=await _pages(verify_sql.scan_github_contributors, conn, by_seq, page_size),
-        github_organizations=await _pages(verify_sql.scan_github_organizations, conn, by_seq, page_size),
+        contributors=await _pages(contributors_sql.scan_contributors, conn, by_seq, page_size),
+        assets=await _pages(assets_sql.scan_assets, conn, by_seq, page_size),
+        contributions=await _pages(contributions_sql.scan_contributions, conn, by_seq, page_size),
+        github_contributors=await _pages(github_sql.scan_github_contributors, conn, by_seq, page_size),
+        github_organizations=await _pages(github_sql.scan_github_organizations, conn, by_seq, page_size),
         github_contributes_to=await _pages(verify_sql.scan_contributes_to, conn, by_seq, page_size),
         agent_tasks=await _pages(verify_sql.scan_agent_tasks, conn, by_seq, page_size),
         total_cost_violations=await verify_sql.total_cost_violations(conn),
