@@ -44,7 +44,7 @@ from coherence_sql.errors import (
     translate,
 )
 from coherence_sql.migration.snapshot import Snapshot, parse_snapshot
-from coherence_sql.models import DIRECTION_MAX, ContributorType
+from coherence_sql.models import ContributorType
 from coherence_sql.schema import require_current
 from coherence_sql.sql import backfill as backfill_sql
 from coherence_sql.sql._runtime import Executor
@@ -83,13 +83,7 @@ DEFAULT_JOBS: Final = 2  # connections loading at once (independent sections, pa
 PARTITIONS: Final = 4
 STATEMENT_TIMEOUT: Final = "15min"  # VACUUM of a large table outlives the pool's 60 s
 
-_NAME_MAX: Final = 255
-_URL_MAX: Final = 500
-_TASK_ID_MAX: Final = 50
-_TASK_MODEL_MAX: Final = 100
-_TASK_TIER_MAX: Final = 50
 _GITHUB_SOURCE_MAX: Final = 50
-_INT4_MAX: Final = 2**31 - 1
 _GITHUB_ORG_TYPES: Final = ("Organization", "User")
 _ZERO: Final = Decimal("0.00")
 _JSON_NUL: Final = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # a \u0000 escape, as rules.json_object sees it
@@ -435,10 +429,7 @@ class _Plan:
         emails: dict[str, int] = {}
 
         def convert(index: int, c: Any) -> Row:
-            rules.text("name", c.name, _NAME_MAX, required=True)
-            rules.text("email", c.email, _NAME_MAX, required=True)
-            rules.text("wallet_address", c.wallet_address, _NAME_MAX)
-            rules.text("github_username", c.github_username, _NAME_MAX)
+            rules.contributor_text(c)
             rate = None if c.hourly_rate is None else _money("hourly_rate", c.hourly_rate)
             if c.id in ids:
                 raise _BadRecordError(f"duplicate id: contributors[{ids[c.id]}] has it too")
@@ -475,8 +466,8 @@ class _Plan:
 
         def convert(index: int, a: Any) -> Row:
             rules.text("description", a.description)
-            name = a.name if a.name is not None else a.description[:_NAME_MAX]
-            rules.text("name", name, _NAME_MAX)
+            name = a.name if a.name is not None else a.description[: rules.NAME_MAX]
+            rules.text("name", name, rules.NAME_MAX)
             if a.id in ids:
                 raise _BadRecordError(f"duplicate id: assets[{ids[a.id]}] has it too")
             ids[a.id] = index
@@ -569,8 +560,8 @@ class _Plan:
             key = rules.project_key(p.ecosystem, p.name)
             rules.text("version", p.version)
             rules.text("description", p.description)
-            rules.text("homepage_url", p.homepage_url, _URL_MAX)
-            rules.text("repository_url", p.repository_url, _URL_MAX)
+            rules.text("homepage_url", p.homepage_url, rules.URL_MAX)
+            rules.text("repository_url", p.repository_url, rules.URL_MAX)
             first = latest[key][0] if key in latest else index
             row = (*key, p.ecosystem, p.name, p.version, p.description, p.homepage_url, p.repository_url)
             latest[key] = (first, row)
@@ -620,14 +611,14 @@ class _Plan:
         latest_gc: dict[str, tuple[int, Row]] = {}
 
         def convert_gc(index: int, g: Any) -> None:
-            rules.text("id", g.id, _NAME_MAX, required=True)
+            rules.text("id", g.id, rules.NAME_MAX, required=True)
             rules.text("source", g.source, _GITHUB_SOURCE_MAX)
-            rules.text("login", g.login, _NAME_MAX)
-            rules.text("name", g.name, _NAME_MAX)
-            rules.text("avatar_url", g.avatar_url, _URL_MAX)
-            if not 0 <= g.contributions_count <= _INT4_MAX:
+            rules.text("login", g.login, rules.NAME_MAX)
+            rules.text("name", g.name, rules.NAME_MAX)
+            rules.text("avatar_url", g.avatar_url, rules.URL_MAX)
+            if not 0 <= g.contributions_count <= rules.INT4_MAX:
                 raise _BadRecordError(
-                    f"contributions_count must be between 0 and {_INT4_MAX}, got {g.contributions_count}"
+                    f"contributions_count must be between 0 and {rules.INT4_MAX}, got {g.contributions_count}"
                 )
             first = latest_gc[g.id][0] if g.id in latest_gc else index
             row = (
@@ -656,10 +647,10 @@ class _Plan:
         latest_org: dict[str, tuple[int, Row]] = {}
 
         def convert_org(index: int, o: Any) -> None:
-            rules.text("id", o.id, _NAME_MAX, required=True)
-            rules.text("login", o.login, _NAME_MAX)
-            rules.text("name", o.name, _NAME_MAX)
-            rules.text("avatar_url", o.avatar_url, _URL_MAX)
+            rules.text("id", o.id, rules.NAME_MAX, required=True)
+            rules.text("login", o.login, rules.NAME_MAX)
+            rules.text("name", o.name, rules.NAME_MAX)
+            rules.text("avatar_url", o.avatar_url, rules.URL_MAX)
             if o.type not in _GITHUB_ORG_TYPES:
                 raise _BadRecordError(f"GitHub organization type must be Organization or User, got {o.type!r}")
             first = latest_org[o.id][0] if o.id in latest_org else index
@@ -688,7 +679,7 @@ class _Plan:
         seen: set[tuple[str, str, str]] = set()
 
         def convert_works(index: int, w: Any) -> Row | None:
-            rules.text("contributor_id", w.contributor_id, _NAME_MAX)
+            rules.text("contributor_id", w.contributor_id, rules.NAME_MAX)
             key = (w.contributor_id, *rules.project_key(w.ecosystem, w.name))
             if key in seen:
                 return None
@@ -729,19 +720,7 @@ class _Plan:
         ids: dict[str, int] = {}
 
         def convert(index: int, t: Any) -> Row:
-            rules.text("id", t.id, _TASK_ID_MAX, required=True)
-            rules.text("direction", t.direction)
-            if not t.direction.strip():
-                raise _BadRecordError("direction must not be empty")
-            if len(t.direction) > DIRECTION_MAX:
-                raise _BadRecordError(f"direction must be at most {DIRECTION_MAX} characters, got {len(t.direction)}")
-            rules.text("model", t.model, _TASK_MODEL_MAX)
-            rules.text("command", t.command)
-            rules.text("tier", t.tier, _TASK_TIER_MAX)
-            rules.text("claimed_by", t.claimed_by, _NAME_MAX)
-            for name in ("output", "current_step", "decision_prompt", "decision"):
-                rules.text(name, getattr(t, name))
-            rules.progress_pct(t.progress_pct)
+            rules.task_fields(t)
             context = None if t.context is None else _json_text("context", t.context)
             if t.id in ids:
                 raise _BadRecordError(f"duplicate id: agent_tasks[{ids[t.id]}] has it too")

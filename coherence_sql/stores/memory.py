@@ -16,11 +16,10 @@ from datetime import datetime
 from decimal import Decimal
 from operator import attrgetter
 from typing import Any, Final
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from coherence_sql.errors import CONSTRAINT_MESSAGES, DuplicateError, InvalidValueError, UnknownReferenceError
 from coherence_sql.models import (
-    DIRECTION_MAX,
     AgentTaskRecord,
     Asset,
     Contribution,
@@ -32,7 +31,6 @@ from coherence_sql.models import (
     TaskStatus,
     TaskType,
     utcnow,
-    utcnow_naive,
 )
 from coherence_sql.stores import rules
 from coherence_sql.stores.protocol import DependencyEdge
@@ -42,13 +40,7 @@ EdgeKey = tuple[ProjectKey, ProjectKey]
 
 # Column widths of the schema (schema/*.sql) that the database enforces; mirrored here so the
 # reference store rejects exactly what PostgreSQL rejects.
-_NAME_MAX: Final = 255
-_URL_MAX: Final = 500
-_TASK_ID_MAX: Final = 50
-_TASK_MODEL_MAX: Final = 100
-_TASK_TIER_MAX: Final = 50
 _GITHUB_SOURCE_MAX: Final = 50
-_INT4_MAX: Final = 2**31 - 1
 _GITHUB_ORG_TYPES: Final = ("Organization", "User")
 _ATTENTION: Final = (TaskStatus.NEEDS_DECISION, TaskStatus.FAILED)
 _PHASES: Final = ("spec", "impl", "test", "review")
@@ -141,8 +133,8 @@ class MemoryGraphStore:
         key = rules.project_key(project.ecosystem, project.name)
         rules.text("version", project.version)
         rules.text("description", project.description)
-        rules.text("homepage_url", project.homepage_url, _URL_MAX)
-        rules.text("repository_url", project.repository_url, _URL_MAX)
+        rules.text("homepage_url", project.homepage_url, rules.URL_MAX)
+        rules.text("repository_url", project.repository_url, rules.URL_MAX)
         return key, project.model_copy(update={"dependency_count": 0})
 
     @staticmethod
@@ -168,10 +160,7 @@ class MemoryGraphStore:
         return None if stored is None else stored.model_copy(deep=True)
 
     async def create_contributor(self, contributor: Contributor) -> Contributor:
-        rules.text("name", contributor.name, _NAME_MAX, required=True)
-        rules.text("email", contributor.email, _NAME_MAX, required=True)
-        rules.text("wallet_address", contributor.wallet_address, _NAME_MAX)
-        rules.text("github_username", contributor.github_username, _NAME_MAX)
+        rules.contributor_text(contributor)
         rate = None if contributor.hourly_rate is None else rules.money("hourly_rate", contributor.hourly_rate)
         stored = contributor.model_copy(
             update={
@@ -206,7 +195,7 @@ class MemoryGraphStore:
 
     async def create_asset(self, asset: Asset) -> Asset:
         rules.text("description", asset.description)
-        rules.text("name", asset.name, _NAME_MAX)
+        rules.text("name", asset.name, rules.NAME_MAX)
         stored = asset.model_copy(
             update={
                 "total_cost": _ZERO,  # only the sum of contributions (docs/decisions.md)
@@ -237,13 +226,9 @@ class MemoryGraphStore:
         timestamp: datetime | None = None,
     ) -> Contribution:
         # Values first, then references, then the id: the order both stores check in.
-        cost = rules.money("cost_amount", cost_amount)
-        score = rules.coherence_score(coherence_score)
-        meta = rules.json_object("metadata", {} if metadata is None else metadata)  # the API's `metadata or {}`
-        contributor_key = rules.uuid_value("contributor_id", contributor_id)
-        asset_key = rules.uuid_value("asset_id", asset_id)
-        contribution_id = uuid4() if id is None else rules.uuid_value("id", id)
-        when = utcnow_naive() if timestamp is None else rules.naive_utc(timestamp)
+        cost, score, meta, contributor_key, asset_key, contribution_id, when = rules.contribution_args(
+            contributor_id, asset_id, cost_amount, coherence_score, metadata, id, timestamp
+        )
         if contributor_key not in self._contributors:
             raise UnknownReferenceError(
                 f"{CONSTRAINT_MESSAGES['contributions_contributor_id_fkey']}: {contributor_key}"
@@ -289,14 +274,14 @@ class MemoryGraphStore:
 
     async def upsert_github_contributor(self, github_contributor: GitHubContributor) -> GitHubContributor:
         gc = github_contributor
-        rules.text("id", gc.id, _NAME_MAX, required=True)
+        rules.text("id", gc.id, rules.NAME_MAX, required=True)
         rules.text("source", gc.source, _GITHUB_SOURCE_MAX)
-        rules.text("login", gc.login, _NAME_MAX)
-        rules.text("name", gc.name, _NAME_MAX)
-        rules.text("avatar_url", gc.avatar_url, _URL_MAX)
-        if not 0 <= gc.contributions_count <= _INT4_MAX:
+        rules.text("login", gc.login, rules.NAME_MAX)
+        rules.text("name", gc.name, rules.NAME_MAX)
+        rules.text("avatar_url", gc.avatar_url, rules.URL_MAX)
+        if not 0 <= gc.contributions_count <= rules.INT4_MAX:
             raise InvalidValueError(
-                f"contributions_count must be between 0 and {_INT4_MAX}, got {gc.contributions_count}"
+                f"contributions_count must be between 0 and {rules.INT4_MAX}, got {gc.contributions_count}"
             )
         stored = gc.model_copy(
             update={"created_at": rules.naive_utc(gc.created_at), "updated_at": rules.optional_naive(gc.updated_at)}
@@ -315,10 +300,10 @@ class MemoryGraphStore:
 
     async def upsert_github_organization(self, organization: GitHubOrganization) -> GitHubOrganization:
         org = organization
-        rules.text("id", org.id, _NAME_MAX, required=True)
-        rules.text("login", org.login, _NAME_MAX)
-        rules.text("name", org.name, _NAME_MAX)
-        rules.text("avatar_url", org.avatar_url, _URL_MAX)
+        rules.text("id", org.id, rules.NAME_MAX, required=True)
+        rules.text("login", org.login, rules.NAME_MAX)
+        rules.text("name", org.name, rules.NAME_MAX)
+        rules.text("avatar_url", org.avatar_url, rules.URL_MAX)
         if org.type not in _GITHUB_ORG_TYPES:
             raise InvalidValueError(f"{CONSTRAINT_MESSAGES['github_organizations_type_check']}, got {org.type!r}")
         stored = org.model_copy(
@@ -333,7 +318,7 @@ class MemoryGraphStore:
         return None if stored is None else stored.model_copy()
 
     async def add_github_contributes_to(self, contributor_id: str, ecosystem: str, project_name: str) -> None:
-        rules.text("contributor_id", contributor_id, _NAME_MAX)
+        rules.text("contributor_id", contributor_id, rules.NAME_MAX)
         key = rules.project_key(ecosystem, project_name)
         if (contributor_id, key) in self._contributes_to:
             return
@@ -500,7 +485,7 @@ class MemoryAgentTaskStore:
         return _pipeline_status(list(self._tasks.values()), now, metrics)
 
     async def claim_next_task(self, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
-        rules.text("worker", worker, _NAME_MAX, required=True)
+        rules.text("worker", worker, rules.NAME_MAX, required=True)
         moment = utcnow() if now is None else rules.aware_utc(now)
         oldest: AgentTaskRecord | None = None
         for t in self._tasks.values():  # strict < keeps the first inserted among equal times
@@ -510,7 +495,7 @@ class MemoryAgentTaskStore:
 
     async def claim_task(self, task_id: str, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
         rules.text("task_id", task_id)
-        rules.text("worker", worker, _NAME_MAX, required=True)
+        rules.text("worker", worker, rules.NAME_MAX, required=True)
         moment = utcnow() if now is None else rules.aware_utc(now)
         task = self._tasks.get(task_id)
         if task is None or task.status != TaskStatus.PENDING:
@@ -550,19 +535,7 @@ class MemoryAgentTaskStore:
 
     @staticmethod
     def _validated_task(task: AgentTaskRecord) -> AgentTaskRecord:
-        rules.text("id", task.id, _TASK_ID_MAX, required=True)
-        rules.text("direction", task.direction)
-        if not task.direction.strip():
-            raise InvalidValueError(CONSTRAINT_MESSAGES["direction_not_empty"])
-        if len(task.direction) > DIRECTION_MAX:
-            raise InvalidValueError(f"direction must be at most {DIRECTION_MAX} characters, got {len(task.direction)}")
-        rules.text("model", task.model, _TASK_MODEL_MAX)
-        rules.text("command", task.command)
-        rules.text("tier", task.tier, _TASK_TIER_MAX)
-        rules.text("claimed_by", task.claimed_by, _NAME_MAX)
-        for name in ("output", "current_step", "decision_prompt", "decision"):
-            rules.text(name, getattr(task, name))
-        rules.progress_pct(task.progress_pct)
+        rules.task_fields(task)
         return task.model_copy(
             update={
                 "context": None if task.context is None else rules.json_object("context", task.context),

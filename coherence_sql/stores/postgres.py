@@ -19,7 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, TypeVar, cast
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import asyncpg
 
@@ -33,7 +33,6 @@ from coherence_sql.errors import (
     translate,
 )
 from coherence_sql.models import (
-    DIRECTION_MAX,
     AgentTaskRecord,
     Asset,
     AssetType,
@@ -47,7 +46,6 @@ from coherence_sql.models import (
     TaskStatus,
     TaskType,
     utcnow,
-    utcnow_naive,
 )
 from coherence_sql.schema import require_current
 from coherence_sql.sql import agent_tasks as tasks_sql
@@ -70,10 +68,7 @@ ProjectKey = tuple[str, str]
 _E = TypeVar("_E", bound=Enum)
 _T = TypeVar("_T")
 
-# Column widths the schema enforces, checked up front so that a bulk write never fails part-way.
-_NAME_MAX: Final = 255
-_URL_MAX: Final = 500
-_INT4_MAX: Final = 2**31 - 1
+# SQL LIMIT takes a bigint; larger limits are capped (the widths are in rules).
 _BIGINT_MAX: Final = 2**63 - 1
 # Keys per bulk transaction: each key holds one advisory lock until commit, and the lock table is
 # shared by all sessions (max_locks_per_transaction x max_connections); see docs/decisions.md.
@@ -376,10 +371,7 @@ class PostgresGraphStore:
 
     async def create_contributor(self, contributor: Contributor) -> Contributor:
         c = contributor
-        rules.text("name", c.name, _NAME_MAX, required=True)
-        rules.text("email", c.email, _NAME_MAX, required=True)
-        rules.text("wallet_address", c.wallet_address, _NAME_MAX)
-        rules.text("github_username", c.github_username, _NAME_MAX)
+        rules.contributor_text(c)
         rate = None if c.hourly_rate is None else rules.money("hourly_rate", c.hourly_rate)
         metadata = rules.json_object("metadata", c.metadata)
         # An existing id or email (case-insensitively) is a unique violation: DuplicateError.
@@ -417,8 +409,8 @@ class PostgresGraphStore:
 
     async def create_asset(self, asset: Asset) -> Asset:
         rules.text("description", asset.description)
-        name = asset.name if asset.name is not None else asset.description[:_NAME_MAX]
-        rules.text("name", name, _NAME_MAX)
+        name = asset.name if asset.name is not None else asset.description[: rules.NAME_MAX]
+        rules.text("name", name, rules.NAME_MAX)
         metadata = rules.json_object("metadata", asset.metadata)
         # total_cost starts at 0.00 whatever the caller says; only contributions add to it.
         row = await assets_sql.insert_asset(
@@ -453,13 +445,9 @@ class PostgresGraphStore:
         timestamp: datetime | None = None,
     ) -> Contribution:
         # Values first, then references, then the id: the order both stores check in.
-        cost = rules.money("cost_amount", cost_amount)
-        score = rules.coherence_score(coherence_score)
-        meta = rules.json_object("metadata", {} if metadata is None else metadata)  # the API's `metadata or {}`
-        contributor_key = rules.uuid_value("contributor_id", contributor_id)
-        asset_key = rules.uuid_value("asset_id", asset_id)
-        contribution_id = uuid4() if id is None else rules.uuid_value("id", id)
-        when = utcnow_naive() if timestamp is None else rules.naive_utc(timestamp)
+        cost, score, meta, contributor_key, asset_key, contribution_id, when = rules.contribution_args(
+            contributor_id, asset_id, cost_amount, coherence_score, metadata, id, timestamp
+        )
         async with _transaction(self._pool, "PostgresGraphStore.create_contribution") as conn:
             refs = await contributions_sql.contribution_references(
                 conn, contributor_id=contributor_key, asset_id=asset_key
@@ -513,14 +501,14 @@ class PostgresGraphStore:
 
     async def upsert_github_contributor(self, github_contributor: GitHubContributor) -> GitHubContributor:
         gc = github_contributor
-        rules.text("id", gc.id, _NAME_MAX, required=True)
+        rules.text("id", gc.id, rules.NAME_MAX, required=True)
         rules.text("source", gc.source, 50)
-        rules.text("login", gc.login, _NAME_MAX)
-        rules.text("name", gc.name, _NAME_MAX)
-        rules.text("avatar_url", gc.avatar_url, _URL_MAX)
-        if not 0 <= gc.contributions_count <= _INT4_MAX:
+        rules.text("login", gc.login, rules.NAME_MAX)
+        rules.text("name", gc.name, rules.NAME_MAX)
+        rules.text("avatar_url", gc.avatar_url, rules.URL_MAX)
+        if not 0 <= gc.contributions_count <= rules.INT4_MAX:
             raise InvalidValueError(
-                f"contributions_count must be between 0 and {_INT4_MAX}, got {gc.contributions_count}"
+                f"contributions_count must be between 0 and {rules.INT4_MAX}, got {gc.contributions_count}"
             )
         row = await github_sql.upsert_github_contributor(
             self._pool,
@@ -549,11 +537,11 @@ class PostgresGraphStore:
 
     async def upsert_github_organization(self, organization: GitHubOrganization) -> GitHubOrganization:
         org = organization
-        rules.text("id", org.id, _NAME_MAX, required=True)
-        rules.text("login", org.login, _NAME_MAX)
+        rules.text("id", org.id, rules.NAME_MAX, required=True)
+        rules.text("login", org.login, rules.NAME_MAX)
         rules.text("type", org.type, 50)
-        rules.text("name", org.name, _NAME_MAX)
-        rules.text("avatar_url", org.avatar_url, _URL_MAX)
+        rules.text("name", org.name, rules.NAME_MAX)
+        rules.text("avatar_url", org.avatar_url, rules.URL_MAX)
         # type outside Organization/User is the github_organizations_type_check: InvalidValueError.
         row = await github_sql.upsert_github_organization(
             self._pool,
@@ -574,7 +562,7 @@ class PostgresGraphStore:
         return None if row is None else _github_organization(row)
 
     async def add_github_contributes_to(self, contributor_id: str, ecosystem: str, project_name: str) -> None:
-        rules.text("contributor_id", contributor_id, _NAME_MAX)
+        rules.text("contributor_id", contributor_id, rules.NAME_MAX)
         eco, name = rules.project_key(ecosystem, project_name)
         await github_sql.add_github_contributes_to(self._pool, contributor_id=contributor_id, ecosystem=eco, name=name)
 
@@ -588,8 +576,8 @@ def _validated_project(project: Project) -> _ProjectWrite:
     key = rules.project_key(project.ecosystem, project.name)
     rules.text("version", project.version)
     rules.text("description", project.description)
-    rules.text("homepage_url", project.homepage_url, _URL_MAX)
-    rules.text("repository_url", project.repository_url, _URL_MAX)
+    rules.text("homepage_url", project.homepage_url, rules.URL_MAX)
+    rules.text("repository_url", project.repository_url, rules.URL_MAX)
     return _ProjectWrite(key, project)
 
 
@@ -743,14 +731,14 @@ class PostgresAgentTaskStore:
         return _pipeline_status(running, pending, recent, phases, now, metrics)
 
     async def claim_next_task(self, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
-        rules.text("worker", worker, _NAME_MAX, required=True)
+        rules.text("worker", worker, rules.NAME_MAX, required=True)
         moment = utcnow() if now is None else rules.aware_utc(now)
         row = await tasks_sql.claim_next_task(self._pool, worker=worker, now=moment)
         return None if row is None else _task(row)
 
     async def claim_task(self, task_id: str, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
         rules.text("task_id", task_id)
-        rules.text("worker", worker, _NAME_MAX, required=True)
+        rules.text("worker", worker, rules.NAME_MAX, required=True)
         moment = utcnow() if now is None else rules.aware_utc(now)
         row = await tasks_sql.claim_task(self._pool, id=task_id, worker=worker, now=moment)
         return None if row is None else _task(row)
@@ -764,19 +752,7 @@ def _by_status(rows: Iterable[tasks_sql.TaskStatusCountsRow]) -> dict[str, int]:
 
 
 def _validated_task(task: AgentTaskRecord) -> AgentTaskRecord:
-    rules.text("id", task.id, 50, required=True)
-    rules.text("direction", task.direction)
-    if not task.direction.strip():
-        raise InvalidValueError(CONSTRAINT_MESSAGES["direction_not_empty"])
-    if len(task.direction) > DIRECTION_MAX:
-        raise InvalidValueError(f"direction must be at most {DIRECTION_MAX} characters, got {len(task.direction)}")
-    rules.text("model", task.model, 100)
-    rules.text("command", task.command)
-    rules.text("tier", task.tier, 50)
-    rules.text("claimed_by", task.claimed_by, _NAME_MAX)
-    for name in ("output", "current_step", "decision_prompt", "decision"):
-        rules.text(name, getattr(task, name))
-    rules.progress_pct(task.progress_pct)
+    rules.task_fields(task)
     return task.model_copy(
         update={
             "task_type": _required_enum(TaskType, "task_type", task.task_type),

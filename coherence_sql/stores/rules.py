@@ -13,16 +13,23 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import Enum
 from typing import Any, Final, NamedTuple, SupportsIndex, SupportsInt, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from coherence_sql.errors import InvalidValueError
-from coherence_sql.models import TaskStatus
+from coherence_sql.errors import CONSTRAINT_MESSAGES, InvalidValueError
+from coherence_sql.models import DIRECTION_MAX, TaskStatus
 
 MONEY_MAX: Final = Decimal("9999999999999.99")  # DECIMAL(15, 2)
 TWO_PLACES: Final = Decimal("0.01")
 ECOSYSTEM_MAX: Final = 100
 PROJECT_NAME_MAX: Final = 255
 PROGRESS_RANGE: Final = range(0, 101)
+# Column widths of schema/*.sql that both stores (and the backfill) check before writing.
+NAME_MAX: Final = 255
+URL_MAX: Final = 500
+TASK_ID_MAX: Final = 50
+TASK_MODEL_MAX: Final = 100
+TASK_TIER_MAX: Final = 50
+INT4_MAX: Final = 2**31 - 1
 
 
 def project_key(ecosystem: str, name: str) -> tuple[str, str]:
@@ -252,3 +259,60 @@ def task_update(
     for name, value in texts.items():
         text(name, value)
     return TaskUpdate(checked_status, checked_pct, datetime.now(UTC) if now is None else aware_utc(now))
+
+
+def contributor_text(contributor: Any) -> None:
+    """A contributor's text fields fit their columns (name and email required)."""
+    text("name", contributor.name, NAME_MAX, required=True)
+    text("email", contributor.email, NAME_MAX, required=True)
+    text("wallet_address", contributor.wallet_address, NAME_MAX)
+    text("github_username", contributor.github_username, NAME_MAX)
+
+
+def task_fields(task: Any) -> None:
+    """An agent task's text and progress fit the agent_tasks table and its CHECKs."""
+    text("id", task.id, TASK_ID_MAX, required=True)
+    text("direction", task.direction)
+    if not task.direction.strip():
+        raise InvalidValueError(CONSTRAINT_MESSAGES["direction_not_empty"])
+    if len(task.direction) > DIRECTION_MAX:
+        raise InvalidValueError(f"direction must be at most {DIRECTION_MAX} characters, got {len(task.direction)}")
+    text("model", task.model, TASK_MODEL_MAX)
+    text("command", task.command)
+    text("tier", task.tier, TASK_TIER_MAX)
+    text("claimed_by", task.claimed_by, NAME_MAX)
+    for name in ("output", "current_step", "decision_prompt", "decision"):
+        text(name, getattr(task, name))
+    progress_pct(task.progress_pct)
+
+
+class ContributionArgs(NamedTuple):
+    cost: Decimal
+    score: float
+    metadata: dict[str, Any]
+    contributor_id: UUID
+    asset_id: UUID
+    id: UUID
+    timestamp: datetime
+
+
+def contribution_args(
+    contributor_id: object,
+    asset_id: object,
+    cost_amount: object,
+    score: object,
+    metadata: object,
+    contribution_id: object | None,
+    timestamp: datetime | None,
+) -> ContributionArgs:
+    """`create_contribution`'s argument checks, values first (the order both stores report in);
+    a missing id or timestamp is decided here: uuid4, naive UTC now."""
+    return ContributionArgs(
+        cost=money("cost_amount", cost_amount),
+        score=coherence_score(score),
+        metadata=json_object("metadata", {} if metadata is None else metadata),  # the API's `metadata or {}`
+        contributor_id=uuid_value("contributor_id", contributor_id),
+        asset_id=uuid_value("asset_id", asset_id),
+        id=uuid4() if contribution_id is None else uuid_value("id", contribution_id),
+        timestamp=datetime.now(UTC).replace(tzinfo=None) if timestamp is None else naive_utc(timestamp),
+    )
