@@ -33,7 +33,6 @@ CREATE TEMP TABLE IF NOT EXISTS backfill_stage_assets (
 
 CREATE TEMP TABLE IF NOT EXISTS backfill_stage_contributions (
     ord BIGINT NOT NULL,
-    seq BIGINT NOT NULL,
     id UUID NOT NULL,
     contributor_id UUID NOT NULL,
     asset_id UUID NOT NULL,
@@ -137,6 +136,48 @@ pg_temp.backfill_stage_added;
 -- name: start_session(snapshot_sha256)$
 -- Name the snapshot this session loads; every merge script records its checkpoint under it.
 SELECT set_config('coherence_sql.backfill_snapshot', :snapshot_sha256, false) AS "snapshot_sha256!";
+
+-- name: may_skip_foreign_key_triggers()$
+-- Whether the merges may run their inserts with session_replication_role = replica, which skips
+-- every ordinary trigger and rule of the tables those statements write: only when this session may
+-- set it (a superuser, or GRANT SET ON PARAMETER) and those tables have no triggers but the foreign
+-- keys' (checked per batch instead) and the ones the merges already account for (the aggregate
+-- triggers, skipped by coherence_sql.set_based_aggregates; projects' INSERT triggers, which an
+-- UPDATE does not fire). Anything else, a trigger or rule added later, keeps the per-row path.
+SELECT
+    has_parameter_privilege('session_replication_role', 'SET')
+    AND NOT EXISTS (
+        SELECT 1
+        FROM pg_trigger AS t
+        WHERE
+            t.tgrelid = any(written.tables)
+            AND NOT t.tgisinternal
+            AND t.tgname NOT IN (
+                'contribution_update_asset_cost',
+                'project_dependencies_count',
+                'project_set_dependency_count',
+                'project_resolve_dependencies'
+            )
+    )
+    AND NOT EXISTS (
+        SELECT 1
+        FROM pg_rewrite AS r
+        WHERE r.ev_class = any(written.tables) AND r.rulename <> '_RETURN'
+    ) AS "allowed!"
+FROM (
+    SELECT
+        ARRAY[
+            'contributions'::REGCLASS,
+            'assets'::REGCLASS,
+            'project_dependencies'::REGCLASS,
+            'projects'::REGCLASS,
+            'backfill_checkpoints'::REGCLASS
+        ]::OID[] AS tables
+) AS written;
+
+-- name: set_reference_checks(per_batch)$
+-- 'on': the merges below skip the foreign keys' per-row triggers (see merge_contributions).
+SELECT set_config('coherence_sql.backfill_references_per_batch', :per_batch, false) AS "per_batch!";
 
 -- name: start_unit(unit)$
 -- Name the checkpoint the next batches record under: a section, or a partition of one.
@@ -290,11 +331,47 @@ SELECT
 FROM batch AS b;
 
 -- name: merge_contributions#
--- The staged contributions whose id is free, with the seq values reserved for them. The per-row
--- total_cost trigger is skipped for this one statement (schema/011); the statement adds the sum of
--- exactly the rows it inserted to each asset instead, one atomic `total_cost = total_cost + sum`
--- per asset.
+-- The staged contributions whose id is free; the k-th contribution of the snapshot gets the k-th
+-- seq value reserved for it (backfill_reserved_seqs: first_seq + ord - 1). First the batch's
+-- contributors and assets are locked FOR KEY SHARE, as the foreign keys' own checks lock them, and
+-- counted: a batch naming one PostgreSQL lacks is refused whole (backfill_require_references). The
+-- insert then runs with the per-row total_cost trigger skipped (schema/011) and, when the session
+-- may (set_reference_checks), with session_replication_role = replica: what that skips are the
+-- foreign keys' per-row checks, which the locks above have done for the whole batch. The statement
+-- adds the sum of exactly the rows it inserted to each asset, one atomic
+-- `total_cost = total_cost + sum` per asset.
 SELECT set_config('coherence_sql.set_based_aggregates', 'on', true);
+
+WITH wanted AS (
+    SELECT DISTINCT s.contributor_id AS id
+    FROM backfill_stage_contributions AS s
+),
+
+locked AS (
+    SELECT c.id
+    FROM contributors AS c
+    WHERE c.id IN (SELECT w.id FROM wanted AS w)
+    FOR KEY SHARE OF c
+)
+
+SELECT backfill_require_references('contributors', (SELECT count(*) FROM wanted), (SELECT count(*) FROM locked));
+
+WITH wanted AS (
+    SELECT DISTINCT s.asset_id AS id
+    FROM backfill_stage_contributions AS s
+),
+
+locked AS (
+    SELECT a.id
+    FROM assets AS a
+    WHERE a.id IN (SELECT w.id FROM wanted AS w)
+    FOR KEY SHARE OF a
+)
+
+SELECT backfill_require_references('assets', (SELECT count(*) FROM wanted), (SELECT count(*) FROM locked));
+
+SELECT set_config('session_replication_role', 'replica', true)
+WHERE current_setting('coherence_sql.backfill_references_per_batch', true) = 'on';
 
 WITH batch AS (
     SELECT
@@ -303,11 +380,17 @@ WITH batch AS (
     FROM backfill_stage_contributions AS s
 ),
 
+reserved AS (
+    SELECT r.first_seq
+    FROM backfill_reserved_seqs AS r
+    WHERE r.snapshot_sha256 = current_setting('coherence_sql.backfill_snapshot')
+),
+
 inserted AS (
     INSERT INTO contributions (seq, id, contributor_id, asset_id, cost_amount, coherence_score, metadata, timestamp)
     OVERRIDING SYSTEM VALUE
     SELECT
-        s.seq,
+        (SELECT r.first_seq FROM reserved AS r) + s.ord - 1 AS seq,
         s.id,
         s.contributor_id,
         s.asset_id,
@@ -348,6 +431,9 @@ SELECT
         (SELECT count(*) FROM inserted)
     )
 FROM batch AS b;
+
+SELECT set_config('session_replication_role', 'origin', true)
+WHERE current_setting('coherence_sql.backfill_references_per_batch', true) = 'on';
 
 SELECT set_config('coherence_sql.set_based_aggregates', 'off', true);
 
@@ -405,9 +491,15 @@ FROM batch AS b;
 -- name: merge_edges#
 -- The staged edges. Those whose projects both exist go straight into project_dependencies with the
 -- per-row count trigger skipped and each source's dependency_count raised once by its new edges;
--- the rest go through record_dependency() (pending until both exist), every key they touch locked
--- first in the one global order, as PostgresGraphStore.add_dependencies does: no deadlocks.
+-- the projects they join are locked FOR KEY SHARE in that statement, as the foreign keys' checks
+-- lock them, so with session_replication_role = replica (set_reference_checks) the checks
+-- themselves are skipped. The rest go through record_dependency() (pending until both exist) with
+-- every trigger firing, every key they touch locked first in the one global order, as
+-- PostgresGraphStore.add_dependencies does: no deadlocks.
 SELECT set_config('coherence_sql.set_based_aggregates', 'on', true);
+
+SELECT set_config('session_replication_role', 'replica', true)
+WHERE current_setting('coherence_sql.backfill_references_per_batch', true) = 'on';
 
 WITH inserted AS (
     INSERT INTO project_dependencies (from_project_id, to_project_id)
@@ -418,6 +510,7 @@ WITH inserted AS (
     INNER JOIN projects AS f ON s.from_ecosystem = f.ecosystem AND s.from_name = f.name
     INNER JOIN projects AS t ON s.to_ecosystem = t.ecosystem AND s.to_name = t.name
     ORDER BY s.ord
+    FOR KEY SHARE OF f, t
     ON CONFLICT (from_project_id, to_project_id) DO NOTHING
     RETURNING from_project_id
 ),
@@ -440,6 +533,9 @@ counts AS (
 
 INSERT INTO backfill_stage_added (added)
 SELECT count(*) FROM inserted;
+
+SELECT set_config('session_replication_role', 'origin', true)
+WHERE current_setting('coherence_sql.backfill_references_per_batch', true) = 'on';
 
 SELECT set_config('coherence_sql.set_based_aggregates', 'off', true);
 

@@ -45,7 +45,9 @@ async def test_the_schema_has_no_index_another_covers(migrated_dsn: str) -> None
     try:
         assert await redundant(conn) == []
         # The wide indexes that cover the dropped ones are all there.
-        names = {r["indexname"] for r in await conn.fetch("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+        names = {
+            r["indexname"] for r in await conn.fetch("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
+        }
     finally:
         await conn.close()
     assert {

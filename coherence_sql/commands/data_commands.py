@@ -46,6 +46,16 @@ def _percent(text: str) -> float:
     return value
 
 
+def _foreign_keys_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--per-row-foreign-keys",
+        action="store_true",
+        help="let the foreign keys' triggers check every row, even where the role may skip them "
+        "(by default a superuser, or a role granted SET on session_replication_role, checks each "
+        "batch's references at once)",
+    )
+
+
 def register(subparsers: Any) -> None:
     fill = subparsers.add_parser(
         "backfill",
@@ -64,6 +74,7 @@ def register(subparsers: Any) -> None:
     fill.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help=f"connections at once (default {DEFAULT_JOBS})")
     fill.add_argument("--restart", action="store_true", help="ignore earlier checkpoints of this snapshot")
     fill.add_argument("--no-vacuum", action="store_true", help="skip the VACUUM/ANALYZE of the loaded tables")
+    _foreign_keys_option(fill)
     fill.add_argument("--quiet", action="store_true", help="no progress bar")
     fill.add_argument("--json", action="store_true", help="print the report as JSON")
     _database_option(fill)
@@ -131,8 +142,14 @@ def register_bench(kinds: Any) -> None:
     ):
         bench.add_argument(f"--{name}", type=int, default=default, help=f"default {default:,}")
     bench.add_argument("--seed", type=int, default=1, help="the generator's seed (default 1)")
-    bench.add_argument("--batch-size", type=int, default=25_000, help="rows per transaction (default 25,000)")
+    bench.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"rows per transaction (default {DEFAULT_BATCH_SIZE:,}, as for backfill)",
+    )
     bench.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help=f"connections (default {DEFAULT_JOBS})")
+    _foreign_keys_option(bench)
     bench.set_defaults(run=_bench_backfill)
 
 
@@ -149,6 +166,7 @@ async def _backfill(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         restart=args.restart,
         vacuum=not args.no_vacuum,
+        per_row_foreign_keys=args.per_row_foreign_keys,
         progress=bar,
     )
     if args.json:
@@ -308,7 +326,13 @@ async def _bench_backfill(args: argparse.Namespace) -> int:
         finally:
             await conn.close()
         report = await backfill(
-            dsn, parsed, snapshot_sha256=sha, batch_size=args.batch_size, jobs=args.jobs, progress=ProgressBar()
+            dsn,
+            parsed,
+            snapshot_sha256=sha,
+            batch_size=args.batch_size,
+            jobs=args.jobs,
+            per_row_foreign_keys=args.per_row_foreign_keys,
+            progress=ProgressBar(),
         )
         checked = await verify(parsed, dsn, threshold_percent=0.0)
     where = "DATABASE_URL" if (args.database_url or os.environ.get("DATABASE_URL")) else "embedded, tmpfs"

@@ -140,6 +140,9 @@ class BackfillReport:
     check_seconds: float = 0.0
     vacuum_seconds: float | None = None
     seconds: float = 0.0
+    # True: the foreign keys were checked once per batch (parents locked and counted) and their
+    # per-row triggers skipped; False: the triggers checked every row.
+    references_per_batch: bool = False
 
     @property
     def records(self) -> int:
@@ -179,6 +182,7 @@ class BackfillReport:
             "check_seconds": round(self.check_seconds, 3),
             "vacuum_seconds": None if self.vacuum_seconds is None else round(self.vacuum_seconds, 3),
             "seconds": round(self.seconds, 3),
+            "references_per_batch": self.references_per_batch,
             "sections": [s.as_json() for s in self.sections],
         }
 
@@ -193,6 +197,10 @@ class BackfillReport:
                 f"{s.seconds:>9.2f}{s.rows_per_second:>10,.0f}"
             )
         lines.append(f"{'checks':<72}{self.check_seconds:>9.2f}")
+        lines.append(
+            "foreign keys: "
+            + ("checked per batch, per-row triggers skipped" if self.references_per_batch else "checked per row")
+        )
         if self.vacuum_seconds is not None:
             lines.append(f"{'vacuum/analyze (alongside loading)':<72}{self.vacuum_seconds:>9.2f}")
         rate = self.staged / self.seconds if self.seconds > 0 else 0.0
@@ -301,21 +309,26 @@ class _Section:
     locking: set[int] = field(default_factory=set)  # ords of rows that lock two project keys (edges)
 
     def units(self) -> list[_Unit]:
-        """The section as independent units, each in snapshot order."""
+        """The section as units, each in snapshot order: the whole section, or PARTITIONS
+        independent partitions of the rows that lock no key, then (when there are any) one unit of
+        the rows that lock keys, loaded once the partitions have committed.
+
+        Apart, the partitions' batches stay large (each source project's dependency_count is
+        raised once per batch: one batch per partition raises it once), while the rows that lock
+        two keys each go at most KEYS_PER_TRANSACTION / 2 to a batch.
+        """
+        free = [row for row in self.rows if row[0] not in self.locking] if self.locking else self.rows
         if self.partition_of is None:
-            shares = [self.rows]
+            units = [_Unit(self, self.name, free)]
         else:
-            shares = [[] for _ in range(PARTITIONS)]
-            for row in self.rows:
+            shares: list[list[Row]] = [[] for _ in range(PARTITIONS)]
+            for row in free:
                 shares[self.partition_of(row)].append(row)
-        units = []
-        for i, share in enumerate(shares):
-            key = self.name if self.partition_of is None else f"{self.name}/{i}"
-            # A batch holds at most KEYS_PER_TRANSACTION / 2 rows that lock two keys each.
-            locking = [n for n, row in enumerate(share) if row[0] in self.locking]
+            units = [_Unit(self, f"{self.name}/{i}", share) for i, share in enumerate(shares)]
+        if self.locking:
+            locking = [row for row in self.rows if row[0] in self.locking]
             per_batch = max(1, min(self.per_batch, KEYS_PER_TRANSACTION // 2))
-            ends = [locking[j] + 1 for j in range(per_batch - 1, len(locking), per_batch)]
-            units.append(_Unit(self, key, share, ends))
+            units.append(_Unit(self, f"{self.name}/locking", locking, per_batch=per_batch, last=True))
         return units
 
 
@@ -326,18 +339,15 @@ class _Unit:
     section: _Section
     key: str
     rows: list[Row]
-    extra_ends: list[int]  # batch ends besides every `per_batch` rows
+    per_batch: int = 0  # rows per batch; 0: the section's
+    last: bool = False  # loads once the section's other units have committed
     start: int = 0  # rows before it were merged by an earlier run
 
     def batches(self) -> Iterable[tuple[int, int]]:
         """(first, end) row-index ranges covering rows[start:], in order."""
-        size = self.section.per_batch
-        ends = sorted({*range(size, len(self.rows), size), *self.extra_ends, len(self.rows)})
-        first = self.start
-        for end in ends:
-            if end > first:
-                yield first, end
-                first = end
+        size = self.per_batch or self.section.per_batch
+        for first in range(self.start, len(self.rows), size):
+            yield first, min(first + size, len(self.rows))
 
 
 def _checked(section: str, records: Sequence[Any], convert: Callable[[int, Any], Row | None]) -> list[Row]:
@@ -489,7 +499,7 @@ class _Plan:
         section = self._add(
             "contributions",
             "backfill_stage_contributions",
-            ("seq", "id", "contributor_id", "asset_id", "cost_amount", "coherence_score", "metadata", "timestamp"),
+            ("id", "contributor_id", "asset_id", "cost_amount", "coherence_score", "metadata", "timestamp"),
             backfill_sql.merge_contributions,
             after=("contributors", "assets"),
             vacuum="contributions",
@@ -839,17 +849,17 @@ async def _check_references(conn: Connection, plan: _Plan) -> None:
             )
 
 
-async def _contribution_seqs(conn: Connection, sha: str, count: int) -> list[int]:
-    """The seq value of each of the snapshot's contributions, by position: one block reserved and
-    recorded on the first run, read back on every later one, so a resumed run keeps the order."""
+async def _reserve_contribution_seqs(conn: Connection, sha: str, count: int) -> None:
+    """Reserve one block of `count` contributions.seq values for the snapshot, once: the merge gives
+    the k-th contribution the block's k-th value, so a resumed run keeps the order."""
     ranges = await backfill_sql.get_reserved_seqs(conn, snapshot_sha256=sha)
-    seqs = [value for r in ranges for value in range(r.first_seq, r.last_seq + 1)]
-    if len(seqs) == count:
-        return seqs
-    if seqs:  # the same snapshot always has the same contributions: the table was edited by hand
+    if len(ranges) == 1 and ranges[0].last_seq - ranges[0].first_seq + 1 == count:
+        return
+    if ranges:  # the same snapshot always has the same contributions: the table was edited by hand
+        held = sum(r.last_seq - r.first_seq + 1 for r in ranges)
         raise DatabaseError(
-            f"backfill_reserved_seqs holds {len(seqs)} values for this snapshot, which has {count} "
-            "contributions: run again with restart (--restart)"
+            f"backfill_reserved_seqs holds {len(ranges)} range(s) of {held} values for this snapshot, which has "
+            f"{count} contributions: run again with restart (--restart)"
         )
     try:
         async with conn.transaction():
@@ -861,13 +871,6 @@ async def _contribution_seqs(conn: Connection, sha: str, count: int) -> list[int
             )
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         raise translate(exc, "backfill.reserve_contribution_seq_block") from None
-    return list(range(first, first + count))
-
-
-def _with_seqs(units: Sequence[_Unit], seqs: Sequence[int]) -> None:
-    """Staged contribution rows carry their reserved seq after `ord`."""
-    for unit in units:
-        unit.rows[unit.start :] = [(row[0], seqs[row[0] - 1], *row[1:]) for row in unit.rows[unit.start :]]
 
 
 # After a table group is loaded: VACUUM (ANALYZE) where a bulk load leaves the trigram indexes'
@@ -934,6 +937,8 @@ class _Scheduler:
 
     def _ready(self) -> _Unit | None:
         for unit in self._waiting:
+            if unit.last and self._open[unit.section.name] > 1:
+                continue  # its section's other units are still loading
             if all(self._open.get(name, 0) == 0 for name in unit.section.after):
                 return unit
         return None
@@ -1022,6 +1027,7 @@ async def backfill(
     jobs: int = DEFAULT_JOBS,
     restart: bool = False,
     vacuum: bool = True,
+    per_row_foreign_keys: bool = False,
     progress: Progress | None = None,
 ) -> BackfillReport:
     """Load `source` (a snapshot file or a `Snapshot`) into PostgreSQL; return what was done.
@@ -1033,8 +1039,10 @@ async def backfill(
     first stopped; `restart=True` forgets the checkpoints and merges everything again (still
     idempotent). `jobs` connections load independent sections (and partitions of contributions)
     at once. `vacuum`: once a table group is loaded, VACUUM (ANALYZE) the projects' tables (trigram
-    pending lists) and ANALYZE the others. A bad record raises `SnapshotError` before anything is
-    written.
+    pending lists) and ANALYZE the others. When the role may set `session_replication_role` (a
+    superuser, or `GRANT SET ON PARAMETER`), contributions and edges check their references once per
+    batch and skip the foreign keys' per-row triggers; `per_row_foreign_keys=True` keeps the
+    triggers. A bad record raises `SnapshotError` before anything is written.
     """
     if batch_size < 1:
         raise InvalidValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -1056,6 +1064,10 @@ async def backfill(
         first = conns[0]
         await require_current(first)
         await _check_references(first, plan)
+        per_batch = not per_row_foreign_keys and bool(await backfill_sql.may_skip_foreign_key_triggers(first))
+        for conn in conns:
+            await backfill_sql.set_reference_checks(conn, per_batch="on" if per_batch else "off")
+        report.references_per_batch = per_batch
         if restart:
             await backfill_sql.clear_checkpoints(first, snapshot_sha256=sha)
         checkpoints = {row.section: row for row in await backfill_sql.get_checkpoints(first, snapshot_sha256=sha)}
@@ -1068,9 +1080,7 @@ async def backfill(
                 ords = [row[0] for row in unit.rows]
                 unit.start = 0 if before is None else bisect.bisect_right(ords, before.done_through)
             if section.name == "contributions" and any(u.start < len(u.rows) for u in section_units):
-                seqs = await _contribution_seqs(first, sha, len(section.rows))
-                with _collector_paused():
-                    _with_seqs(section_units, seqs)
+                await _reserve_contribution_seqs(first, sha, len(section.rows))
             reports[section.name] = SectionReport(
                 section.name, len(section.rows), resumed=sum(u.start for u in section_units)
             )

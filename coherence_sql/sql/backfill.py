@@ -42,7 +42,6 @@ CREATE TEMP TABLE IF NOT EXISTS backfill_stage_assets (
 
 CREATE TEMP TABLE IF NOT EXISTS backfill_stage_contributions (
     ord BIGINT NOT NULL,
-    seq BIGINT NOT NULL,
     id UUID NOT NULL,
     contributor_id UUID NOT NULL,
     asset_id UUID NOT NULL,
@@ -171,6 +170,67 @@ async def start_session(conn: Executor, *, snapshot_sha256: str) -> str | None:
         value: str | None = await conn.fetchval(START_SESSION_SQL, snapshot_sha256)
     except FAILURES as exc:
         raise translate(exc, "backfill.start_session") from None
+    return value
+
+
+MAY_SKIP_FOREIGN_KEY_TRIGGERS_SQL: Final = """\
+SELECT
+    has_parameter_privilege('session_replication_role', 'SET')
+    AND NOT EXISTS (
+        SELECT 1
+        FROM pg_trigger AS t
+        WHERE
+            t.tgrelid = any(written.tables)
+            AND NOT t.tgisinternal
+            AND t.tgname NOT IN (
+                'contribution_update_asset_cost',
+                'project_dependencies_count',
+                'project_set_dependency_count',
+                'project_resolve_dependencies'
+            )
+    )
+    AND NOT EXISTS (
+        SELECT 1
+        FROM pg_rewrite AS r
+        WHERE r.ev_class = any(written.tables) AND r.rulename <> '_RETURN'
+    ) AS "allowed!"
+FROM (
+    SELECT
+        ARRAY[
+            'contributions'::REGCLASS,
+            'assets'::REGCLASS,
+            'project_dependencies'::REGCLASS,
+            'projects'::REGCLASS,
+            'backfill_checkpoints'::REGCLASS
+        ]::OID[] AS tables
+) AS written;"""
+
+
+async def may_skip_foreign_key_triggers(conn: Executor) -> bool | None:
+    """Whether the merges may run their inserts with session_replication_role = replica, which skips
+    every ordinary trigger and rule of the tables those statements write: only when this session may
+    set it (a superuser, or GRANT SET ON PARAMETER) and those tables have no triggers but the foreign
+    keys' (checked per batch instead) and the ones the merges already account for (the aggregate
+    triggers, skipped by coherence_sql.set_based_aggregates; projects' INSERT triggers, which an
+    UPDATE does not fire). Anything else, a trigger or rule added later, keeps the per-row path.
+    """
+    try:
+        value: bool | None = await conn.fetchval(MAY_SKIP_FOREIGN_KEY_TRIGGERS_SQL)
+    except FAILURES as exc:
+        raise translate(exc, "backfill.may_skip_foreign_key_triggers") from None
+    return value
+
+
+SET_REFERENCE_CHECKS_SQL: Final = """\
+SELECT set_config('coherence_sql.backfill_references_per_batch', $1, false) AS "per_batch!";"""
+
+
+async def set_reference_checks(conn: Executor, *, per_batch: str) -> str | None:
+    """'on': the merges below skip the foreign keys' per-row triggers (see merge_contributions)."""
+    try:
+        value: str | None = await conn.fetchval(SET_REFERENCE_CHECKS_SQL, per_batch)
+    except FAILURES as exc:
+        raise translate(exc, "backfill.set_reference_checks") from None
     return value
 
 
@@ -504,6 +564,37 @@ async def merge_assets(conn: Executor) -> None:
 MERGE_CONTRIBUTIONS_SQL: Final = """\
 SELECT set_config('coherence_sql.set_based_aggregates', 'on', true);
 
+WITH wanted AS (
+    SELECT DISTINCT s.contributor_id AS id
+    FROM backfill_stage_contributions AS s
+),
+
+locked AS (
+    SELECT c.id
+    FROM contributors AS c
+    WHERE c.id IN (SELECT w.id FROM wanted AS w)
+    FOR KEY SHARE OF c
+)
+
+SELECT backfill_require_references('contributors', (SELECT count(*) FROM wanted), (SELECT count(*) FROM locked));
+
+WITH wanted AS (
+    SELECT DISTINCT s.asset_id AS id
+    FROM backfill_stage_contributions AS s
+),
+
+locked AS (
+    SELECT a.id
+    FROM assets AS a
+    WHERE a.id IN (SELECT w.id FROM wanted AS w)
+    FOR KEY SHARE OF a
+)
+
+SELECT backfill_require_references('assets', (SELECT count(*) FROM wanted), (SELECT count(*) FROM locked));
+
+SELECT set_config('session_replication_role', 'replica', true)
+WHERE current_setting('coherence_sql.backfill_references_per_batch', true) = 'on';
+
 WITH batch AS (
     SELECT
         max(s.ord) AS done_through,
@@ -511,11 +602,17 @@ WITH batch AS (
     FROM backfill_stage_contributions AS s
 ),
 
+reserved AS (
+    SELECT r.first_seq
+    FROM backfill_reserved_seqs AS r
+    WHERE r.snapshot_sha256 = current_setting('coherence_sql.backfill_snapshot')
+),
+
 inserted AS (
     INSERT INTO contributions (seq, id, contributor_id, asset_id, cost_amount, coherence_score, metadata, timestamp)
     OVERRIDING SYSTEM VALUE
     SELECT
-        s.seq,
+        (SELECT r.first_seq FROM reserved AS r) + s.ord - 1 AS seq,
         s.id,
         s.contributor_id,
         s.asset_id,
@@ -557,14 +654,22 @@ SELECT
     )
 FROM batch AS b;
 
+SELECT set_config('session_replication_role', 'origin', true)
+WHERE current_setting('coherence_sql.backfill_references_per_batch', true) = 'on';
+
 SELECT set_config('coherence_sql.set_based_aggregates', 'off', true);"""
 
 
 async def merge_contributions(conn: Executor) -> None:
-    """The staged contributions whose id is free, with the seq values reserved for them. The per-row
-    total_cost trigger is skipped for this one statement (schema/011); the statement adds the sum of
-    exactly the rows it inserted to each asset instead, one atomic `total_cost = total_cost + sum`
-    per asset.
+    """The staged contributions whose id is free; the k-th contribution of the snapshot gets the k-th
+    seq value reserved for it (backfill_reserved_seqs: first_seq + ord - 1). First the batch's
+    contributors and assets are locked FOR KEY SHARE, as the foreign keys' own checks lock them, and
+    counted: a batch naming one PostgreSQL lacks is refused whole (backfill_require_references). The
+    insert then runs with the per-row total_cost trigger skipped (schema/011) and, when the session
+    may (set_reference_checks), with session_replication_role = replica: what that skips are the
+    foreign keys' per-row checks, which the locks above have done for the whole batch. The statement
+    adds the sum of exactly the rows it inserted to each asset, one atomic
+    `total_cost = total_cost + sum` per asset.
     """
     try:
         await conn.execute(MERGE_CONTRIBUTIONS_SQL)
@@ -635,6 +740,9 @@ async def merge_projects(conn: Executor) -> None:
 MERGE_EDGES_SQL: Final = """\
 SELECT set_config('coherence_sql.set_based_aggregates', 'on', true);
 
+SELECT set_config('session_replication_role', 'replica', true)
+WHERE current_setting('coherence_sql.backfill_references_per_batch', true) = 'on';
+
 WITH inserted AS (
     INSERT INTO project_dependencies (from_project_id, to_project_id)
     SELECT
@@ -644,6 +752,7 @@ WITH inserted AS (
     INNER JOIN projects AS f ON s.from_ecosystem = f.ecosystem AND s.from_name = f.name
     INNER JOIN projects AS t ON s.to_ecosystem = t.ecosystem AND s.to_name = t.name
     ORDER BY s.ord
+    FOR KEY SHARE OF f, t
     ON CONFLICT (from_project_id, to_project_id) DO NOTHING
     RETURNING from_project_id
 ),
@@ -666,6 +775,9 @@ counts AS (
 
 INSERT INTO backfill_stage_added (added)
 SELECT count(*) FROM inserted;
+
+SELECT set_config('session_replication_role', 'origin', true)
+WHERE current_setting('coherence_sql.backfill_references_per_batch', true) = 'on';
 
 SELECT set_config('coherence_sql.set_based_aggregates', 'off', true);
 
@@ -744,8 +856,11 @@ FROM (
 async def merge_edges(conn: Executor) -> None:
     """The staged edges. Those whose projects both exist go straight into project_dependencies with the
     per-row count trigger skipped and each source's dependency_count raised once by its new edges;
-    the rest go through record_dependency() (pending until both exist), every key they touch locked
-    first in the one global order, as PostgresGraphStore.add_dependencies does: no deadlocks.
+    the projects they join are locked FOR KEY SHARE in that statement, as the foreign keys' checks
+    lock them, so with session_replication_role = replica (set_reference_checks) the checks
+    themselves are skipped. The rest go through record_dependency() (pending until both exist) with
+    every trigger firing, every key they touch locked first in the one global order, as
+    PostgresGraphStore.add_dependencies does: no deadlocks.
     """
     try:
         await conn.execute(MERGE_EDGES_SQL)

@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 
 from coherence_sql.errors import SnapshotError
-from coherence_sql.migration.backfill import BackfillReport, backfill, snapshot_digest
+from coherence_sql.migration.backfill import KEYS_PER_TRANSACTION, BackfillReport, backfill, snapshot_digest
 from coherence_sql.migration.rollback import export_snapshot
 from coherence_sql.migration.sample import sample_snapshot
 from coherence_sql.migration.snapshot import Snapshot, write_snapshot
@@ -159,6 +159,40 @@ async def test_a_snapshot_file_loads_with_jobs_1_and_its_sha256_keys_the_checkpo
         "agent_tasks",
     ]
     assert (await verify(path, clean_dsn)).ok
+
+
+async def test_edges_load_in_large_partitions_and_key_locking_edges_in_small_batches_after_them(
+    clean_dsn: str,
+) -> None:
+    snapshot = sample_snapshot(projects=300, edges=6000, contributors=5, assets=5, contributions=10, seed=8)
+    keys = {(p.ecosystem.lower(), p.name.lower()) for p in snapshot.projects}
+    locking = sum(
+        1
+        for e in snapshot.edges
+        if (e.from_ecosystem.lower(), e.from_name.lower()) not in keys
+        or (e.to_ecosystem.lower(), e.to_name.lower()) not in keys
+    )
+    assert locking > KEYS_PER_TRANSACTION // 2  # more than one batch of them
+
+    await backfill(clean_dsn, snapshot, batch_size=10_000)
+
+    conn = await asyncpg.connect(clean_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT section, staged, batches, started_at, updated_at "
+            "FROM backfill_checkpoints WHERE section LIKE 'edges/%'"
+        )
+    finally:
+        await conn.close()
+    units = {r["section"]: r for r in rows}
+    assert set(units) == {"edges/0", "edges/1", "edges/2", "edges/3", "edges/locking"}
+    # Every source project's count is raised once: one batch per partition.
+    assert all(units[f"edges/{i}"]["batches"] == 1 for i in range(4))
+    assert units["edges/locking"]["staged"] == locking
+    assert units["edges/locking"]["batches"] == -(-locking // (KEYS_PER_TRANSACTION // 2))
+    # The key-locking unit starts once every partition has committed.
+    assert units["edges/locking"]["started_at"] >= max(units[f"edges/{i}"]["updated_at"] for i in range(4))
+    assert (await verify(snapshot, clean_dsn, threshold_percent=0.0)).differences == []
 
 
 # -- idempotence -----------------------------------------------------------------------------------
