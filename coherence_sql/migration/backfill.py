@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import gc
 import hashlib
 import json
 import math
@@ -21,8 +20,8 @@ import re
 import sys
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -43,7 +42,7 @@ from coherence_sql.errors import (
     UnknownReferenceError,
     translate,
 )
-from coherence_sql.migration.snapshot import Snapshot, parse_snapshot
+from coherence_sql.migration.snapshot import Snapshot, collector_paused, parse_snapshot
 from coherence_sql.models import ContributorType
 from coherence_sql.schema import require_current
 from coherence_sql.sql import backfill as backfill_sql
@@ -283,12 +282,23 @@ def _money(field_name: str, value: object) -> Decimal:
     return rules.money(field_name, value)  # the rule itself, and its message
 
 
+_SCORES: Final[dict[float, Decimal]] = {}  # float → stored Decimal: scores repeat (two places, mostly)
+_SCORES_MAX: Final = 4096
+
+
 def _score(value: object) -> Decimal:
     """rules.coherence_score as the Decimal the column stores (a fast path for the usual float)."""
-    if type(value) is float and math.isfinite(value):
-        exact = Decimal(repr(value))
-        if 0 < exact <= 1:  # zero (and -0.0) through the rule
-            return exact.quantize(rules.TWO_PLACES, rounding=ROUND_HALF_EVEN)
+    if type(value) is float:
+        stored = _SCORES.get(value)  # only floats in (0, 1] are ever kept; -0.0 and NaN never match
+        if stored is not None:
+            return stored
+        if math.isfinite(value):
+            exact = Decimal(repr(value))
+            if 0 < exact <= 1:  # zero (and -0.0) through the rule
+                stored = exact.quantize(rules.TWO_PLACES, rounding=ROUND_HALF_EVEN)
+                if len(_SCORES) < _SCORES_MAX:
+                    _SCORES[value] = stored
+                return stored
     return Decimal(str(rules.coherence_score(value)))  # the rule itself, and its message
 
 
@@ -593,10 +603,17 @@ class _Plan:
             partition_of=lambda row: zlib.crc32(f"{row[1]}/{row[2]}".encode()) % PARTITIONS,  # by source
         )
         seen: set[tuple[str, str, str, str]] = set()
+        keys: dict[tuple[str, str], tuple[str, str]] = {}  # spelling → checked key: each project has many edges
+
+        def key_of(ecosystem: str, name: str) -> tuple[str, str]:
+            key = keys.get((ecosystem, name))
+            if key is None:
+                key = keys[ecosystem, name] = rules.project_key(ecosystem, name)
+            return key
 
         def convert(index: int, e: Any) -> Row | None:
-            source = rules.project_key(e.from_ecosystem, e.from_name)
-            target = rules.project_key(e.to_ecosystem, e.to_name)
+            source = key_of(e.from_ecosystem, e.from_name)
+            target = key_of(e.to_ecosystem, e.to_name)
             if source == target:
                 raise _BadRecordError(f"a project cannot depend on itself: {e.from_ecosystem}/{e.from_name}")
             edge = (*source, *target)
@@ -777,7 +794,8 @@ def read_snapshot_file(path: str | Path) -> tuple[Snapshot, str]:
     except OSError as exc:
         raise SnapshotError(f"{source}: cannot read the snapshot: {exc}") from None
     try:
-        decoded = json.loads(data)
+        with collector_paused():
+            decoded = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SnapshotError(f"{source}: not valid JSON: {exc}") from None
     return parse_snapshot(decoded, origin=str(source)), hashlib.sha256(data).hexdigest()
@@ -881,17 +899,6 @@ _VACUUM: Final[dict[str, Callable[[Executor], Awaitable[None]]]] = {
     "github": backfill_sql.analyze_github,
     "agent_tasks": backfill_sql.analyze_agent_tasks,
 }
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _schedule_order(units: list[_Unit], jobs: int) -> list[_Unit]:
@@ -1057,7 +1064,7 @@ async def backfill(
         sha = snapshot_sha256 or file_sha
     if not re.fullmatch(r"[0-9a-f]{64}", sha):
         raise InvalidValueError(f"snapshot_sha256 must be 64 lower-case hex digits, got {sha!r}")
-    with _collector_paused():  # ~200k new tuples among ~200k models: collections would rescan them all
+    with collector_paused():  # ~200k new tuples among ~200k models
         plan = _Plan(snapshot, batch_size)
     report = BackfillReport(sha)
     async with _sessions(target, jobs, sha) as conns:
