@@ -82,8 +82,6 @@ DEFAULT_JOBS: Final = 2  # connections loading at once (independent sections, pa
 PARTITIONS: Final = 4
 STATEMENT_TIMEOUT: Final = "15min"  # VACUUM of a large table outlives the pool's 60 s
 
-_GITHUB_SOURCE_MAX: Final = 50
-_GITHUB_ORG_TYPES: Final = ("Organization", "User")
 _ZERO: Final = Decimal("0.00")
 _JSON_NUL: Final = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # a \u0000 escape, as rules.json_object sees it
 _JSON: Final = json.JSONEncoder(allow_nan=False, ensure_ascii=False)  # one encoder: json.dumps makes one per call
@@ -638,15 +636,7 @@ class _Plan:
         latest_gc: dict[str, tuple[int, Row]] = {}
 
         def convert_gc(index: int, g: Any) -> None:
-            rules.text("id", g.id, rules.NAME_MAX, required=True)
-            rules.text("source", g.source, _GITHUB_SOURCE_MAX)
-            rules.text("login", g.login, rules.NAME_MAX)
-            rules.text("name", g.name, rules.NAME_MAX)
-            rules.text("avatar_url", g.avatar_url, rules.URL_MAX)
-            if not 0 <= g.contributions_count <= rules.INT4_MAX:
-                raise _BadRecordError(
-                    f"contributions_count must be between 0 and {rules.INT4_MAX}, got {g.contributions_count}"
-                )
+            rules.github_contributor_fields(g)
             first = latest_gc[g.id][0] if g.id in latest_gc else index
             row = (
                 g.id,
@@ -674,12 +664,7 @@ class _Plan:
         latest_org: dict[str, tuple[int, Row]] = {}
 
         def convert_org(index: int, o: Any) -> None:
-            rules.text("id", o.id, rules.NAME_MAX, required=True)
-            rules.text("login", o.login, rules.NAME_MAX)
-            rules.text("name", o.name, rules.NAME_MAX)
-            rules.text("avatar_url", o.avatar_url, rules.URL_MAX)
-            if o.type not in _GITHUB_ORG_TYPES:
-                raise _BadRecordError(f"GitHub organization type must be Organization or User, got {o.type!r}")
+            rules.github_organization_fields(o)
             first = latest_org[o.id][0] if o.id in latest_org else index
             row = (
                 o.id,

@@ -40,8 +40,6 @@ EdgeKey = tuple[ProjectKey, ProjectKey]
 
 # Column widths of the schema (schema/*.sql) that the database enforces; mirrored here so the
 # reference store rejects exactly what PostgreSQL rejects.
-_GITHUB_SOURCE_MAX: Final = 50
-_GITHUB_ORG_TYPES: Final = ("Organization", "User")
 _ATTENTION: Final = (TaskStatus.NEEDS_DECISION, TaskStatus.FAILED)
 _PHASES: Final = ("spec", "impl", "test", "review")
 _ZERO: Final = Decimal("0.00")
@@ -274,15 +272,7 @@ class MemoryGraphStore:
 
     async def upsert_github_contributor(self, github_contributor: GitHubContributor) -> GitHubContributor:
         gc = github_contributor
-        rules.text("id", gc.id, rules.NAME_MAX, required=True)
-        rules.text("source", gc.source, _GITHUB_SOURCE_MAX)
-        rules.text("login", gc.login, rules.NAME_MAX)
-        rules.text("name", gc.name, rules.NAME_MAX)
-        rules.text("avatar_url", gc.avatar_url, rules.URL_MAX)
-        if not 0 <= gc.contributions_count <= rules.INT4_MAX:
-            raise InvalidValueError(
-                f"contributions_count must be between 0 and {rules.INT4_MAX}, got {gc.contributions_count}"
-            )
+        rules.github_contributor_fields(gc)
         stored = gc.model_copy(
             update={"created_at": rules.naive_utc(gc.created_at), "updated_at": rules.optional_naive(gc.updated_at)}
         )
@@ -300,12 +290,7 @@ class MemoryGraphStore:
 
     async def upsert_github_organization(self, organization: GitHubOrganization) -> GitHubOrganization:
         org = organization
-        rules.text("id", org.id, rules.NAME_MAX, required=True)
-        rules.text("login", org.login, rules.NAME_MAX)
-        rules.text("name", org.name, rules.NAME_MAX)
-        rules.text("avatar_url", org.avatar_url, rules.URL_MAX)
-        if org.type not in _GITHUB_ORG_TYPES:
-            raise InvalidValueError(f"{CONSTRAINT_MESSAGES['github_organizations_type_check']}, got {org.type!r}")
+        rules.github_organization_fields(org)
         stored = org.model_copy(
             update={"created_at": rules.naive_utc(org.created_at), "updated_at": rules.optional_naive(org.updated_at)}
         )

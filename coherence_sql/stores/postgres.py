@@ -501,15 +501,7 @@ class PostgresGraphStore:
 
     async def upsert_github_contributor(self, github_contributor: GitHubContributor) -> GitHubContributor:
         gc = github_contributor
-        rules.text("id", gc.id, rules.NAME_MAX, required=True)
-        rules.text("source", gc.source, 50)
-        rules.text("login", gc.login, rules.NAME_MAX)
-        rules.text("name", gc.name, rules.NAME_MAX)
-        rules.text("avatar_url", gc.avatar_url, rules.URL_MAX)
-        if not 0 <= gc.contributions_count <= rules.INT4_MAX:
-            raise InvalidValueError(
-                f"contributions_count must be between 0 and {rules.INT4_MAX}, got {gc.contributions_count}"
-            )
+        rules.github_contributor_fields(gc)
         row = await github_sql.upsert_github_contributor(
             self._pool,
             id=gc.id,
@@ -537,12 +529,7 @@ class PostgresGraphStore:
 
     async def upsert_github_organization(self, organization: GitHubOrganization) -> GitHubOrganization:
         org = organization
-        rules.text("id", org.id, rules.NAME_MAX, required=True)
-        rules.text("login", org.login, rules.NAME_MAX)
-        rules.text("type", org.type, 50)
-        rules.text("name", org.name, rules.NAME_MAX)
-        rules.text("avatar_url", org.avatar_url, rules.URL_MAX)
-        # type outside Organization/User is the github_organizations_type_check: InvalidValueError.
+        rules.github_organization_fields(org)
         row = await github_sql.upsert_github_organization(
             self._pool,
             id=org.id,

@@ -30,6 +30,8 @@ TASK_ID_MAX: Final = 50
 TASK_MODEL_MAX: Final = 100
 TASK_TIER_MAX: Final = 50
 INT4_MAX: Final = 2**31 - 1
+GITHUB_SOURCE_MAX: Final = 50
+GITHUB_ORGANIZATION_TYPES: Final = ("Organization", "User")  # github_organizations_type_check
 
 
 def project_key(ecosystem: str, name: str) -> tuple[str, str]:
@@ -267,6 +269,29 @@ def contributor_text(contributor: Any) -> None:
     text("email", contributor.email, NAME_MAX, required=True)
     text("wallet_address", contributor.wallet_address, NAME_MAX)
     text("github_username", contributor.github_username, NAME_MAX)
+
+
+def github_contributor_fields(contributor: Any) -> None:
+    """A GitHub contributor fits the github_contributors table and its CHECKs."""
+    text("id", contributor.id, NAME_MAX, required=True)
+    text("source", contributor.source, GITHUB_SOURCE_MAX)
+    text("login", contributor.login, NAME_MAX)
+    text("name", contributor.name, NAME_MAX)
+    text("avatar_url", contributor.avatar_url, URL_MAX)
+    if not 0 <= contributor.contributions_count <= INT4_MAX:
+        raise InvalidValueError(
+            f"contributions_count must be between 0 and {INT4_MAX}, got {contributor.contributions_count}"
+        )
+
+
+def github_organization_fields(organization: Any) -> None:
+    """A GitHub organization fits the github_organizations table and its CHECKs."""
+    text("id", organization.id, NAME_MAX, required=True)
+    text("login", organization.login, NAME_MAX)
+    text("name", organization.name, NAME_MAX)
+    text("avatar_url", organization.avatar_url, URL_MAX)
+    if organization.type not in GITHUB_ORGANIZATION_TYPES:
+        raise InvalidValueError(f"{CONSTRAINT_MESSAGES['github_organizations_type_check']}, got {organization.type!r}")
 
 
 def task_fields(task: Any) -> None:
