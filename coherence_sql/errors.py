@@ -116,7 +116,7 @@ CONSTRAINT_MESSAGES: Final[dict[str, str]] = {
     "pending_dependencies_not_self": "a project cannot depend on itself",
     "pending_dependencies_keys_lower": "dependency keys must be lower-case",
     "contributors_pkey": "a contributor with this id already exists",
-    "contributors_email_lower_key": "a contributor with this email already exists",
+    "contributors_email_key_unique": "a contributor with this email already exists",
     "contributors_type_check": "contributor type must be HUMAN or SYSTEM",
     "contributors_hourly_rate_check": "hourly_rate must not be negative",
     "contributors_name_not_empty": "contributor name must not be empty",

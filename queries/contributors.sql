@@ -16,14 +16,14 @@ SELECT
 FROM contributors AS c
 WHERE c.id = :id;
 
--- name: insert_contributor(id, type, name, email, wallet_address, hourly_rate, created_at, github_username, metadata)<!
--- Create a contributor; an existing id or email (case-insensitive) is a unique violation.
+-- name: insert_contributor(id, type, name, email, email_key, wallet_address, hourly_rate, created_at, github_username, metadata)<!
+-- Create a contributor; an existing id or email key (rules.email_key) is a unique violation.
 -- nullable: wallet_address, hourly_rate, github_username
 INSERT INTO contributors (
-    id, type, name, email, wallet_address, hourly_rate, created_at, github_username, metadata
+    id, type, name, email, email_key, wallet_address, hourly_rate, created_at, github_username, metadata
 )
 VALUES (
-    :id, :type, :name, :email, :wallet_address, :hourly_rate, :created_at, :github_username, :metadata
+    :id, :type, :name, :email, :email_key, :wallet_address, :hourly_rate, :created_at, :github_username, :metadata
 )
 RETURNING id, type, name, email, wallet_address, hourly_rate, created_at, github_username, metadata;
 
@@ -43,8 +43,8 @@ FROM contributors AS c
 ORDER BY c.created_at DESC, c.seq ASC
 LIMIT :lim;
 
--- name: find_contributor_by_email(email)^
--- The contributor with this email, compared case-insensitively (the unique index on lower(email)).
+-- name: find_contributor_by_email(email_key)^
+-- The contributor with this email, compared case-insensitively: by its key (rules.email_key).
 SELECT
     c.id,
     c.type,
@@ -56,19 +56,20 @@ SELECT
     c.github_username,
     c.metadata
 FROM contributors AS c
-WHERE lower(c.email) = lower(:email);
+WHERE c.email_key = :email_key;
 
--- name: upsert_contributors(ids, types, names, emails, wallet_addresses, hourly_rates, created_ats, github_usernames, metadatas)!
+-- name: upsert_contributors(ids, types, names, emails, email_keys, wallet_addresses, hourly_rates, created_ats, github_usernames, metadatas)!
 -- Bulk load in array order; an existing id is replaced in place (keeps its seq).
 -- nullable: wallet_addresses[], hourly_rates[], github_usernames[]
 INSERT INTO contributors (
-    id, type, name, email, wallet_address, hourly_rate, created_at, github_username, metadata
+    id, type, name, email, email_key, wallet_address, hourly_rate, created_at, github_username, metadata
 )
 SELECT
     u.id,
     u.type,
     u.name,
     u.email,
+    u.email_key,
     u.wallet_address,
     u.hourly_rate,
     u.created_at,
@@ -80,6 +81,7 @@ FROM
         :types::text[],
         :names::text[],
         :emails::text[],
+        :email_keys::text[],
         :wallet_addresses::text[],
         :hourly_rates::numeric[],
         :created_ats::timestamptz[],
@@ -87,13 +89,14 @@ FROM
         :metadatas::jsonb[]
     ) WITH ORDINALITY
         AS u (
-            id, type, name, email, wallet_address, hourly_rate, created_at, github_username, metadata, ord
+            id, type, name, email, email_key, wallet_address, hourly_rate, created_at, github_username, metadata, ord
         )
 ORDER BY u.ord
 ON CONFLICT (id) DO UPDATE SET
     type = excluded.type,
     name = excluded.name,
     email = excluded.email,
+    email_key = excluded.email_key,
     wallet_address = excluded.wallet_address,
     hourly_rate = excluded.hourly_rate,
     created_at = excluded.created_at,

@@ -66,6 +66,20 @@ def test_a_file_aiosql_cannot_load_is_reported_even_when_no_rule_explains_it(cat
     ]
 
 
+def test_equality_on_the_expression_of_a_unique_index_counts_as_a_key(catalog: Catalog, tmp_path: Path) -> None:
+    # The schema's unique keys are plain columns; an index on lower(email) is added to a copy.
+    keys = dict(catalog.unique_keys)
+    keys["contributors"] = (*keys["contributors"], frozenset({"lower(email)"}))
+    path = tmp_path / "by_email.sql"
+    path.write_text(
+        "-- name: by_email(email)^\n-- One contributor.\n"
+        "SELECT c.id\nFROM contributors AS c\nWHERE lower(c.email) = lower(:email::TEXT);\n"
+    )
+
+    assert [str(f) for f in lint_file(path, Catalog(unique_keys=keys), display="by_email.sql")] == []
+    assert [str(f.rule) for f in lint_file(path, catalog, display="by_email.sql")] == ["CS202"]
+
+
 def test_clean_files_pass(catalog: Catalog) -> None:
     assert findings("clean.sql", catalog) == []
     assert lint_file(FIXTURE_DIR / "fixture_accessors.sql", catalog) == []

@@ -43,7 +43,10 @@ LIB = "00000000-0000-0000-0000-0000000000a1"
 GIFT = "00000000-0000-0000-0000-0000000000b1"
 PROJECT_A = project_sql("a")
 PROJECT_B = project_sql("b")
-CONTRIBUTOR = f"INSERT INTO contributors (id, name, email, type) VALUES ('{ADA}', 'Ada', 'ada@example.com', 'HUMAN')"
+CONTRIBUTOR = (
+    f"INSERT INTO contributors (id, name, email, email_key, type) "
+    f"VALUES ('{ADA}', 'Ada', 'ada@example.com', 'ada@example.com', 'HUMAN')"
+)
 ASSET = f"INSERT INTO assets (id, name, description, asset_type) VALUES ('{LIB}', 'lib', 'a library', 'CODE')"
 TASK = "INSERT INTO agent_tasks (id, direction, task_type, model, command) VALUES ('task_1', 'do it', 'impl', 'm', 'c')"
 GH_CONTRIBUTOR = "INSERT INTO github_contributors (id, login) VALUES ('gh_1', 'octo')"
@@ -235,11 +238,11 @@ VIOLATIONS: tuple[Violation, ...] = (
         "contributors_pkey",
     ),
     Violation(
-        "contributors_email_lower_key",
+        "contributors_email_key_unique",
         (CONTRIBUTOR,),
-        CONTRIBUTOR.replace(ADA, "00000000-0000-0000-0000-0000000000c2").replace("ada@", "ADA@"),
+        CONTRIBUTOR.replace(ADA, "00000000-0000-0000-0000-0000000000c2").replace("'ada@", "'ADA@", 1),
         DuplicateError,
-        "contributors_email_lower_key",
+        "contributors_email_key_unique",
     ),
     Violation(
         "contributors_type_check",
@@ -265,7 +268,7 @@ VIOLATIONS: tuple[Violation, ...] = (
     Violation(
         "contributors_email_not_null",
         (),
-        CONTRIBUTOR.replace("'ada@example.com'", "NULL"),
+        CONTRIBUTOR.replace("'ada@example.com'", "NULL", 1),
         InvalidValueError,
         fragment='null value in column "email" of relation "contributors" violates not-null constraint',
     ),

@@ -204,6 +204,7 @@ async def test_bulk_contributors_assets_and_contributions_load_idempotently(conn
             types=["HUMAN", "SYSTEM"],
             names=["Alice", "Bot"],
             emails=["alice@coherence.dev", "bot@coherence.dev"],
+            email_keys=["alice@coherence.dev", "bot@coherence.dev"],
             wallet_addresses=[None, "0xabc"],
             hourly_rates=[Decimal("12.5"), None],
             created_ats=[T0, T0 + timedelta(seconds=1)],

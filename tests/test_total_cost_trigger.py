@@ -41,7 +41,9 @@ async def test_concurrent_contributions_leave_total_cost_equal_to_their_exact_su
 ) -> None:
     contributor = uuid.uuid4()
     await conn.execute(
-        "INSERT INTO contributors (id, name, email, type) VALUES ($1, 'Ada', 'ada@example.com', 'HUMAN')", contributor
+        "INSERT INTO contributors (id, name, email, email_key, type) "
+        "VALUES ($1, 'Ada', 'ada@example.com', 'ada@example.com', 'HUMAN')",
+        contributor,
     )
     await conn.execute(
         "INSERT INTO assets (id, name, description, asset_type) VALUES ($1, 'lib', 'a library', 'CODE')", ASSET

@@ -433,6 +433,7 @@ class _Plan:
                 "type",
                 "name",
                 "email",
+                "email_key",
                 "wallet_address",
                 "hourly_rate",
                 "created_at",
@@ -451,7 +452,7 @@ class _Plan:
             rate = None if c.hourly_rate is None else _money("hourly_rate", c.hourly_rate)
             if c.id in ids:
                 raise _BadRecordError(f"duplicate id: contributors[{ids[c.id]}] has it too")
-            email_key = c.email.lower()
+            email_key = rules.email_key(c.email)
             if email_key in emails:
                 raise _BadRecordError(f"duplicate email {c.email!r}: contributors[{emails[email_key]}] has it too")
             ids[c.id] = emails[email_key] = index
@@ -461,6 +462,7 @@ class _Plan:
                 ContributorType(c.type).value,
                 c.name,
                 c.email,
+                email_key,
                 c.wallet_address,
                 rate,
                 rules.aware_utc(c.created_at),

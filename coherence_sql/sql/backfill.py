@@ -23,6 +23,7 @@ CREATE TEMP TABLE IF NOT EXISTS backfill_stage_contributors (
     type TEXT NOT NULL,
     name TEXT NOT NULL,
     email TEXT NOT NULL,
+    email_key TEXT NOT NULL,
     wallet_address TEXT,
     hourly_rate NUMERIC,
     created_at TIMESTAMPTZ NOT NULL,
@@ -480,13 +481,14 @@ WITH batch AS (
 
 inserted AS (
     INSERT INTO contributors (
-        id, type, name, email, wallet_address, hourly_rate, created_at, github_username, metadata
+        id, type, name, email, email_key, wallet_address, hourly_rate, created_at, github_username, metadata
     )
     SELECT
         s.id,
         s.type,
         s.name,
         s.email,
+        s.email_key,
         s.wallet_address,
         s.hourly_rate,
         s.created_at,
@@ -510,7 +512,7 @@ FROM batch AS b;"""
 
 
 async def merge_contributors(conn: Executor) -> None:
-    """The staged contributors whose id and email (case-insensitively) are both free; a row already
+    """The staged contributors whose id and email key are both free; a row already
     present is left as it is: dual-write put it there, and it is at least as new as the snapshot.
     """
     try:

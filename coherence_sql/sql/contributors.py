@@ -115,10 +115,10 @@ class InsertContributorRow(Record):
 
 INSERT_CONTRIBUTOR_SQL: Final = """\
 INSERT INTO contributors (
-    id, type, name, email, wallet_address, hourly_rate, created_at, github_username, metadata
+    id, type, name, email, email_key, wallet_address, hourly_rate, created_at, github_username, metadata
 )
 VALUES (
-    $1, $2, $3, $4, $5, $6, $7, $8, $9
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
 )
 RETURNING id, type, name, email, wallet_address, hourly_rate, created_at, github_username, metadata;"""
 
@@ -130,13 +130,14 @@ async def insert_contributor(
     type: str,
     name: str,
     email: str,
+    email_key: str,
     wallet_address: str | None,
     hourly_rate: Decimal | None,
     created_at: datetime,
     github_username: str | None,
     metadata: Any,
 ) -> InsertContributorRow | None:
-    """Create a contributor; an existing id or email (case-insensitive) is a unique violation.
+    """Create a contributor; an existing id or email key (rules.email_key) is a unique violation.
     nullable: wallet_address, hourly_rate, github_username
     """
     try:
@@ -146,6 +147,7 @@ async def insert_contributor(
             type,
             name,
             email,
+            email_key,
             wallet_address,
             hourly_rate,
             created_at,
@@ -265,26 +267,27 @@ SELECT
     c.github_username,
     c.metadata
 FROM contributors AS c
-WHERE lower(c.email) = lower($1);"""
+WHERE c.email_key = $1;"""
 
 
-async def find_contributor_by_email(conn: Executor, *, email: str) -> FindContributorByEmailRow | None:
-    """The contributor with this email, compared case-insensitively (the unique index on lower(email))."""
+async def find_contributor_by_email(conn: Executor, *, email_key: str) -> FindContributorByEmailRow | None:
+    """The contributor with this email, compared case-insensitively: by its key (rules.email_key)."""
     try:
-        return await conn.fetchrow(FIND_CONTRIBUTOR_BY_EMAIL_SQL, email, record_class=FindContributorByEmailRow)
+        return await conn.fetchrow(FIND_CONTRIBUTOR_BY_EMAIL_SQL, email_key, record_class=FindContributorByEmailRow)
     except FAILURES as exc:
         raise translate(exc, "contributors.find_contributor_by_email") from None
 
 
 UPSERT_CONTRIBUTORS_SQL: Final = """\
 INSERT INTO contributors (
-    id, type, name, email, wallet_address, hourly_rate, created_at, github_username, metadata
+    id, type, name, email, email_key, wallet_address, hourly_rate, created_at, github_username, metadata
 )
 SELECT
     u.id,
     u.type,
     u.name,
     u.email,
+    u.email_key,
     u.wallet_address,
     u.hourly_rate,
     u.created_at,
@@ -297,19 +300,21 @@ FROM
         $3::text[],
         $4::text[],
         $5::text[],
-        $6::numeric[],
-        $7::timestamptz[],
-        $8::text[],
-        $9::jsonb[]
+        $6::text[],
+        $7::numeric[],
+        $8::timestamptz[],
+        $9::text[],
+        $10::jsonb[]
     ) WITH ORDINALITY
         AS u (
-            id, type, name, email, wallet_address, hourly_rate, created_at, github_username, metadata, ord
+            id, type, name, email, email_key, wallet_address, hourly_rate, created_at, github_username, metadata, ord
         )
 ORDER BY u.ord
 ON CONFLICT (id) DO UPDATE SET
     type = excluded.type,
     name = excluded.name,
     email = excluded.email,
+    email_key = excluded.email_key,
     wallet_address = excluded.wallet_address,
     hourly_rate = excluded.hourly_rate,
     created_at = excluded.created_at,
@@ -325,6 +330,7 @@ async def upsert_contributors(
     types: Sequence[str],
     names: Sequence[str],
     emails: Sequence[str],
+    email_keys: Sequence[str],
     wallet_addresses: Sequence[str | None],
     hourly_rates: Sequence[Decimal | None],
     created_ats: Sequence[datetime],
@@ -341,6 +347,7 @@ async def upsert_contributors(
             types,
             names,
             emails,
+            email_keys,
             wallet_addresses,
             hourly_rates,
             created_ats,

@@ -169,9 +169,9 @@ class MemoryGraphStore:
         )
         if stored.id in self._contributors:
             raise DuplicateError(f"{CONSTRAINT_MESSAGES['contributors_pkey']}: {stored.id}")
-        email_key = stored.email.lower()
+        email_key = rules.email_key(stored.email)
         if email_key in self._contributor_by_email:
-            raise DuplicateError(f"{CONSTRAINT_MESSAGES['contributors_email_lower_key']}: {stored.email}")
+            raise DuplicateError(f"{CONSTRAINT_MESSAGES['contributors_email_key_unique']}: {stored.email}")
         self._contributors[stored.id] = stored
         self._contributor_by_email[email_key] = stored.id
         return stored.model_copy(deep=True)
@@ -182,7 +182,7 @@ class MemoryGraphStore:
 
     async def find_contributor_by_email(self, email: str) -> Contributor | None:
         rules.text("email", email)
-        found = self._contributor_by_email.get(email.lower())
+        found = self._contributor_by_email.get(rules.email_key(email))
         return None if found is None else self._contributors[found].model_copy(deep=True)
 
     # -- assets ------------------------------------------------------------------------------

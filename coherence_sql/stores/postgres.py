@@ -374,13 +374,14 @@ class PostgresGraphStore:
         rules.contributor_text(c)
         rate = None if c.hourly_rate is None else rules.money("hourly_rate", c.hourly_rate)
         metadata = rules.json_object("metadata", c.metadata)
-        # An existing id or email (case-insensitively) is a unique violation: DuplicateError.
+        # An existing id or email key is a unique violation: DuplicateError.
         row = await contributors_sql.insert_contributor(
             self._pool,
             id=rules.uuid_value("id", c.id),
             type=_required_enum(ContributorType, "type", c.type).value,
             name=c.name,
             email=c.email,
+            email_key=rules.email_key(c.email),
             wallet_address=c.wallet_address,
             hourly_rate=rate,
             created_at=rules.aware_utc(c.created_at),
@@ -398,7 +399,7 @@ class PostgresGraphStore:
 
     async def find_contributor_by_email(self, email: str) -> Contributor | None:
         rules.text("email", email)
-        row = await contributors_sql.find_contributor_by_email(self._pool, email=email)
+        row = await contributors_sql.find_contributor_by_email(self._pool, email_key=rules.email_key(email))
         return None if row is None else _contributor(row)
 
     # -- assets ------------------------------------------------------------------------------

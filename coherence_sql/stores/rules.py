@@ -271,6 +271,13 @@ def contributor_text(contributor: Any) -> None:
     text("github_username", contributor.github_username, NAME_MAX)
 
 
+def email_key(email: str) -> str:
+    """The identity of a contributor's email: unique per store, what find_contributor_by_email
+    compares. Python's lower-casing, computed here for both stores (PostgreSQL stores it as
+    contributors.email_key): SQL lower() follows the server's locale and differs for some letters."""
+    return email.lower()
+
+
 def github_contributor_fields(contributor: Any) -> None:
     """A GitHub contributor fits the github_contributors table and its CHECKs."""
     text("id", contributor.id, NAME_MAX, required=True)

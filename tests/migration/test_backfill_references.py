@@ -142,8 +142,8 @@ async def test_a_batch_naming_a_parent_postgresql_lacks_is_refused_whole(
         contributor, asset = uuid.uuid4(), uuid.uuid4()
         now = datetime.now(UTC)
         await conn.execute(
-            "INSERT INTO contributors (id, type, name, email, created_at, metadata) "
-            "VALUES ($1, 'HUMAN', 'Ada', 'ada@example.org', $2, '{}')",
+            "INSERT INTO contributors (id, type, name, email, email_key, created_at, metadata) "
+            "VALUES ($1, 'HUMAN', 'Ada', 'ada@example.org', 'ada@example.org', $2, '{}')",
             contributor,
             now,
         )

@@ -55,6 +55,37 @@ async def test_find_contributor_by_email_ignores_case(store: Stores) -> None:
     assert await store.graph.find_contributor_by_email("bob@coherence.network") is None
 
 
+@pytest.mark.parametrize(
+    ("first", "same", "different"),
+    [
+        # Python lower-cases "İ" to "i" + U+0307, PostgreSQL's lower() (C.UTF-8) to "i"; every store
+        # uses Python's key, so the dotted spelling is the same email and the plain "i" is not.
+        ("\u0130nci@coherence.network", "i\u0307nci@coherence.network", "inci@coherence.network"),
+        # A final capital sigma lowers to the final small sigma (U+03C2) in Python, to U+03C3 in PostgreSQL.
+        (
+            "\u039f\u0394\u039f\u03a3@coherence.network",
+            "\u03bf\u03b4\u03bf\u03c2@coherence.network",
+            "\u03bf\u03b4\u03bf\u03c3@coherence.network",
+        ),
+    ],
+)
+async def test_emails_beyond_ascii_are_the_same_in_every_store(
+    store: Stores, first: str, same: str, different: str
+) -> None:
+    await store.graph.create_contributor(contributor(1, email=first))
+
+    with pytest.raises(DuplicateError, match="a contributor with this email already exists"):
+        await store.graph.create_contributor(contributor(2, email=same))
+    await store.graph.create_contributor(contributor(3, email=different))
+
+    found = await store.graph.find_contributor_by_email(same)
+    assert found is not None
+    assert found.id == UUID(int=0xC1)
+    other = await store.graph.find_contributor_by_email(different)
+    assert other is not None
+    assert other.id == UUID(int=0xC3)
+
+
 async def test_zero_hourly_rate_stays_zero_not_null(store: Stores) -> None:
     await store.graph.create_contributor(contributor(1, hourly_rate=Decimal("0")))
     assert (await store.graph.get_contributor(UUID(int=0xC1))).hourly_rate == Decimal("0.00")

@@ -4,14 +4,14 @@
 -- name: insert_contributor(id, name, email, type, hourly_rate)<!
 -- One contributor; the defaulted columns come back.
 -- nullable: hourly_rate
-INSERT INTO contributors (id, name, email, type, hourly_rate)
-VALUES (:id, :name, :email, :type, :hourly_rate)
+INSERT INTO contributors (id, name, email, email_key, type, hourly_rate)
+VALUES (:id, :name, :email, lower(:email::VARCHAR), :type, :hourly_rate)
 RETURNING id, name, hourly_rate, metadata, created_at;
 
 -- name: insert_contributors(id, name, email, type)*!
 -- Many contributors in one executemany.
-INSERT INTO contributors (id, name, email, type)
-VALUES (:id, :name, :email, :type);
+INSERT INTO contributors (id, name, email, email_key, type)
+VALUES (:id, :name, :email, lower(:email::VARCHAR), :type);
 
 -- name: count_contributors()$
 SELECT count(*) AS "total!"

@@ -36,11 +36,11 @@ WITH picked AS (
 SELECT count(*) AS "n!"
 FROM picked;
 
--- name: by_email(email)^
--- Equality on the expression of a unique index (lower(email)) counts as a key.
+-- name: by_email(email_key)^
+-- Equality on a unique column counts as a key.
 SELECT id
 FROM contributors AS c
-WHERE lower(c.email) = lower(:email::text);
+WHERE c.email_key = :email_key;
 
 -- name: with_dependency(id)^
 -- A join the lint cannot prove returns one row; the author says it does.
