@@ -541,8 +541,8 @@ class _Plan:
                 c.id,
                 contributor_id,
                 asset_id,
-                cost,
-                score,
+                str(cost),  # staged as text: asyncpg's binary NUMERIC encoder is slower than str()
+                str(score),
                 metadata,
                 timestamp.replace(tzinfo=UTC) if timestamp.tzinfo is None else timestamp.astimezone(UTC),
             )

@@ -46,8 +46,8 @@ CREATE TEMP TABLE IF NOT EXISTS backfill_stage_contributions (
     id UUID NOT NULL,
     contributor_id UUID NOT NULL,
     asset_id UUID NOT NULL,
-    cost_amount NUMERIC NOT NULL,
-    coherence_score NUMERIC NOT NULL,
+    cost_amount TEXT NOT NULL,
+    coherence_score TEXT NOT NULL,
     metadata TEXT NOT NULL,
     timestamp TIMESTAMPTZ NOT NULL
 ) ON COMMIT DELETE ROWS;
@@ -618,8 +618,8 @@ inserted AS (
         s.id,
         s.contributor_id,
         s.asset_id,
-        s.cost_amount,
-        s.coherence_score,
+        s.cost_amount::NUMERIC,
+        s.coherence_score::NUMERIC,
         s.metadata::JSONB,
         s.timestamp
     FROM backfill_stage_contributions AS s

@@ -158,14 +158,14 @@ async def test_a_batch_naming_a_parent_postgresql_lacks_is_refused_whole(
         await backfill_sql.start_unit(conn, unit="contributions/0")
         await backfill_sql.set_reference_checks(conn, per_batch=per_batch)
         rows = [
-            (1, uuid.uuid4(), contributor, asset, Decimal("1.00"), Decimal("0.50"), "{}", now),
+            (1, uuid.uuid4(), contributor, asset, "1.00", "0.50", "{}", now),
             (
                 2,
                 uuid.uuid4(),
                 uuid.uuid4() if missing == "contributor" else contributor,
                 uuid.uuid4() if missing == "asset" else asset,
-                Decimal("2.00"),
-                Decimal("0.50"),
+                "2.00",
+                "0.50",
                 "{}",
                 now,
             ),
