@@ -114,6 +114,29 @@ FROM (
     ORDER BY u.ecosystem || '/' || u.name
 ) AS k;
 
+-- name: lock_pending_resolution_for(ecosystems, names)$
+-- Before a bulk upsert writes, after lock_project_keys (so no pending edge on these keys can appear
+-- meanwhile): take the pending-resolution lock when a pending edge touches one of the batch's keys.
+-- Its inserts would take it in their triggers anyway, but only after its updates had locked rows a
+-- resolver holding it may need (schema/015): taken first, it orders like every other writer.
+SELECT count(*) > 0 AS "taken!"
+FROM (
+    SELECT lock_pending_resolution() AS locked
+    WHERE
+        EXISTS (
+            SELECT 1
+            FROM pending_dependencies AS q
+            INNER JOIN unnest(:ecosystems::text[], :names::text[]) AS u (ecosystem, name)
+                ON q.from_ecosystem = u.ecosystem AND q.from_name = u.name
+        )
+        OR EXISTS (
+            SELECT 1
+            FROM pending_dependencies AS q
+            INNER JOIN unnest(:ecosystems::text[], :names::text[]) AS u (ecosystem, name)
+                ON q.to_ecosystem = u.ecosystem AND q.to_name = u.name
+        )
+) AS l;
+
 -- name: add_dependency(from_ecosystem, from_name, to_ecosystem, to_name)$
 -- Record "from depends on to" by key; true when the edge is new.
 SELECT record_dependency(:from_ecosystem, :from_name, :to_ecosystem, :to_name) AS "added!";

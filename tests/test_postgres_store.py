@@ -203,6 +203,42 @@ async def test_both_endpoints_arriving_at_once_resolve_every_pending_edge(
     assert await graph.count_dependents("npm", "b0") == 1
 
 
+async def test_a_bulk_upsert_that_updates_a_project_and_resolves_an_edge_cannot_deadlock_a_resolver(
+    graph: PostgresGraphStore, pool: Pool, fresh_dsn: str
+) -> None:
+    # The resolver (another transaction that already resolved a pending edge, so holds the
+    # resolution lock) next resolves "s -> p1" and so updates s's row. The bulk upsert updates s and
+    # inserts p2, whose pending edge needs the resolution lock. Taken in that order by both, that is
+    # a cycle; the bulk upsert must take the resolution lock before it writes any row.
+    await graph.upsert_project(project("npm", "s"))
+    await graph.add_dependencies([DependencyEdge("npm", "s", "npm", "p1"), DependencyEdge("npm", "x", "npm", "p2")])
+    resolver = await asyncpg.connect(fresh_dsn)
+    try:
+        async with resolver.transaction():
+            await resolver.execute("SELECT lock_pending_resolution()")
+            bulk = asyncio.ensure_future(
+                graph.upsert_projects([project("npm", "s", version="2.0"), project("npm", "p2")])
+            )
+            for _ in range(100):  # until the bulk upsert waits on a lock
+                waiting = await resolver.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                if waiting:
+                    break
+                await asyncio.sleep(0.02)
+            assert waiting
+            await resolver.execute(
+                "INSERT INTO projects (ecosystem, name, display_ecosystem, display_name, version, description) "
+                "VALUES ('npm', 'p1', 'npm', 'p1', '1.0', '')"
+            )
+        await asyncio.wait_for(bulk, timeout=30)
+    finally:
+        await resolver.close()
+    assert await pending_edge_count(pool) == 1  # x -> p2: x is still unknown
+    s = await graph.get_project("npm", "s")
+    assert s is not None
+    assert (s.version, s.dependency_count) == ("2.0", 1)
+    assert await graph.count_dependents("npm", "p1") == 1
+
+
 async def test_a_self_dependency_is_rejected_whatever_the_case(graph: PostgresGraphStore) -> None:
     with pytest.raises(InvalidValueError, match="itself"):
         await graph.add_dependency("npm", "app", "NPM", "App")

@@ -262,6 +262,41 @@ async def lock_project_keys(conn: Executor, *, ecosystems: Sequence[str], names:
     return value
 
 
+LOCK_PENDING_RESOLUTION_FOR_SQL: Final = """\
+SELECT count(*) > 0 AS "taken!"
+FROM (
+    SELECT lock_pending_resolution() AS locked
+    WHERE
+        EXISTS (
+            SELECT 1
+            FROM pending_dependencies AS q
+            INNER JOIN unnest($1::text[], $2::text[]) AS u (ecosystem, name)
+                ON q.from_ecosystem = u.ecosystem AND q.from_name = u.name
+        )
+        OR EXISTS (
+            SELECT 1
+            FROM pending_dependencies AS q
+            INNER JOIN unnest($1::text[], $2::text[]) AS u (ecosystem, name)
+                ON q.to_ecosystem = u.ecosystem AND q.to_name = u.name
+        )
+) AS l;"""
+
+
+async def lock_pending_resolution_for(
+    conn: Executor, *, ecosystems: Sequence[str], names: Sequence[str]
+) -> bool | None:
+    """Before a bulk upsert writes, after lock_project_keys (so no pending edge on these keys can appear
+    meanwhile): take the pending-resolution lock when a pending edge touches one of the batch's keys.
+    Its inserts would take it in their triggers anyway, but only after its updates had locked rows a
+    resolver holding it may need (schema/015): taken first, it orders like every other writer.
+    """
+    try:
+        value: bool | None = await conn.fetchval(LOCK_PENDING_RESOLUTION_FOR_SQL, ecosystems, names)
+    except FAILURES as exc:
+        raise translate(exc, "projects.lock_pending_resolution_for") from None
+    return value
+
+
 ADD_DEPENDENCY_SQL: Final = """\
 SELECT record_dependency($1, $2, $3, $4) AS "added!";"""
 

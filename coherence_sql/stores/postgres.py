@@ -321,13 +321,14 @@ class PostgresGraphStore:
             latest[write.key] = write
         for batch in _chunks(list(latest.values()), BULK_KEYS_PER_TRANSACTION):
             async with _transaction(self._pool, "PostgresGraphStore.upsert_projects") as conn:
-                await projects_sql.lock_project_keys(
-                    conn, ecosystems=[w.key[0] for w in batch], names=[w.key[1] for w in batch]
-                )
+                ecosystems, names = [w.key[0] for w in batch], [w.key[1] for w in batch]
+                await projects_sql.lock_project_keys(conn, ecosystems=ecosystems, names=names)
+                # Before any row is written: the updates would lock rows a resolver may need (015).
+                await projects_sql.lock_pending_resolution_for(conn, ecosystems=ecosystems, names=names)
                 await projects_sql.upsert_projects(
                     conn,
-                    ecosystems=[w.key[0] for w in batch],
-                    names=[w.key[1] for w in batch],
+                    ecosystems=ecosystems,
+                    names=names,
                     display_ecosystems=[w.project.ecosystem for w in batch],
                     display_names=[w.project.name for w in batch],
                     versions=[w.project.version for w in batch],
