@@ -229,4 +229,5 @@ async def open_migrating_stores(
                 background.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await background
+            await core.drain_writes()
             await core.shadow.drain()

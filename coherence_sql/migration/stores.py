@@ -8,10 +8,11 @@ decided here once, so both stores receive the same values.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -100,10 +101,33 @@ class MigrationCore:
         )
         self.stats = WriteStats()
         self.order = WriteOrder()
+        self._finishing: set[asyncio.Future[Any]] = set()
 
     @property
     def phase(self) -> Phase:
         return self.settings.phase
+
+    async def finish_even_if_cancelled(self, write: Coroutine[Any, Any, T]) -> T:
+        """Run a phase-3 write to its end even if its caller is cancelled meanwhile (a client gone).
+
+        Once the PostgreSQL write is sent it may commit whatever the caller does, and memory must
+        then follow it or a rollback loses it; so the write, its memory follow-up and its order
+        locks finish in a task of their own. The caller still sees its cancellation at once.
+        """
+        task = asyncio.ensure_future(write)
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                task.add_done_callback(_report_orphaned)
+            raise
+
+    async def drain_writes(self) -> None:
+        """Wait for the writes whose callers were cancelled (before the pool closes)."""
+        while self._finishing:
+            await asyncio.gather(*self._finishing, return_exceptions=True)
 
     def postgres_behind(self) -> bool:
         return self.journal is not None and self.journal.active()
@@ -120,6 +144,12 @@ class MigrationCore:
         self.stats.by_error[type(exc).__name__] += 1
         self.stats.recent_rejections.append(f"{store}.{op}: {type(exc).__name__}: {exc}")
         log.warning("PostgreSQL rejected %s.%s that memory accepted: %s: %s", store, op, type(exc).__name__, exc)
+
+
+def _report_orphaned(task: asyncio.Future[Any]) -> None:
+    """A write whose caller was cancelled can only report its failure to the log."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("a phase-3 write whose caller was cancelled failed: %r", task.exception())
 
 
 _CLAIMS: Final = "claims"  # claims are decided one at a time, in memory's order
@@ -155,7 +185,12 @@ class _Router:
         core = self.core
         if core.phase is Phase.MEMORY:
             return await getattr(self.memory, op)(**kwargs)
-        async with core.order.hold(keys):
+        if core.phase is Phase.POSTGRES_PRIMARY:
+            return await core.finish_even_if_cancelled(self._write_held(op, keys, kwargs))
+        return await self._write_held(op, keys, kwargs)
+
+    async def _write_held(self, op: str, keys: Iterable[str], kwargs: dict[str, Any]) -> Any:
+        async with self.core.order.hold(keys):
             return await self._write_ordered(op, kwargs)
 
     async def _write_ordered(self, op: str, kwargs: dict[str, Any]) -> Any:
@@ -532,17 +567,9 @@ class MigratingAgentTaskStore(_Router):
         if core.phase is Phase.MEMORY:
             result: AgentTaskRecord | None = await self.memory.claim_next_task(worker, now=moment)
             return result
+        if core.phase is Phase.POSTGRES_PRIMARY:
+            return await core.finish_even_if_cancelled(self._claim_next_on_postgres(worker, moment))
         async with core.order.hold([_CLAIMS]):
-            if core.phase is Phase.POSTGRES_PRIMARY:
-                assert self.postgres is not None
-                claimed = await self.postgres.claim_next_task(worker, now=moment)
-                core.stats.postgres_ok += 1
-                if claimed is not None:
-                    async with core.order.also(_task_key(claimed.id)):
-                        await self._follow_in_memory(
-                            "claim_task", {"task_id": claimed.id, "worker": worker, "now": moment}
-                        )
-                return claimed
             # Memory decides which task; PostgreSQL is told to claim that same one, after any
             # write to that task that memory saw first.
             claimed = await self.memory.claim_next_task(worker, now=moment)
@@ -550,6 +577,18 @@ class MigratingAgentTaskStore(_Router):
             if claimed is not None:
                 async with core.order.also(_task_key(claimed.id)):
                     await self._to_postgres("claim_task", {"task_id": claimed.id, "worker": worker, "now": moment})
+            return claimed
+
+    async def _claim_next_on_postgres(self, worker: str, moment: datetime) -> AgentTaskRecord | None:
+        """Phase 3: PostgreSQL decides which task; memory then takes the same claim."""
+        core = self.core
+        assert self.postgres is not None
+        async with core.order.hold([_CLAIMS]):
+            claimed = await self.postgres.claim_next_task(worker, now=moment)
+            core.stats.postgres_ok += 1
+            if claimed is not None:
+                async with core.order.also(_task_key(claimed.id)):
+                    await self._follow_in_memory("claim_task", {"task_id": claimed.id, "worker": worker, "now": moment})
             return claimed
 
     async def claim_task(self, task_id: str, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:

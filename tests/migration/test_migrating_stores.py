@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import asyncpg
@@ -191,6 +192,57 @@ async def test_phase_three_writes_postgres_first_and_keeps_memory_for_rollback(c
         status = await stores.store_status()
     assert status["phase"] == "postgres-primary"
     assert status["source_of_truth"] == "postgres"
+
+
+class AnswersLate:
+    """A PostgreSQL store whose answers arrive after the commit, late: a caller cancelled then has
+    had its write committed without seeing the answer."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.committed = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def update_task(self, task_id: str, **fields: Any) -> Any:
+        result = await self.inner.update_task(task_id, **fields)
+        self.committed.set()
+        await asyncio.sleep(0.2)
+        return result
+
+    async def claim_next_task(self, worker: str, **fields: Any) -> Any:
+        result = await self.inner.claim_next_task(worker, **fields)
+        self.committed.set()
+        await asyncio.sleep(0.2)
+        return result
+
+
+@pytest.mark.parametrize("write", ["update_task", "claim_next_task"])
+async def test_phase_three_keeps_memory_in_step_when_the_caller_is_cancelled_after_the_commit(
+    clean_dsn: str, tmp_path: Path, write: str
+) -> None:
+    settings = replace(dual_write(clean_dsn, tmp_path / "journal.jsonl", read=100), postgres_primary=True)
+    memory = MemoryAgentTaskStore()
+    async with open_migrating_stores(settings, memory_tasks=memory, reconcile_interval_s=None) as stores:
+        assert stores.postgres is not None
+        await stores.tasks.create_task(task())
+        late = AnswersLate(stores.tasks.postgres)
+        stores.tasks.postgres = late
+        if write == "update_task":
+            call = stores.tasks.update_task(task().id, progress_pct=40, current_step="half way")
+        else:
+            call = stores.tasks.claim_next_task("runner-3")
+        caller = asyncio.ensure_future(call)
+        await asyncio.wait_for(late.committed.wait(), timeout=10)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        in_postgres = await stores.postgres.tasks.get_task(task().id)
+    # Leaving the stores waited for the write; memory has exactly what PostgreSQL committed.
+    assert in_postgres is not None
+    assert in_postgres.progress_pct == 40 or in_postgres.claimed_by == "runner-3"
+    assert await memory.get_task(task().id) == in_postgres
 
 
 async def test_store_status_reports_live_state(dual: MigratingStores) -> None:
