@@ -132,7 +132,7 @@ class MigrationCore:
     def postgres_behind(self) -> bool:
         return self.journal is not None and self.journal.active()
 
-    def note_failure(self, store: StoreName, op: str, exc: CoherenceSQLError) -> None:
+    def note_failure(self, store: StoreName, op: str, exc: BaseException) -> None:
         self.stats.postgres_failed += 1
         self.stats.by_error[type(exc).__name__] += 1
         log.warning("PostgreSQL %s.%s failed, journaled for replay: %s: %s", store, op, type(exc).__name__, exc)
@@ -227,10 +227,14 @@ class _Router:
         try:
             await self._apply_on_postgres(op, kwargs)
             core.stats.postgres_ok += 1
-        except (*TRANSIENT, NotYetInPostgresError) as exc:
+        except (*TRANSIENT, NotYetInPostgresError, asyncio.CancelledError) as exc:
             core.note_failure(self._store_name, op, exc)
             core.journal.append(self._store_name, op, kwargs)
             core.stats.journaled += 1
+            if isinstance(exc, asyncio.CancelledError):
+                # The caller is gone, memory has the write, the journal brings it to PostgreSQL (a
+                # replay of one that did land is a no-op): the cancellation goes on to the caller.
+                raise
         except CoherenceSQLError as exc:
             core.note_rejection(self._store_name, op, exc)
 
@@ -275,6 +279,8 @@ class _Router:
                 value = await getattr(self.postgres, op)(**kwargs)
                 core.stats.reads_postgres += 1
                 return value
+            except asyncio.CancelledError:
+                raise  # the caller is gone: no fallback read for it
             except TRANSIENT as exc:
                 core.stats.read_fallbacks += 1
                 log.warning("PostgreSQL read %s failed, served from memory: %s", op, exc)

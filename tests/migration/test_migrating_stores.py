@@ -14,7 +14,7 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from coherence_sql.errors import InvalidValueError, MigrationError, UnknownReferenceError
+from coherence_sql.errors import InvalidValueError, MigrationError, QueryCancelledError, UnknownReferenceError
 from coherence_sql.migration.config import MigrationSettings
 from coherence_sql.migration.journal import WriteJournal
 from coherence_sql.migration.ordering import WriteOrder
@@ -243,6 +243,77 @@ async def test_phase_three_keeps_memory_in_step_when_the_caller_is_cancelled_aft
     assert in_postgres is not None
     assert in_postgres.progress_pct == 40 or in_postgres.claimed_by == "runner-3"
     assert await memory.get_task(task().id) == in_postgres
+
+
+class Stalls:
+    """A PostgreSQL store whose calls hang until cancelled, then raise as the accessors do."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.called = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def _stall(self) -> None:
+        self.called.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise QueryCancelledError("stalled: cancelled before PostgreSQL answered") from None
+
+    async def create_contributor(self, contributor: Contributor) -> Any:
+        await self._stall()
+        return await self.inner.create_contributor(contributor)
+
+    async def get_contributor(self, contributor_id: Any) -> Any:
+        await self._stall()
+        return await self.inner.get_contributor(contributor_id)
+
+
+async def test_a_dual_write_cancelled_on_its_way_to_postgres_is_journaled_and_the_caller_cancelled(
+    dual: MigratingStores,
+) -> None:
+    assert dual.postgres is not None
+    assert dual.core.journal is not None
+    real = dual.graph.postgres
+    stalled = Stalls(real)
+    dual.graph.postgres = stalled
+    ada = contributor()
+    caller = asyncio.ensure_future(dual.graph.create_contributor(ada))
+    await asyncio.wait_for(stalled.called.wait(), timeout=10)
+
+    caller.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert await dual.graph.memory.get_contributor(ada.id) is not None  # memory, the source of truth
+    assert dual.core.journal.pending() == 1
+    dual.graph.postgres = real
+    report = await dual.reconcile()
+    assert report.applied == 1
+    assert await dual.postgres.graph.get_contributor(ada.id) == await dual.graph.memory.get_contributor(ada.id)
+
+
+async def test_a_read_cancelled_on_its_way_to_postgres_is_cancelled_not_served_from_memory(
+    clean_dsn: str, tmp_path: Path
+) -> None:
+    async with open_migrating_stores(
+        dual_write(clean_dsn, tmp_path / "journal.jsonl", read=100), reconcile_interval_s=None
+    ) as stores:
+        ada = await stores.graph.create_contributor(contributor())
+        stalled = Stalls(stores.graph.postgres)
+        stores.graph.postgres = stalled
+        reads_from_memory = stores.core.stats.reads_memory
+        caller = asyncio.ensure_future(stores.graph.get_contributor(ada.id))
+        await asyncio.wait_for(stalled.called.wait(), timeout=10)
+
+        caller.cancel()
+
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        assert stores.core.stats.reads_memory == reads_from_memory
+        assert stores.core.stats.read_fallbacks == 0
 
 
 async def test_store_status_reports_live_state(dual: MigratingStores) -> None:
