@@ -371,6 +371,19 @@ def _checked(section: str, records: Sequence[Any], convert: Callable[[int, Any],
     return rows
 
 
+def _upserted(section: str, records: Sequence[Any], convert: Callable[[Any], tuple[Any, Row]]) -> list[Row]:
+    """Upsert semantics, as the stores apply repeated upserts: the latest record of a key wins, at
+    the key's first position. `convert` checks a record and returns its key and row."""
+    latest: dict[Any, tuple[int, Row]] = {}
+
+    def keep(index: int, record: Any) -> None:
+        key, row = convert(record)
+        latest[key] = (latest[key][0] if key in latest else index, row)
+
+    _checked(section, records, keep)
+    return [(first + 1, *row) for first, row in sorted(latest.values(), key=lambda item: item[0])]
+
+
 def _describe(record: Any) -> str:
     """The record's identity for an error message."""
     for attribute in ("id",):
@@ -573,24 +586,18 @@ class _Plan:
             analyze=backfill_sql.analyze_projects,
             vacuum="projects",
         )
-        # upsert_project semantics: the latest record of a key wins, at the key's first position.
-        latest: dict[tuple[str, str], tuple[int, Row]] = {}
 
-        def convert(index: int, p: Any) -> None:
+        def convert(p: Any) -> tuple[tuple[str, str], Row]:
             key = rules.project_key(p.ecosystem, p.name)
             rules.text("version", p.version)
             rules.text("description", p.description)
             rules.text("homepage_url", p.homepage_url, rules.URL_MAX)
             rules.text("repository_url", p.repository_url, rules.URL_MAX)
-            first = latest[key][0] if key in latest else index
-            row = (*key, p.ecosystem, p.name, p.version, p.description, p.homepage_url, p.repository_url)
-            latest[key] = (first, row)
-            return None
+            return key, (*key, p.ecosystem, p.name, p.version, p.description, p.homepage_url, p.repository_url)
 
-        _checked("projects", snapshot.projects, convert)
-        section.rows = [(first + 1, *row) for first, row in sorted(latest.values(), key=lambda item: item[0])]
+        section.rows = _upserted("projects", snapshot.projects, convert)
         section.per_batch = min(self.batch_size, KEYS_PER_TRANSACTION)  # one advisory lock per key
-        return set(latest)
+        return {(row[1], row[2]) for row in section.rows}
 
     def _edges(self, snapshot: Snapshot, project_keys: set[tuple[str, str]]) -> None:
         section = self._add(
@@ -635,12 +642,10 @@ class _Plan:
             backfill_sql.merge_github_contributors,
             vacuum="github",
         )
-        latest_gc: dict[str, tuple[int, Row]] = {}
 
-        def convert_gc(index: int, g: Any) -> None:
+        def convert_gc(g: Any) -> tuple[str, Row]:
             rules.github_contributor_fields(g)
-            first = latest_gc[g.id][0] if g.id in latest_gc else index
-            row = (
+            return g.id, (
                 g.id,
                 g.source,
                 g.login,
@@ -650,11 +655,8 @@ class _Plan:
                 rules.aware_utc(g.created_at),
                 rules.optional_aware(g.updated_at),
             )
-            latest_gc[g.id] = (first, row)
-            return None
 
-        _checked("github_contributors", snapshot.github_contributors, convert_gc)
-        contributors.rows = [(first + 1, *row) for first, row in sorted(latest_gc.values(), key=lambda i: i[0])]
+        contributors.rows = _upserted("github_contributors", snapshot.github_contributors, convert_gc)
 
         organizations = self._add(
             "github_organizations",
@@ -663,12 +665,10 @@ class _Plan:
             backfill_sql.merge_github_organizations,
             vacuum="github",
         )
-        latest_org: dict[str, tuple[int, Row]] = {}
 
-        def convert_org(index: int, o: Any) -> None:
+        def convert_org(o: Any) -> tuple[str, Row]:
             rules.github_organization_fields(o)
-            first = latest_org[o.id][0] if o.id in latest_org else index
-            row = (
+            return o.id, (
                 o.id,
                 o.login,
                 o.type,
@@ -677,11 +677,8 @@ class _Plan:
                 rules.aware_utc(o.created_at),
                 rules.optional_aware(o.updated_at),
             )
-            latest_org[o.id] = (first, row)
-            return None
 
-        _checked("github_organizations", snapshot.github_organizations, convert_org)
-        organizations.rows = [(first + 1, *row) for first, row in sorted(latest_org.values(), key=lambda i: i[0])]
+        organizations.rows = _upserted("github_organizations", snapshot.github_organizations, convert_org)
 
         works = self._add(
             "github_contributes_to",

@@ -161,6 +161,32 @@ async def test_a_snapshot_file_loads_with_jobs_1_and_its_sha256_keys_the_checkpo
     assert (await verify(path, clean_dsn)).ok
 
 
+async def test_a_key_repeated_in_the_snapshot_loads_as_repeated_upserts_would(clean_dsn: str) -> None:
+    snapshot = small_snapshot()
+    first, second = snapshot.projects[0], snapshot.projects[1]
+    again = first.model_copy(update={"name": first.name.swapcase(), "version": "9.9.9"})
+    snapshot.projects = [first, second, again, *snapshot.projects[2:]]
+    gh = snapshot.github_contributors[0]
+    snapshot.github_contributors.append(gh.model_copy(update={"login": "renamed", "contributions_count": 7}))
+
+    report = await backfill(clean_dsn, snapshot, batch_size=64)
+
+    assert report.section("projects").records == len(snapshot.projects) - 1
+    assert (await verify(snapshot, clean_dsn, threshold_percent=0.0)).differences == []
+    conn = await asyncpg.connect(clean_dsn)
+    try:
+        rows = await conn.fetch("SELECT name, display_name, version FROM projects ORDER BY id LIMIT 2")
+        login = await conn.fetchval("SELECT login FROM github_contributors WHERE id = $1", gh.id)
+    finally:
+        await conn.close()
+    # The latest record's values, at the first record's position (insertion order: ids).
+    assert [tuple(r) for r in rows] == [
+        (first.name.lower(), again.name, "9.9.9"),
+        (second.name.lower(), second.name, second.version),
+    ]
+    assert login == "renamed"
+
+
 async def test_edges_load_in_large_partitions_and_key_locking_edges_in_small_batches_after_them(
     clean_dsn: str,
 ) -> None:
