@@ -32,13 +32,12 @@ from coherence_sql.errors import (
     translate,
 )
 from coherence_sql.resources import schema_dir
+from coherence_sql.sqltext import split_statements
 
 HISTORY_TABLE: Final = "schema_migrations"
 NO_TRANSACTION_MARKER: Final = "-- no-transaction"
 LOCK_KEY: Final = zlib.crc32(b"coherence_sql.schema")  # stable across processes, unlike hash()
 _FILE_NAME: Final = re.compile(r"^(?P<version>\d{3,})_(?P<name>[a-z0-9_]+)\.sql$")
-_DOLLAR_TAG: Final = re.compile(r"\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$")
-_IDENT_CHAR: Final = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]")
 # The runner's own session: no statement timeout (an index build may take long), but DDL waits
 # for table locks only this long, so a busy table fails the file instead of queueing every query.
 _RUNNER_SETTINGS: Final = {"application_name": "coherence_sql.schema", "lock_timeout": "30s"}
@@ -131,68 +130,6 @@ def discover(directory: Path | None = None) -> list[SchemaFile]:
             transactional=first_line != NO_TRANSACTION_MARKER,
         )
     return [files[v] for v in sorted(files)]
-
-
-def split_statements(text: str) -> list[str]:
-    """The statements of a SQL text, split on top-level semicolons.
-
-    Quotes ('…', E'…', "…"), dollar quotes and comments are skipped over; chunks holding only
-    comments are dropped. Used for `-- no-transaction` files: PostgreSQL runs a multi-statement
-    query string as one implicit transaction, where `CREATE INDEX CONCURRENTLY` is refused. (A
-    `BEGIN ATOMIC … END` function body is not understood; keep such functions in transactional files.)
-    """
-    statements: list[str] = []
-    start = 0
-    has_code = False
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        nxt = text[i + 1] if i + 1 < n else ""
-        if ch == "-" and nxt == "-":
-            end = text.find("\n", i)
-            i = n if end < 0 else end + 1
-            continue
-        if ch == "/" and nxt == "*":
-            depth, i = 1, i + 2
-            while i < n and depth:
-                if text.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif text.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
-            continue
-        if ch == ";":
-            if has_code:
-                statements.append(text[start : i + 1].strip())
-            start, has_code, i = i + 1, False, i + 1
-            continue
-        has_code = has_code or not ch.isspace()
-        if ch in "'\"":
-            backslashes = ch == "'" and i > 0 and text[i - 1] in "eE" and (i < 2 or not _IDENT_CHAR.match(text[i - 2]))
-            i += 1
-            while i < n:
-                if backslashes and text[i] == "\\":
-                    i += 2
-                elif text[i] == ch:
-                    if i + 1 < n and text[i + 1] == ch:  # a doubled quote is a literal quote
-                        i += 2
-                    else:
-                        i += 1
-                        break
-                else:
-                    i += 1
-            continue
-        if ch == "$" and (i == 0 or not _IDENT_CHAR.match(text[i - 1])):
-            tag = _DOLLAR_TAG.match(text, i)
-            if tag:
-                end = text.find(tag.group(), tag.end())
-                i = n if end < 0 else end + len(tag.group())
-                continue
-        i += 1
-    if has_code:
-        statements.append(text[start:].strip())
-    return statements
 
 
 async def _history(conn: Connection) -> list[AppliedFile]:

@@ -383,6 +383,8 @@ async def test_no_transaction_file_with_create_index_concurrently_applies(fresh_
         ),
         ("/* a; /* nested; */ still; */ SELECT 1; -- tail; comment\n", ["/* a; /* nested; */ still; */ SELECT 1;"]),
         ("-- only; a comment\n;\n  ;", []),
+        # a $ inside an identifier opens no dollar quote; a :: cast is no parameter
+        ("SELECT 1 AS a$b$c;SELECT 2::text", ["SELECT 1 AS a$b$c;", "SELECT 2::text"]),
     ],
 )
 def test_split_statements_splits_only_on_top_level_semicolons(text: str, expected: list[str]) -> None:
