@@ -5,10 +5,13 @@ batch naming a parent PostgreSQL lacks is refused whole on either."""
 
 from __future__ import annotations
 
+import json
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -18,10 +21,11 @@ from coherence_sql.db import connect as connect_db
 from coherence_sql.errors import UnknownReferenceError
 from coherence_sql.migration.backfill import backfill
 from coherence_sql.migration.sample import sample_snapshot
-from coherence_sql.migration.snapshot import Snapshot
+from coherence_sql.migration.snapshot import Snapshot, write_snapshot
 from coherence_sql.migration.verify import verify
 from coherence_sql.schema import migrate
 from coherence_sql.sql import backfill as backfill_sql
+from tests.migration.test_backfill import ROOT, run
 
 
 def snapshot() -> Snapshot:
@@ -76,6 +80,26 @@ async def test_a_superuser_checks_references_per_batch_and_ends_where_the_per_ro
     assert fast.inserted == slow.inserted == fast.records
     for dsn in (migrated, per_row_dsn):
         assert (await verify(data, dsn, threshold_percent=0.0)).differences == []
+
+
+async def test_the_script_takes_per_row_foreign_keys(migrated: str, tmp_path: Path) -> None:
+    path = tmp_path / "snapshot.json"
+    write_snapshot(path, snapshot())
+
+    result = await run(
+        sys.executable,
+        str(ROOT / "scripts" / "backfill_postgres.py"),
+        str(path),
+        "--database-url",
+        migrated,
+        "--per-row-foreign-keys",
+        "--json",
+    )
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["references_per_batch"] is False
+    assert report["inserted"] == report["records"]
 
 
 async def test_a_role_that_may_not_set_session_replication_role_checks_per_row(migrated: str, plain_role: str) -> None:
