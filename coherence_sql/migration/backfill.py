@@ -327,16 +327,16 @@ class _Section:
         """
         free = [row for row in self.rows if row[0] not in self.locking] if self.locking else self.rows
         if self.partition_of is None:
-            units = [_Unit(self, self.name, free)]
+            units = [_Unit(self, self.name, free, self.per_batch)]
         else:
             shares: list[list[Row]] = [[] for _ in range(PARTITIONS)]
             for row in free:
                 shares[self.partition_of(row)].append(row)
-            units = [_Unit(self, f"{self.name}/{i}", share) for i, share in enumerate(shares)]
+            units = [_Unit(self, f"{self.name}/{i}", share, self.per_batch) for i, share in enumerate(shares)]
         if self.locking:
             locking = [row for row in self.rows if row[0] in self.locking]
             per_batch = max(1, min(self.per_batch, KEYS_PER_TRANSACTION // 2))
-            units.append(_Unit(self, f"{self.name}/locking", locking, per_batch=per_batch, last=True))
+            units.append(_Unit(self, f"{self.name}/locking", locking, per_batch, last=True))
         return units
 
 
@@ -347,15 +347,14 @@ class _Unit:
     section: _Section
     key: str
     rows: list[Row]
-    per_batch: int = 0  # rows per batch; 0: the section's
+    per_batch: int  # rows per batch
     last: bool = False  # loads once the section's other units have committed
     start: int = 0  # rows before it were merged by an earlier run
 
     def batches(self) -> Iterable[tuple[int, int]]:
         """(first, end) row-index ranges covering rows[start:], in order."""
-        size = self.per_batch or self.section.per_batch
-        for first in range(self.start, len(self.rows), size):
-            yield first, min(first + size, len(self.rows))
+        for first in range(self.start, len(self.rows), self.per_batch):
+            yield first, min(first + self.per_batch, len(self.rows))
 
 
 def _checked(section: str, records: Sequence[Any], convert: Callable[[int, Any], Row | None]) -> list[Row]:
@@ -1055,10 +1054,12 @@ async def backfill(
         first = conns[0]
         await require_current(first)
         await _check_references(first, plan)
-        per_batch = not per_row_foreign_keys and bool(await backfill_sql.may_skip_foreign_key_triggers(first))
+        references_per_batch = not per_row_foreign_keys and bool(
+            await backfill_sql.may_skip_foreign_key_triggers(first)
+        )
         for conn in conns:
-            await backfill_sql.set_reference_checks(conn, per_batch="on" if per_batch else "off")
-        report.references_per_batch = per_batch
+            await backfill_sql.set_reference_checks(conn, per_batch="on" if references_per_batch else "off")
+        report.references_per_batch = references_per_batch
         if restart:
             await backfill_sql.clear_checkpoints(first, snapshot_sha256=sha)
         checkpoints = {row.section: row for row in await backfill_sql.get_checkpoints(first, snapshot_sha256=sha)}

@@ -38,8 +38,6 @@ from coherence_sql.stores.protocol import DependencyEdge
 ProjectKey = tuple[str, str]
 EdgeKey = tuple[ProjectKey, ProjectKey]
 
-# Column widths of the schema (schema/*.sql) that the database enforces; mirrored here so the
-# reference store rejects exactly what PostgreSQL rejects.
 _ATTENTION: Final = (TaskStatus.NEEDS_DECISION, TaskStatus.FAILED)
 _PHASES: Final = ("spec", "impl", "test", "review")
 _ZERO: Final = Decimal("0.00")
