@@ -26,6 +26,7 @@ from coherence_sql.migration.rollback import (
     rollback_settings,
     write_env_file,
 )
+from coherence_sql.migration.service import default_journal_path
 from coherence_sql.migration.snapshot import load_into, write_snapshot
 from coherence_sql.migration.verify import DEFAULT_THRESHOLD_PERCENT, verify
 from coherence_sql.stores.memory import MemoryStores
@@ -82,9 +83,12 @@ def register(subparsers: Any) -> None:
 
     check = subparsers.add_parser(
         "verify",
-        help="compare a snapshot with PostgreSQL field by field; exit 1 above the mismatch threshold",
-        description="Every difference is listed, whatever the rate; the exit status is 1 only when the "
-        "share of mismatched records is above --threshold (percent).",
+        help="compare a snapshot with PostgreSQL field by field; exit 1 on any difference or journal backlog",
+        description="A gate: every difference is listed, and the exit status is 1 on any difference "
+        "(records missing or differing, broken totals, an edge listed twice in the source, a GitHub "
+        "contributes-to edge whose contributor is unknown) and whenever the write journal holds "
+        "pending writes or dead letters (PostgreSQL is then behind or missing writes: reconcile first). "
+        "The migration gates use the default; --threshold is for sampled, scheduled runs.",
     )
     check.add_argument("source", type=Path, metavar="SOURCE", help="a snapshot file (e.g. the API's GRAPH_STORE_PATH)")
     check.add_argument(
@@ -94,7 +98,19 @@ def register(subparsers: Any) -> None:
         "--threshold",
         type=_percent,
         default=DEFAULT_THRESHOLD_PERCENT,
-        help=f"mismatch rate in percent above which the exit status is 1 (default {DEFAULT_THRESHOLD_PERCENT:g})",
+        metavar="PERCENT",
+        help=f"mismatch rate in percent above which the exit status is 1 (default {DEFAULT_THRESHOLD_PERCENT:g}: "
+        "any difference fails; every migration gate uses the default). A value above 0 is for sampled, "
+        "scheduled runs (--sample-percent) on a live system, where a few writes land between the snapshot "
+        "and the read. A journal backlog or dead letter fails whatever the threshold",
+    )
+    check.add_argument(
+        "--journal",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the dual-write journal whose pending writes and dead letters are reported (default: "
+        "$COHERENCE_SQL_JOURNAL, else ~/.local/share/coherence-sql/write-journal.jsonl)",
     )
     check.add_argument("--limit", type=int, default=200, help="differences printed in the table (0: all)")
     check.add_argument("--json", action="store_true", help="print the full report as JSON")
@@ -186,6 +202,7 @@ async def _verify(args: argparse.Namespace) -> int:
         resolve_dsn(args.database_url),
         sample_percent=args.sample_percent,
         threshold_percent=args.threshold,
+        journal=args.journal or default_journal_path(),
     )
     if args.json:
         print(json.dumps(report.as_json(), indent=2))

@@ -22,6 +22,7 @@ from coherence_sql.migration.verify import (
     INVARIANT,
     MISSING_IN_POSTGRES,
     MISSING_IN_SOURCE,
+    UNKNOWN_REFERENCE,
     Difference,
     VerifyReport,
     verify,
@@ -108,11 +109,16 @@ async def test_a_record_missing_in_postgresql_is_reported_with_its_values(loaded
 
     report = await verify(snapshot, dsn)
 
-    [difference] = report.differences
+    difference, *orphaned = report.differences
     assert (difference.entity, difference.key, difference.kind) == ("github_contributors", gone.id, MISSING_IN_POSTGRES)
     assert difference.source["login"] == gone.login
     assert report.entities["github_contributors"].missing_in_postgres == 1
-    assert report.mismatch_count == 1
+    works = [w for w in snapshot.github_contributes_to if w.contributor_id == gone.id]
+    # Its contributes-to edges stay in PostgreSQL, pointing at nobody there.
+    assert sorted((d.entity, d.key, d.kind, d.side) for d in orphaned) == sorted(
+        ("github_contributes_to", f"{gone.id} -> {w.ecosystem}/{w.name}", UNKNOWN_REFERENCE, "postgres") for w in works
+    )
+    assert report.mismatch_count == 1 + len(works)
 
 
 async def test_a_record_missing_in_the_source_is_reported_with_its_values(loaded: tuple[Snapshot, str]) -> None:
@@ -299,30 +305,36 @@ async def test_the_exit_status_follows_the_threshold_and_every_mismatch_is_liste
     snapshot, dsn = loaded
     path = tmp_path / "snapshot.json"
     write_snapshot(path, snapshot)
+    journal = str(tmp_path / "journal" / "write-journal.jsonl")  # absent: nothing pending
     gone = snapshot.contributions[5]
     await execute(dsn, "DELETE FROM contributions WHERE id = $1", gone.id)  # 1 missing row + 1 wrong total
     report = await verify(snapshot, dsn)
     rate = report.mismatch_percent
     assert report.mismatch_count == 2
     assert 0 < rate < 1
+    assert (report.threshold_percent, report.passed, report.exit_code) == (0.0, False, 1)
 
-    below = await cli("--database-url", dsn, "verify", str(path))  # default threshold: 1%
-    above = await cli("verify", str(path), "--database-url", dsn, "--threshold", f"{rate / 2}")
-    machine = await cli("--database-url", dsn, "verify", str(path), "--json", "--threshold", "0")
-    script = await cli_script(str(path), "--database-url", dsn, "--threshold", f"{rate * 2}")
+    default = await cli("--database-url", dsn, "verify", str(path), "--journal", journal)  # threshold 0
+    below = await cli("verify", str(path), "--database-url", dsn, "--threshold", f"{rate / 2}", "--journal", journal)
+    above = await cli("--database-url", dsn, "verify", str(path), "--threshold", f"{rate * 2}", "--journal", journal)
+    machine = await cli("--database-url", dsn, "verify", str(path), "--json", "--journal", journal)
+    script = await cli_script(str(path), "--database-url", dsn, "--threshold", f"{rate * 2}", "--journal", journal)
 
-    assert below[0] == 0, below[2]
-    assert str(gone.id) in below[1]  # listed although under the threshold
-    assert "missing in PostgreSQL" in below[1]
-    assert above[0] == 1
-    assert "ABOVE THE THRESHOLD" in above[1]
+    assert default[0] == 1, default[2]
+    assert "ABOVE THE THRESHOLD (threshold 0%)" in default[1]
+    assert default[1].rstrip().endswith(f"verify: FAILED: 2 mismatched records ({rate:.4f}%) above the 0% threshold")
+    assert below[0] == 1
+    assert above[0] == 0, above[2]
+    assert str(gone.id) in above[1]  # listed although under the threshold
+    assert "missing in PostgreSQL" in above[1]
+    assert above[1].rstrip().endswith("verify: PASSED")
     assert machine[0] == 1
     data = json.loads(machine[1])
     assert {(d["entity"], d["kind"]) for d in data["differences"]} == {
         ("contributions", MISSING_IN_POSTGRES),
         ("assets", AGGREGATE),
     }
-    assert data["mismatched"] == 2
+    assert (data["mismatched"], data["threshold_percent"], data["passed"]) == (2, 0.0, False)
     assert script[0] == 0, script[2]
 
 
