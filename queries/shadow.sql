@@ -1,11 +1,11 @@
--- name: record_mismatch(operation, entity_key, control, candidate, control_ms, candidate_ms, error, observed_at)!
--- Keep one shadow-read mismatch with both answers.
+-- name: record_mismatch(operation, entity_key, control_side, control, candidate, control_ms, candidate_ms, error, observed_at)!
+-- Keep one shadow-read mismatch with both answers; control_side names the store that served the read.
 -- nullable: entity_key, control, candidate, candidate_ms, error
 INSERT INTO shadow_mismatches (
-    operation, entity_key, control, candidate, control_ms, candidate_ms, error, observed_at
+    operation, entity_key, control_side, control, candidate, control_ms, candidate_ms, error, observed_at
 )
 VALUES (
-    :operation, :entity_key, :control, :candidate, :control_ms, :candidate_ms, :error, :observed_at
+    :operation, :entity_key, :control_side, :control, :candidate, :control_ms, :candidate_ms, :error, :observed_at
 );
 
 -- name: recent_mismatches(lim)
@@ -14,6 +14,7 @@ SELECT
     id,
     operation,
     entity_key,
+    control_side,
     control,
     candidate,
     control_ms,

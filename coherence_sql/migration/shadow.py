@@ -33,6 +33,7 @@ class Mismatch:
     candidate_ms: float | None
     error: str | None
     observed_at: datetime
+    control_side: str = "memory"  # the store that served the read; the other was read in the shadow
 
     def as_json(self) -> dict[str, Any]:
         return dict(to_jsonable_python(asdict(self)))
@@ -93,14 +94,19 @@ class ShadowReader:
         control: Any,
         control_ms: float,
         candidate: Callable[[], Awaitable[Any]],
+        control_side: str = "memory",
     ) -> None:
-        """Schedule the comparison if this read is sampled; returns at once either way."""
+        """Schedule the comparison if this read is sampled; returns at once either way.
+
+        `control` is what the caller got, from `control_side`; `candidate` reads the other store."""
         if not self.sampled():
             return
         if len(self._in_flight) >= self.max_in_flight:
             self.stats.skipped += 1  # never queue behind a slow PostgreSQL
             return
-        task = asyncio.get_running_loop().create_task(self._run(operation, key, control, control_ms, candidate))
+        task = asyncio.get_running_loop().create_task(
+            self._run(operation, key, control, control_ms, candidate, control_side)
+        )
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
@@ -111,6 +117,7 @@ class ShadowReader:
         control: Any,
         control_ms: float,
         candidate: Callable[[], Awaitable[Any]],
+        control_side: str,
     ) -> None:
         started = time.perf_counter()
         error: str | None = None
@@ -141,6 +148,7 @@ class ShadowReader:
             candidate_ms=round(candidate_ms, 3) if error is None else None,
             error=error,
             observed_at=datetime.now(UTC),
+            control_side=control_side,
         )
         self.recent.append(mismatch)
         if self.recorder is not None:

@@ -16,15 +16,16 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, S
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Final, TypeVar
 from uuid import UUID, uuid4
 
 from coherence_sql.errors import (
     CoherenceSQLError,
-    ConcurrencyError,
     DatabaseUnavailableError,
     DuplicateError,
-    QueryCancelledError,
+    InvalidValueError,
+    JournalError,
     QueryTimeoutError,
     UnknownReferenceError,
 )
@@ -47,6 +48,7 @@ from coherence_sql.models import (
     utcnow,
     utcnow_naive,
 )
+from coherence_sql.stores import rules
 from coherence_sql.stores.protocol import AgentTaskStore, DependencyEdge, GraphStore
 
 log = logging.getLogger(__name__)
@@ -57,8 +59,15 @@ class NotYetInPostgresError(CoherenceSQLError):
     """A dual-write needs a row PostgreSQL does not have yet; it waits in the journal."""
 
 
-# PostgreSQL being away or slow: the write is journaled and replayed later.
-TRANSIENT = (DatabaseUnavailableError, QueryTimeoutError, QueryCancelledError, ConcurrencyError)
+class BudgetExceededError(QueryTimeoutError):
+    """The PostgreSQL leg ran past its budget; the write is journaled, the read served from memory."""
+
+
+# Verdicts on the data itself (SQLSTATE classes 22 and 23, and the stores' own argument checks):
+# PostgreSQL will refuse the write however often it is replayed, so it goes to the dead letters.
+# Every other failure means "PostgreSQL could not take it now" and the write waits in the journal
+# (docs/decisions.md: "Which failures are journaled").
+DATA_VERDICTS: Final = (InvalidValueError, DuplicateError)
 # Writes that change an existing task: PostgreSQL answering None means it lacks the task.
 _MUST_FIND = frozenset({"update_task", "claim_task"})
 _CREATES = frozenset({"create_contributor", "create_asset", "create_contribution", "create_task"})
@@ -70,17 +79,19 @@ class WriteStats:
     postgres_ok: int = 0
     postgres_failed: int = 0
     journaled: int = 0
-    rejected: int = 0
+    dead_lettered: int = 0
+    journal_write_failures: int = 0
+    over_budget: int = 0
     memory_failed_after_postgres: int = 0
     reads_memory: int = 0
     reads_postgres: int = 0
     read_fallbacks: int = 0
     by_error: Counter[str] = field(default_factory=Counter)
-    recent_rejections: deque[str] = field(default_factory=lambda: deque(maxlen=100))
+    recent_dead_letters: deque[str] = field(default_factory=lambda: deque(maxlen=100))
 
 
 class MigrationCore:
-    """What both migrating stores share: settings, the journal, counters and shadow reads."""
+    """What both migrating stores share: settings, the journal, counters, budgets and shadow reads."""
 
     def __init__(
         self,
@@ -101,7 +112,13 @@ class MigrationCore:
         )
         self.stats = WriteStats()
         self.order = WriteOrder()
+        self.budget_s = settings.postgres_budget_s
+        # False while PostgreSQL could not be reached at start-up (phases 1-2 start degraded).
+        self.postgres_attached = settings.uses_postgres
+        self._diverged: str | None = self._read_marker()
+        self._marker_written = self._diverged is not None
         self._finishing: set[asyncio.Future[Any]] = set()
+        self._detached: set[asyncio.Future[Any]] = set()
 
     @property
     def phase(self) -> Phase:
@@ -129,21 +146,156 @@ class MigrationCore:
         while self._finishing:
             await asyncio.gather(*self._finishing, return_exceptions=True)
 
+    # -- the PostgreSQL leg, within its budget ----------------------------------------------------
+    async def within_budget(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one PostgreSQL call for a caller who must not wait past `budget_s`.
+
+        The call runs in a task of its own: past the budget (or when the caller is cancelled) the
+        caller goes on at once and the task is cancelled in the background, where the bounded
+        pool (coherence_sql/pool.py) ends it, terminating its connection if the server does not
+        answer. A journal replay waits for such tasks first (`settle_detached`), so a write that
+        was sent before its caller gave up can never land after the replay of later writes.
+        """
+        task = asyncio.ensure_future(call())
+        try:
+            done, _ = await asyncio.wait((task,), timeout=self.budget_s)
+        except asyncio.CancelledError:
+            self._detach(task)
+            raise
+        if not done:
+            self._detach(task)
+            self.stats.over_budget += 1
+            raise BudgetExceededError(f"PostgreSQL did not answer within {self.budget_s:g}s")
+        exc = task.exception()
+        if isinstance(exc, asyncio.CancelledError):
+            # The call was cancelled from inside (its connection went away), not our caller.
+            raise DatabaseUnavailableError(f"the PostgreSQL call was cancelled: {exc}") from None
+        return task.result()
+
+    def _detach(self, task: asyncio.Future[Any]) -> None:
+        task.cancel()
+        self._detached.add(task)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Future[Any]) -> None:
+        self._detached.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a detached call's failure is already handled (journaled)
+
+    async def settle_detached(self, timeout_s: float) -> bool:
+        """Wait (at most `timeout_s`) for PostgreSQL calls whose callers went on without them."""
+        if not self._detached:
+            return True
+        await asyncio.wait(list(self._detached), timeout=timeout_s)
+        return not self._detached
+
+    @property
+    def detached(self) -> int:
+        return len(self._detached)
+
+    # -- where a write goes when PostgreSQL did not take it ---------------------------------------
     def postgres_behind(self) -> bool:
-        return self.journal is not None and self.journal.active()
+        """Whether PostgreSQL may lack writes memory has: then it serves no reads and shadow
+        reads are off (they would only report the lag)."""
+        return not self.postgres_attached or self._diverged is not None or self.journal_pending()
 
-    def note_failure(self, store: StoreName, op: str, exc: BaseException) -> None:
-        self.stats.postgres_failed += 1
-        self.stats.by_error[type(exc).__name__] += 1
-        log.warning("PostgreSQL %s.%s failed, journaled for replay: %s: %s", store, op, type(exc).__name__, exc)
+    def journal_pending(self) -> bool:
+        """Whether writes wait in the journal: a new write must then queue behind them."""
+        if self.journal is None:
+            return False
+        try:
+            return self.journal.active()
+        except (OSError, JournalError) as exc:
+            self.mark_diverged(f"the write journal cannot be read: {exc}")
+            return True
 
-    def note_rejection(self, store: StoreName, op: str, exc: CoherenceSQLError) -> None:
-        # PostgreSQL refused what memory accepted: usually a parent not backfilled yet, which the
-        # backfill of a snapshot taken after dual-write began will bring; verify reports the rest.
-        self.stats.rejected += 1
+    def journal_write(self, store: StoreName, op: str, kwargs: dict[str, Any], exc: BaseException | None) -> None:
+        """Queue one write for PostgreSQL; never fails the caller, whose write memory has taken."""
+        assert self.journal is not None
+        if exc is not None:
+            self.stats.postgres_failed += 1
+            self.stats.by_error[type(exc).__name__] += 1
+            log.warning("PostgreSQL %s.%s failed, journaled for replay: %s: %s", store, op, type(exc).__name__, exc)
+        try:
+            self.journal.append(store, op, kwargs)
+        except (OSError, JournalError) as failure:
+            self.stats.journal_write_failures += 1
+            log.error("could not journal %s.%s, PostgreSQL now misses it: %s", store, op, failure)
+            self.mark_diverged(f"{store}.{op} could not be journaled: {failure}")
+            return
+        self.stats.journaled += 1
+
+    def dead_letter(self, store: StoreName, op: str, kwargs: dict[str, Any], exc: BaseException) -> None:
+        """Keep a write PostgreSQL refused on its data, whole, for an operator (never just counted)."""
+        assert self.journal is not None
+        reason = f"{type(exc).__name__}: {exc}"
         self.stats.by_error[type(exc).__name__] += 1
-        self.stats.recent_rejections.append(f"{store}.{op}: {type(exc).__name__}: {exc}")
-        log.warning("PostgreSQL rejected %s.%s that memory accepted: %s: %s", store, op, type(exc).__name__, exc)
+        log.error("PostgreSQL refused %s.%s that memory accepted, dead-lettered: %s", store, op, reason)
+        try:
+            self.journal.dead_letters.append(store, op, kwargs, reason)
+        except (OSError, JournalError) as failure:
+            self.stats.journal_write_failures += 1
+            log.error("could not dead-letter %s.%s, PostgreSQL now misses it: %s", store, op, failure)
+            self.mark_diverged(f"{store}.{op} could not be dead-lettered: {failure}")
+            return
+        self.stats.dead_lettered += 1
+        self.stats.recent_dead_letters.append(f"{store}.{op}: {reason}")
+
+    # -- diverged: PostgreSQL lost a write nothing can replay -------------------------------------
+    # The state lives in a marker file beside the journal, so it outlives a restart and an operator
+    # can clear it from another host; the flag in memory serves the hot path and covers a disk too
+    # full for the marker. The background loop calls `refresh_diverged` to pick up the file.
+    @property
+    def _diverged_marker(self) -> Path | None:
+        return None if self.journal is None else self.journal.path.with_name(self.journal.path.name + ".diverged")
+
+    def _read_marker(self) -> str | None:
+        marker = self._diverged_marker
+        if marker is None:
+            return None
+        try:
+            return marker.read_text(encoding="utf-8").strip() or "diverged"
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            return f"the diverged marker {marker} cannot be read: {exc}"
+
+    def _write_marker(self) -> bool:
+        marker = self._diverged_marker
+        if marker is None or self._diverged is None:
+            return False
+        try:
+            marker.write_text(self._diverged + "\n", encoding="utf-8")
+        except OSError:
+            return False
+        return True
+
+    def mark_diverged(self, reason: str) -> None:
+        """Remember that PostgreSQL misses a write: only a new backfill and verify repair that."""
+        if self._diverged is None:
+            self._diverged = f"{utcnow().isoformat(timespec='seconds')} {reason}"
+            self._marker_written = self._write_marker()
+
+    def refresh_diverged(self) -> None:
+        """Follow the marker file (set or cleared by another process); retry writing our own."""
+        if self._diverged is not None and not self._marker_written:
+            self._marker_written = self._write_marker()
+            return
+        self._diverged = self._read_marker()
+        self._marker_written = self._diverged is not None
+
+    @property
+    def diverged(self) -> str | None:
+        """Why PostgreSQL is known to miss writes, or None."""
+        return self._diverged
+
+    def clear_diverged(self) -> None:
+        """An operator's word that PostgreSQL was backfilled and verified again."""
+        marker = self._diverged_marker
+        if marker is not None:
+            marker.unlink(missing_ok=True)
+        self._diverged = None
+        self._marker_written = False
 
 
 def _report_orphaned(task: asyncio.Future[Any]) -> None:
@@ -174,7 +326,7 @@ class _Router:
     _store_name: StoreName
 
     def __init__(self, core: MigrationCore, memory: Any, postgres: Any | None) -> None:
-        if core.settings.uses_postgres and postgres is None:
+        if core.settings.uses_postgres and postgres is None and core.postgres_attached:
             raise ValueError(f"{core.phase.value} mode needs a PostgreSQL store")
         self.core = core
         self.memory = memory
@@ -218,25 +370,25 @@ class _Router:
             log.warning("in-memory %s failed after PostgreSQL took it: %s", op, exc)
 
     async def _to_postgres(self, op: str, kwargs: dict[str, Any]) -> None:
+        """Phases 1-2: the PostgreSQL leg of a write memory took. Never fails the caller (except
+        with its own cancellation) and never keeps it past the budget."""
         core = self.core
-        assert core.journal is not None
-        if core.journal.active():  # keep PostgreSQL's order: queue behind what is waiting
-            core.journal.append(self._store_name, op, kwargs)
-            core.stats.journaled += 1
+        store = self._store_name
+        if self.postgres is None or core.journal_pending():  # keep PostgreSQL's order: queue behind
+            core.journal_write(store, op, kwargs, None)
             return
         try:
-            await self._apply_on_postgres(op, kwargs)
+            await core.within_budget(lambda: self._apply_on_postgres(op, kwargs))
             core.stats.postgres_ok += 1
-        except (*TRANSIENT, NotYetInPostgresError, asyncio.CancelledError) as exc:
-            core.note_failure(self._store_name, op, exc)
-            core.journal.append(self._store_name, op, kwargs)
-            core.stats.journaled += 1
-            if isinstance(exc, asyncio.CancelledError):
-                # The caller is gone, memory has the write, the journal brings it to PostgreSQL (a
-                # replay of one that did land is a no-op): the cancellation goes on to the caller.
-                raise
-        except CoherenceSQLError as exc:
-            core.note_rejection(self._store_name, op, exc)
+        except asyncio.CancelledError as exc:
+            # The caller is gone, memory has the write, the journal brings it to PostgreSQL (a
+            # replay of one that did land is a no-op): the cancellation goes on to the caller.
+            core.journal_write(store, op, kwargs, exc)
+            raise
+        except DATA_VERDICTS as exc:
+            core.dead_letter(store, op, kwargs, exc)
+        except Exception as exc:  # PostgreSQL could not take it now, whatever the reason
+            core.journal_write(store, op, kwargs, exc)
 
     async def _apply_on_postgres(self, op: str, kwargs: dict[str, Any]) -> bool:
         """Apply one write; False when it had already landed (a create that exists, a claim made).
@@ -244,8 +396,11 @@ class _Router:
         Raises NotYetInPostgresError when it needs a row PostgreSQL does not have yet (a parent, or
         the task it changes): the backfill brings those, so the write waits in the journal.
         """
+        postgres: Any = self.postgres
+        if postgres is None:
+            raise DatabaseUnavailableError("PostgreSQL has not been reachable since start-up")
         try:
-            result = await getattr(self.postgres, op)(**kwargs)
+            result = await getattr(postgres, op)(**kwargs)
         except DuplicateError:
             if op in _CREATES:
                 return False  # it reached PostgreSQL before a failure was noticed
@@ -254,7 +409,6 @@ class _Router:
             raise NotYetInPostgresError(str(exc)) from None
         if result is None and op in _MUST_FIND:
             task_id = kwargs["task_id"]
-            postgres: Any = self.postgres
             if op == "claim_task":
                 # Memory claimed it while pending, and PostgreSQL sees writes in memory's order: a
                 # task that is there and no longer pending already holds this claim (a snapshot
@@ -269,46 +423,72 @@ class _Router:
         core = self.core
         if core.phase is Phase.MEMORY:
             return await getattr(self.memory, op)(**kwargs)
+        memory = self.memory
+        postgres = self.postgres
+
+        def from_memory() -> Awaitable[Any]:
+            return getattr(memory, op)(**kwargs)  # type: ignore[no-any-return]
+
+        def from_postgres() -> Awaitable[Any]:
+            return getattr(postgres, op)(**kwargs)  # type: ignore[no-any-return]
+
         if core.phase is Phase.POSTGRES_PRIMARY:
+            started = time.perf_counter()
+            value = await from_postgres()
             core.stats.reads_postgres += 1
-            return await getattr(self.postgres, op)(**kwargs)
-        behind = core.postgres_behind()
+            if core.settings.memory_writes:  # memory is kept for rollback: keep comparing it
+                core.shadow.compare(op, key, value, _ms_since(started), from_memory, control_side="postgres")
+            return value
+        behind = postgres is None or core.postgres_behind()
         wants_postgres = core.router.keyed(key) if key is not None else core.router.unkeyed()
         if wants_postgres and not behind:
+            started = time.perf_counter()
             try:
-                value = await getattr(self.postgres, op)(**kwargs)
-                core.stats.reads_postgres += 1
-                return value
+                value = await core.within_budget(from_postgres)
             except asyncio.CancelledError:
                 raise  # the caller is gone: no fallback read for it
-            except TRANSIENT as exc:
+            except Exception as exc:  # slow, away or refusing: memory, the source of truth, answers
                 core.stats.read_fallbacks += 1
-                log.warning("PostgreSQL read %s failed, served from memory: %s", op, exc)
+                log.warning("PostgreSQL read %s failed, served from memory: %s: %s", op, type(exc).__name__, exc)
+            else:
+                core.stats.reads_postgres += 1
+                # At 100% PostgreSQL reads memory becomes the candidate, so the comparison (the
+                # phase-3 gate) keeps running.
+                core.shadow.compare(op, key, value, _ms_since(started), from_memory, control_side="postgres")
+                return value
         started = time.perf_counter()
-        value = await getattr(self.memory, op)(**kwargs)
+        value = await from_memory()
         core.stats.reads_memory += 1
         if not behind:
-            postgres = self.postgres
-
-            def candidate() -> Awaitable[Any]:
-                return getattr(postgres, op)(**kwargs)  # type: ignore[no-any-return]
-
-            core.shadow.compare(op, key, value, (time.perf_counter() - started) * 1000, candidate)
+            core.shadow.compare(op, key, value, _ms_since(started), from_postgres)
         return value
 
     async def apply_journaled(self, entry: JournalEntry) -> bool:
-        """Replay one journaled write on PostgreSQL; False when it had already landed.
+        """Replay one journaled write on PostgreSQL; False when it had already landed or was
+        dead-lettered.
 
-        Transient failures and writes still waiting for the backfill stop the replay (it resumes
-        there next time); anything else PostgreSQL refuses is counted as a rejection and skipped.
+        Unavailability and writes still waiting for the backfill stop the replay (it resumes there
+        next time); a verdict on the data sends the entry to the dead letters and the replay goes
+        on. A dead letter that cannot be written stops the replay too: the entry stays journaled.
         """
         try:
             return await self._apply_on_postgres(entry.op, entry.kwargs)
-        except (*TRANSIENT, NotYetInPostgresError):
-            raise
-        except CoherenceSQLError as exc:
-            self.core.note_rejection(self._store_name, entry.op, exc)
+        except DATA_VERDICTS as exc:
+            assert self.core.journal is not None
+            reason = f"{type(exc).__name__}: {exc}"
+            self.core.journal.dead_letters.append(self._store_name, entry.op, entry.kwargs, reason)
+            self.core.stats.dead_lettered += 1
+            self.core.stats.recent_dead_letters.append(f"{self._store_name}.{entry.op}: {reason}")
+            log.error("PostgreSQL refused journaled %s.%s, dead-lettered: %s", self._store_name, entry.op, reason)
             return False
+
+    async def apply_dead_letter(self, store_op: str, kwargs: dict[str, Any]) -> bool:
+        """Apply one dead letter on PostgreSQL after a fix; raises when it is still refused."""
+        return await self._apply_on_postgres(store_op, kwargs)
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 class MigratingGraphStore(_Router):
@@ -412,6 +592,7 @@ class MigratingGraphStore(_Router):
 
     # -- writes ------------------------------------------------------------------------------
     async def upsert_project(self, project: Project) -> None:
+        project = rules.checked_model(project, Project, "project")
         await self._write("upsert_project", [_project_key(project)], project=project)
 
     async def add_dependency(self, from_eco: str, from_name: str, to_eco: str, to_name: str) -> None:
@@ -425,18 +606,24 @@ class MigratingGraphStore(_Router):
         )
 
     async def upsert_projects(self, projects: Sequence[Project]) -> None:
-        await self._write("upsert_projects", map(_project_key, projects), projects=list(projects))
+        checked = rules.checked_projects(projects)
+        await self._write("upsert_projects", map(_project_key, checked), projects=checked)
 
     async def add_dependencies(self, edges: Sequence[DependencyEdge]) -> None:
-        keys = [entity_key("project", e[0], e[1]) for e in edges] + [entity_key("project", e[2], e[3]) for e in edges]
-        await self._write("add_dependencies", keys, edges=list(edges))
+        checked = rules.checked_edges(edges)
+        keys = [entity_key("project", *edge[:2]) for edge in checked] + [
+            entity_key("project", *edge[2:]) for edge in checked
+        ]
+        await self._write("add_dependencies", keys, edges=checked)
 
     async def create_contributor(self, contributor: Contributor) -> Contributor:
+        contributor = rules.checked_model(contributor, Contributor, "contributor")
         keys = [entity_key("contributor", _attr(contributor, "id")), entity_key("email", _attr(contributor, "email"))]
         result: Contributor = await self._write("create_contributor", keys, contributor=contributor)
         return result
 
     async def create_asset(self, asset: Asset) -> Asset:
+        asset = rules.checked_model(asset, Asset, "asset")
         result: Asset = await self._write("create_asset", [entity_key("asset", _attr(asset, "id"))], asset=asset)
         return result
 
@@ -459,12 +646,14 @@ class MigratingGraphStore(_Router):
             cost_amount=cost_amount,
             coherence_score=coherence_score,
             metadata=metadata,
-            id=id or uuid4(),
-            timestamp=timestamp or utcnow_naive(),
+            # `is None`, not `or`: a falsy id or timestamp is the caller's, for the stores to refuse.
+            id=uuid4() if id is None else id,
+            timestamp=utcnow_naive() if timestamp is None else timestamp,
         )
         return result
 
     async def upsert_github_contributor(self, github_contributor: GitHubContributor) -> GitHubContributor:
+        github_contributor = rules.checked_model(github_contributor, GitHubContributor, "github_contributor")
         result: GitHubContributor = await self._write(
             "upsert_github_contributor",
             [entity_key("github", _attr(github_contributor, "id"))],
@@ -473,6 +662,7 @@ class MigratingGraphStore(_Router):
         return result
 
     async def upsert_github_organization(self, organization: GitHubOrganization) -> GitHubOrganization:
+        organization = rules.checked_model(organization, GitHubOrganization, "organization")
         result: GitHubOrganization = await self._write(
             "upsert_github_organization",
             [entity_key("github-org", _attr(organization, "id"))],
@@ -533,11 +723,12 @@ class MigratingAgentTaskStore(_Router):
         self, now_utc: datetime | None = None, metrics: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         result: dict[str, Any] = await self._read(
-            "get_pipeline_status", None, now_utc=now_utc or utcnow(), metrics=metrics
+            "get_pipeline_status", None, now_utc=utcnow() if now_utc is None else now_utc, metrics=metrics
         )
         return result
 
     async def create_task(self, task: AgentTaskRecord) -> AgentTaskRecord:
+        task = rules.checked_model(task, AgentTaskRecord, "task")
         result: AgentTaskRecord = await self._write("create_task", [_task_key(_attr(task, "id"))], task=task)
         return result
 
@@ -563,12 +754,12 @@ class MigratingAgentTaskStore(_Router):
             current_step=current_step,
             decision_prompt=decision_prompt,
             decision=decision,
-            now=now or utcnow(),
+            now=utcnow() if now is None else now,
         )
         return result
 
     async def claim_next_task(self, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
-        moment = now or utcnow()
+        moment = utcnow() if now is None else now
         core = self.core
         if core.phase is Phase.MEMORY:
             result: AgentTaskRecord | None = await self.memory.claim_next_task(worker, now=moment)
@@ -599,7 +790,11 @@ class MigratingAgentTaskStore(_Router):
 
     async def claim_task(self, task_id: str, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
         result: AgentTaskRecord | None = await self._write(
-            "claim_task", [_CLAIMS, _task_key(task_id)], task_id=task_id, worker=worker, now=now or utcnow()
+            "claim_task",
+            [_CLAIMS, _task_key(task_id)],
+            task_id=task_id,
+            worker=worker,
+            now=utcnow() if now is None else now,
         )
         return result
 

@@ -16,10 +16,10 @@ from coherence_sql.sql._runtime import FAILURES, Executor, rowcount, translate
 
 RECORD_MISMATCH_SQL: Final = """\
 INSERT INTO shadow_mismatches (
-    operation, entity_key, control, candidate, control_ms, candidate_ms, error, observed_at
+    operation, entity_key, control_side, control, candidate, control_ms, candidate_ms, error, observed_at
 )
 VALUES (
-    $1, $2, $3, $4, $5, $6, $7, $8
+    $1, $2, $3, $4, $5, $6, $7, $8, $9
 );"""
 
 
@@ -28,6 +28,7 @@ async def record_mismatch(
     *,
     operation: str,
     entity_key: str | None,
+    control_side: str,
     control: Any,
     candidate: Any,
     control_ms: float,
@@ -35,12 +36,21 @@ async def record_mismatch(
     error: str | None,
     observed_at: datetime,
 ) -> int:
-    """Keep one shadow-read mismatch with both answers.
+    """Keep one shadow-read mismatch with both answers; control_side names the store that served the read.
     nullable: entity_key, control, candidate, candidate_ms, error
     """
     try:
         status = await conn.execute(
-            RECORD_MISMATCH_SQL, operation, entity_key, control, candidate, control_ms, candidate_ms, error, observed_at
+            RECORD_MISMATCH_SQL,
+            operation,
+            entity_key,
+            control_side,
+            control,
+            candidate,
+            control_ms,
+            candidate_ms,
+            error,
+            observed_at,
         )
     except FAILURES as exc:
         raise translate(exc, "shadow.record_mismatch") from None
@@ -60,6 +70,8 @@ class RecentMismatchesRow(Record):
         @property
         def entity_key(self) -> str | None: ...
         @property
+        def control_side(self) -> str: ...
+        @property
         def control(self) -> Any: ...
         @property
         def candidate(self) -> Any: ...
@@ -75,12 +87,13 @@ class RecentMismatchesRow(Record):
         id = property(itemgetter(0))
         operation = property(itemgetter(1))
         entity_key = property(itemgetter(2))
-        control = property(itemgetter(3))
-        candidate = property(itemgetter(4))
-        control_ms = property(itemgetter(5))
-        candidate_ms = property(itemgetter(6))
-        error = property(itemgetter(7))
-        observed_at = property(itemgetter(8))
+        control_side = property(itemgetter(3))
+        control = property(itemgetter(4))
+        candidate = property(itemgetter(5))
+        control_ms = property(itemgetter(6))
+        candidate_ms = property(itemgetter(7))
+        error = property(itemgetter(8))
+        observed_at = property(itemgetter(9))
 
 
 RECENT_MISMATCHES_SQL: Final = """\
@@ -88,6 +101,7 @@ SELECT
     id,
     operation,
     entity_key,
+    control_side,
     control,
     candidate,
     control_ms,

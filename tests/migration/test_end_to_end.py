@@ -55,7 +55,7 @@ async def settle_and_verify(stores: MigratingStores, graph: MemoryGraphStore, ta
     report = await verify_memory(stores.postgres.pool, graph, tasks)
     assert report.ok, report.format_table(limit=20)
     assert stores.core.shadow.stats.mismatched == 0
-    assert stores.core.stats.rejected == 0
+    assert stores.core.stats.dead_lettered == 0
 
 
 async def test_the_migration_path_with_a_rollback_from_each_phase(clean_dsn: str, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from coherence_sql.errors import InvalidValueError, MigrationError, QueryCancelledError, UnknownReferenceError
+from coherence_sql.errors import CutoverError, InvalidValueError, QueryCancelledError, UnknownReferenceError
 from coherence_sql.migration.config import MigrationSettings
 from coherence_sql.migration.journal import WriteJournal
 from coherence_sql.migration.ordering import WriteOrder
@@ -110,7 +110,7 @@ async def test_bad_input_fails_the_caller_and_reaches_neither_store(dual: Migrat
 async def test_an_unknown_reference_is_the_callers_error_not_a_rejection(dual: MigratingStores) -> None:
     with pytest.raises(UnknownReferenceError):
         await dual.graph.create_contribution(uuid4(), uuid4(), Decimal("1.00"), 0.5, {})
-    assert dual.core.stats.rejected == 0
+    assert dual.core.stats.dead_lettered == 0
 
 
 async def test_a_write_whose_parent_postgres_lacks_waits_for_the_backfill(clean_dsn: str, tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ async def test_a_write_whose_parent_postgres_lacks_waits_for_the_backfill(clean_
         made = await stores.graph.create_contribution(ada.id, code.id, Decimal("5.00"), 0.5, {})
         assert await stores.graph.get_contribution(made.id) == made  # memory serves it
         assert stores.core.stats.journaled == 1
-        assert stores.core.stats.rejected == 0
+        assert stores.core.stats.dead_lettered == 0
         waiting = await stores.reconcile()
         assert not waiting.complete
         assert "graph.create_contribution: " in (waiting.error or "")
@@ -365,7 +365,7 @@ async def test_a_write_that_saw_its_parent_in_memory_finds_it_in_postgres(dual: 
         await dual.graph.create_contribution(ada.id, code.id, Decimal("1.00"), 0.5, {})
 
     await asyncio.gather(create_child_once_parent_is_in_memory(), create_parent())
-    assert dual.core.stats.rejected == 0
+    assert dual.core.stats.dead_lettered == 0
     assert len(await dual.postgres.graph.get_asset_contributions(code.id)) == 1
 
 
@@ -413,7 +413,7 @@ async def test_phase_three_refuses_to_start_while_the_journal_cannot_drain(clean
     journal = WriteJournal(tmp_path / "journal.jsonl")
     journal.append("tasks", "create_task", {"task": task()})
     settings = replace(dual_write(clean_dsn, journal.path), postgres_primary=True)
-    refused = pytest.raises(MigrationError, match=r"journal holds 1 write\(s\) .* run `coherence-sql reconcile`")
+    refused = pytest.raises(CutoverError, match=r"journal holds 1 write\(s\) .* run `coherence-sql reconcile`")
     with journal._replaying_alone(), refused:  # another replayer holds the journal
         async with open_migrating_stores(settings, reconcile_interval_s=None):
             pass

@@ -1,0 +1,53 @@
+"""An asyncpg pool whose every wait for a connection is bounded, and whose failures to hand one out
+are typed as unavailability.
+
+asyncpg waits without limit by default: for a free connection (8 callers on a pool of 2 queued for
+5, 10, 15, 20 s), for a new one to a frozen server, and, once a query was cancelled, for the
+cancellation to be acknowledged when the connection is released (a SIGSTOPped server held a
+cancelled caller forever). `BoundedPool` applies one bound to all three: asyncpg uses the acquire
+timeout for the release of the same connection, and a release that runs out terminates it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from coherence_sql.errors import CoherenceSQLError, DatabaseUnavailableError, PoolTimeoutError, translate
+
+if TYPE_CHECKING:  # generic in the stubs only
+    _PoolBase = asyncpg.Pool[asyncpg.Record]
+else:
+    _PoolBase = asyncpg.Pool
+
+
+class BoundedPool(_PoolBase):
+    """`asyncpg.Pool` with a default acquire timeout (`acquire_timeout_s`) on every acquire,
+    including those `pool.fetch*`/`execute` make for themselves."""
+
+    __slots__ = ("acquire_timeout_s",)
+
+    def __init__(self, *args: Any, acquire_timeout_s: float, **kwargs: Any) -> None:
+        self.acquire_timeout_s = acquire_timeout_s
+        super().__init__(*args, **kwargs)
+
+    async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 (asyncpg's own signature)
+        bound = self.acquire_timeout_s if timeout is None else timeout
+        try:
+            return await super()._acquire(bound)  # type: ignore[misc]
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            raise PoolTimeoutError(
+                f"no PostgreSQL connection within {bound:g}s (pool of {self.get_max_size()}, "
+                f"{self.get_size() - self.get_idle_size()} in use): the server is slow, away, or the pool too small"
+            ) from None
+        except CoherenceSQLError:
+            raise
+        except Exception as exc:
+            # Whatever the server answered while we connected (a password refused, a database
+            # dropped or closed to connections, a server starting up), no statement of ours ran:
+            # for a caller it is unavailability, never a verdict on its data.
+            raise DatabaseUnavailableError(f"cannot get a PostgreSQL connection: {translate(exc)}") from None
