@@ -325,8 +325,8 @@ class VerifyReport:
 
     @property
     def problem_count(self) -> int:
-        """Duplicates and unknown references (each also a mismatched record)."""
-        return sum(1 for d in self.differences if d.kind in PROBLEMS)
+        """Records with a duplicate or an unknown reference on either side (each also mismatched)."""
+        return sum(c.problems for c in self.entities.values())
 
     @property
     def ok(self) -> bool:

@@ -213,12 +213,13 @@ async def test_an_unknown_contributor_on_both_sides_is_reported_on_each(
         ),
     ]
     assert report.entities["github_contributes_to"].problems == 1
-    assert report.mismatch_count == 1  # one record, a problem on each side
+    assert (report.mismatch_count, report.problem_count) == (1, 1)  # one record, a problem on each side
     assert "contributor 'github:ghost' is not a known GitHub contributor" in report.format_table()
 
     code, out, err = await cli("--database-url", dsn, "verify", str(path), "--json", "--journal", no_journal(tmp_path))
     assert code == 1, err
     data = json.loads(out)
+    assert (data["problems"], data["mismatched"]) == (1, 1)
     assert [(d["key"], d["kind"], d["side"], d["reason"]) for d in data["differences"]] == [
         (
             "github:ghost -> npm/left-pad",
