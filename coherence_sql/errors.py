@@ -93,6 +93,10 @@ class JournalError(CoherenceSQLError):
     """The dual-write journal holds an entry that cannot be read back."""
 
 
+class JournalWriteError(JournalError):
+    """The journal (or its dead-letter file) could not be written: disk full, I/O error."""
+
+
 class DatabaseError(CoherenceSQLError):
     """A PostgreSQL error with no more specific translation."""
 

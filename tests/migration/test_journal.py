@@ -62,7 +62,8 @@ def test_models_and_aware_times_round_trip() -> None:
         "t",
     )
     assert update.kwargs["status"] is TaskStatus.RUNNING
-    assert update.kwargs["output"] is None
+    # Exactly the arguments given: no defaults filled in (the method supplies them at replay).
+    assert set(update.kwargs) == {"task_id", "status", "now"}
 
 
 def test_an_unknown_operation_is_refused_when_written() -> None:
@@ -70,13 +71,19 @@ def test_an_unknown_operation_is_refused_when_written() -> None:
         encode("graph", "drop_everything", {})
 
 
-def test_a_corrupt_line_is_refused_naming_where(tmp_path: Path) -> None:
-    journal = WriteJournal(tmp_path / "j.jsonl")
-    journal.append("graph", "create_contributor", {"contributor": CONTRIBUTOR})
-    with open(journal.path, "a") as handle:
-        handle.write('{"store": "graph", "op": "create_asset", "kwargs": {"asset": {"type": "GOLD"}}}\n')
-    with pytest.raises(JournalError, match=r"j.jsonl:2: unreadable entry"):
-        journal.pending()
+def test_arguments_the_method_does_not_take_are_refused_when_written() -> None:
+    with pytest.raises(JournalError, match=r"graph.add_dependency does not take these arguments"):
+        encode("graph", "add_dependency", {"from_eco": "npm"})
+    with pytest.raises(JournalError, match=r"tasks.clear does not take these arguments"):
+        encode("tasks", "clear", {"everything": True})
+
+
+def test_a_corrupt_line_is_refused_naming_where() -> None:
+    line = encode("graph", "create_contributor", {"contributor": CONTRIBUTOR})
+    with pytest.raises(JournalError, match=r"j.jsonl:2: unreadable entry: checksum mismatch"):
+        decode(line.replace("Ada", "Ava"), "j.jsonl:2")
+    with pytest.raises(JournalError, match=r"j.jsonl:3: unreadable entry: length mismatch"):
+        decode(line[:-5], "j.jsonl:3")
 
 
 async def test_replay_applies_in_order_and_empties_the_journal(tmp_path: Path) -> None:
