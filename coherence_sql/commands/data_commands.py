@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from coherence_sql.db import redact, resolve_dsn
-from coherence_sql.migration.backfill import DEFAULT_BATCH_SIZE, DEFAULT_JOBS, ProgressBar, backfill, read_snapshot_file
+from coherence_sql.migration.backfill import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_JOBS,
+    DirtySnapshotError,
+    ProgressBar,
+    backfill,
+    format_problems,
+    read_snapshot_file,
+)
 from coherence_sql.migration.rollback import (
     check_live,
     check_settings,
@@ -78,6 +86,15 @@ def register(subparsers: Any) -> None:
     _foreign_keys_option(fill)
     fill.add_argument("--quiet", action="store_true", help="no progress bar")
     fill.add_argument("--json", action="store_true", help="print the report as JSON")
+    fill.add_argument(
+        "--quarantine",
+        type=Path,
+        metavar="FILE",
+        default=None,
+        help="load every valid record and write the refused ones, with their reasons, to FILE (a snapshot "
+        "backfill reads once they are fixed); exit 1 when any were refused. Without it, a snapshot with "
+        "any refused record loads nothing and exits 2, listing every problem",
+    )
     _database_option(fill)
     fill.set_defaults(run=_backfill)
 
@@ -175,22 +192,34 @@ def register_bench(kinds: Any) -> None:
 async def _backfill(args: argparse.Namespace) -> int:
     dsn = resolve_dsn(args.database_url)
     bar = ProgressBar(quiet=args.quiet or args.json)
-    report = await backfill(
-        dsn,
-        args.snapshot,
-        batch_size=args.batch_size,
-        jobs=args.jobs,
-        restart=args.restart,
-        vacuum=not args.no_vacuum,
-        per_row_foreign_keys=args.per_row_foreign_keys,
-        progress=bar,
-    )
+    try:
+        report = await backfill(
+            dsn,
+            args.snapshot,
+            batch_size=args.batch_size,
+            jobs=args.jobs,
+            restart=args.restart,
+            vacuum=not args.no_vacuum,
+            per_row_foreign_keys=args.per_row_foreign_keys,
+            progress=bar,
+            quarantine=args.quarantine,
+        )
+    except DirtySnapshotError as exc:  # every problem listed, nothing written
+        if args.json:
+            print(json.dumps({**exc.report.as_json(), "loaded": False}, indent=2))
+        print(format_problems(exc.report.problems, exc.report.normalised), file=sys.stderr)
+        print(
+            f"coherence-sql: DirtySnapshotError: {len(exc.report.problems):,} record(s) refused, nothing was "
+            "written: fix them in the snapshot, or run again with --quarantine FILE to load the others",
+            file=sys.stderr,
+        )
+        return 2
     if args.json:
         print(json.dumps(report.as_json(), indent=2))
     else:
         print(f"database: {redact(dsn)}")
         print(report.format_table())
-    return 0
+    return 1 if report.problems else 0
 
 
 # -- verify --------------------------------------------------------------------------------------

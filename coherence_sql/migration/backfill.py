@@ -1,12 +1,15 @@
 """Backfill: load a JSON snapshot of the in-memory stores into PostgreSQL at bulk speed, resumably.
 
-Every record is checked first, as the stores would check it (a bad one raises `SnapshotError` naming
-it, before anything is written). Then each section goes batch by batch: COPY into a temporary
-staging table, one set-based merge with ON CONFLICT DO NOTHING (queries/backfill.sql) and the
-batch's checkpoint, in one transaction. A re-run, or a run after a kill, ends in the same state.
+Every record is checked first, as the stores would check it, and every problem is collected in one
+pass: without a quarantine file a dirty snapshot raises `DirtySnapshotError` listing them all before
+anything is written; with one, the valid records load and the refused ones (and the records that
+depend on them) go to a snapshot-shaped file with their reasons, to be fixed and backfilled later.
+Then each section goes batch by batch: COPY into a temporary staging table, one set-based merge
+with ON CONFLICT DO NOTHING (queries/backfill.sql) and the batch's checkpoint, in one transaction.
+A re-run, or a run after a kill, ends in the same state.
 
-    report = await backfill("postgresql://…", "snapshot.json")
-    print(report.inserted, report.seconds)
+    report = await backfill("postgresql://…", "snapshot.json", quarantine="refused.json")
+    print(report.inserted, report.seconds, report.problems)
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import re
 import sys
 import time
 import zlib
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -30,6 +34,7 @@ from typing import Any, Final, TextIO, TypeAlias, cast
 from uuid import UUID
 
 import asyncpg
+from pydantic import BaseModel
 
 from coherence_sql.db import DEFAULT_SERVER_SETTINGS, Connection, Pool, connect, resolve_dsn
 from coherence_sql.errors import (
@@ -42,19 +47,38 @@ from coherence_sql.errors import (
     UnknownReferenceError,
     translate,
 )
-from coherence_sql.migration.snapshot import Snapshot, collector_paused, parse_snapshot
+from coherence_sql.migration.snapshot import (
+    GRAPH_SECTIONS,
+    PROBLEMS_KEY,
+    TASK_SECTION,
+    CollectedSnapshot,
+    ContributesTo,
+    Problem,
+    Snapshot,
+    collect_snapshot,
+    collector_paused,
+    decode_snapshot,
+    parse_snapshot,
+    read_snapshot_bytes,
+    record_key,
+    write_json,
+)
 from coherence_sql.models import ContributorType
 from coherence_sql.schema import require_current
 from coherence_sql.sql import backfill as backfill_sql
 from coherence_sql.sql._runtime import Executor
 from coherence_sql.stores import rules
+from coherence_sql.stores.protocol import DependencyEdge
 
 __all__ = [
     "SECTIONS",
     "BackfillReport",
+    "DirtySnapshotError",
+    "Normalisation",
     "ProgressBar",
     "SectionReport",
     "backfill",
+    "format_problems",
     "snapshot_digest",
 ]
 
@@ -129,6 +153,28 @@ class SectionReport:
 
 
 @dataclass(slots=True)
+class Normalisation:
+    """Something the load changed about valid records, as the stores would: how often, examples."""
+
+    what: str
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, example: str | Callable[[], str]) -> None:
+        """Count one; keep it as an example while there are fewer than EXAMPLES (a callable is only
+        called then: some normalisations happen thousands of times per snapshot)."""
+        self.count += 1
+        if len(self.examples) < EXAMPLES:
+            self.examples.append(example if isinstance(example, str) else example())
+
+    def as_json(self) -> dict[str, Any]:
+        return {"what": self.what, "count": self.count, "examples": list(self.examples)}
+
+
+EXAMPLES: Final = 3  # examples kept per normalisation
+
+
+@dataclass(slots=True)
 class BackfillReport:
     """What a run did, section by section; `seconds` is the whole run (checks, merges, VACUUM)."""
 
@@ -140,6 +186,9 @@ class BackfillReport:
     # True: the foreign keys were checked once per batch (parents locked and counted) and their
     # per-row triggers skipped; False: the triggers checked every row.
     references_per_batch: bool = False
+    problems: list[Problem] = field(default_factory=list)  # records refused (none loaded when raised)
+    normalised: list[Normalisation] = field(default_factory=list)
+    quarantine: str | None = None  # the file the refused records were written to
 
     @property
     def records(self) -> int:
@@ -181,6 +230,10 @@ class BackfillReport:
             "seconds": round(self.seconds, 3),
             "references_per_batch": self.references_per_batch,
             "sections": [s.as_json() for s in self.sections],
+            "refused": len(self.problems),
+            "quarantine": self.quarantine,
+            "problems": [p.as_json() for p in self.problems],
+            "normalised": [n.as_json() for n in self.normalised],
         }
 
     def format_table(self) -> str:
@@ -205,7 +258,46 @@ class BackfillReport:
             f"{'total':<22}{self.records:>10,}{self.resumed:>10,}{self.inserted:>10,}"
             f"{self.staged - self.inserted:>10,}{self.seconds:>9.2f}{rate:>10,.0f}"
         )
+        if self.problems or self.normalised:
+            lines.append(format_problems(self.problems, self.normalised))
+        if self.quarantine is not None:
+            lines.append(
+                f"quarantine: {len(self.problems):,} refused record(s) written to {self.quarantine}"
+                + (": fix them there, then backfill that file" if self.problems else "")
+            )
         return "\n".join(lines)
+
+
+def format_problems(problems: Sequence[Problem], normalised: Sequence[Normalisation]) -> str:
+    """Every refused record by kind (where, key, reason), then what was normalised, with examples."""
+    lines: list[str] = []
+    if problems:
+        lines.append(f"refused {len(problems):,} record(s):")
+        by_kind: dict[str, list[Problem]] = {}
+        for problem in problems:
+            by_kind.setdefault(problem.kind, []).append(problem)
+        for kind, listed in by_kind.items():
+            lines.append(f"  {kind} ({len(listed):,}):")
+            lines.extend(f"    {p.where()}: {p.reason}" for p in listed)
+    if normalised:
+        lines.append("normalised (loaded as the stores would have them):")
+        for n in normalised:
+            lines.append(f"  {n.what}: {n.count:,}" + (", e.g. " + "; ".join(n.examples) if n.examples else ""))
+    return "\n".join(lines)
+
+
+class DirtySnapshotError(SnapshotError):
+    """The snapshot holds records the stores would refuse, and no quarantine file was given: nothing
+    was written. `report.problems` lists every one, `report.normalised` what would have been changed."""
+
+    def __init__(self, report: BackfillReport) -> None:
+        self.report = report
+        kinds = Counter(p.kind for p in report.problems)
+        super().__init__(
+            f"{len(report.problems):,} record(s) refused ({', '.join(f'{n:,} {k}' for k, n in kinds.items())}), "
+            "nothing was written; --quarantine FILE loads the valid records and writes these to FILE:\n"
+            + "\n".join(f"  {p.kind}: {p.where()}: {p.reason}" for p in report.problems)
+        )
 
 
 # -- progress on a terminal ----------------------------------------------------------------------
@@ -252,7 +344,17 @@ class ProgressBar:
 
 
 class _BadRecordError(Exception):
-    """A record breaks a rule; `_checked` adds where the record is."""
+    """A record breaks a rule; `_Plan._checked` adds where the record is. `kind` groups the report."""
+
+    def __init__(self, message: str, kind: str = "invalid") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# What a record's conversion may raise on a hostile value (rules raise InvalidValueError, a
+# ValueError; a time overflowing UTC an OverflowError; a Decimal operation an ArithmeticError):
+# each is that record's problem, never the run's.
+_RECORD_ERRORS: Final = (_BadRecordError, ValueError, ArithmeticError, TypeError, RecursionError)
 
 
 def _json_text(field_name: str, value: object) -> str:
@@ -266,6 +368,8 @@ def _json_text(field_name: str, value: object) -> str:
         text.encode("utf-8")  # a lone surrogate cannot be sent to PostgreSQL
     except (TypeError, ValueError) as exc:
         raise _BadRecordError(f"{field_name} is not encodable as JSON: {exc}") from None
+    except RecursionError:
+        raise _BadRecordError(f"{field_name} is nested too deep to encode as JSON") from None
     if "\\u0000" in text and _JSON_NUL.search(text):
         raise _BadRecordError(f"{field_name} contains a NUL character")
     return text
@@ -357,58 +461,119 @@ class _Unit:
             yield first, min(first + self.per_batch, len(self.rows))
 
 
-def _checked(section: str, records: Sequence[Any], convert: Callable[[int, Any], Row | None]) -> list[Row]:
-    """Convert every record; a bad one raises SnapshotError naming section, position and key."""
-    rows: list[Row] = []
-    for index, record in enumerate(records):
-        try:
-            row = convert(index, record)
-        except (_BadRecordError, InvalidValueError) as exc:  # rules raise InvalidValueError
-            raise SnapshotError(f"{section}[{index}]{_describe(record)}: {exc}") from None
-        if row is not None:
-            rows.append(row)
-    return rows
-
-
-def _upserted(section: str, records: Sequence[Any], convert: Callable[[Any], tuple[Any, Row]]) -> list[Row]:
-    """Upsert semantics, as the stores apply repeated upserts: the latest record of a key wins, at
-    the key's first position. `convert` checks a record and returns its key and row."""
-    latest: dict[Any, tuple[int, Row]] = {}
-
-    def keep(index: int, record: Any) -> None:
-        key, row = convert(record)
-        latest[key] = (latest[key][0] if key in latest else index, row)
-
-    _checked(section, records, keep)
-    return [(first + 1, *row) for first, row in sorted(latest.values(), key=lambda item: item[0])]
-
-
-def _describe(record: Any) -> str:
-    """The record's identity for an error message."""
-    for attribute in ("id",):
-        value = getattr(record, attribute, None)
-        if value is not None:
-            return f" (id {value})"
-    if hasattr(record, "ecosystem") and hasattr(record, "name"):
-        return f" ({record.ecosystem}/{record.name})"
-    return ""
-
-
 class _Plan:
-    """The whole snapshot checked and converted into staging rows, before anything is written."""
+    """The whole snapshot checked and converted into staging rows, before anything is written.
 
-    def __init__(self, snapshot: Snapshot, batch_size: int) -> None:
+    Every record a store would refuse becomes a `Problem` and is left out, and so is every record
+    that depends on one (a contribution whose contributor or asset was refused); a row's `ord` is
+    its position in the file (1-based), so checkpoints and seq values mean the same in every run.
+    """
+
+    def __init__(self, snapshot: Snapshot, batch_size: int, collected: CollectedSnapshot | None = None) -> None:
         self.sections: list[_Section] = []
         self.batch_size = batch_size
-        self.external_contributors: dict[UUID, int] = {}  # referenced, not in the snapshot → first index
-        self.external_assets: dict[UUID, int] = {}
-        self._contributors(snapshot)
-        self._assets(snapshot)
+        self.problems: list[Problem] = list(collected.problems) if collected is not None else []
+        self.normalised: dict[str, Normalisation] = {}
+        self._positions = collected.positions if collected is not None else {}
+        # Referenced, in neither the snapshot nor its refused records → the ords naming them.
+        self.external_contributors: dict[UUID, list[int]] = {}
+        self.external_assets: dict[UUID, list[int]] = {}
+        self.contribution_slots = (
+            len(collected.sections["contributions"]) if collected is not None else len(snapshot.contributions)
+        )
+        self._models: dict[tuple[str, int], Any] = {}  # (section, position) → a refused record's model
+        self._contributors(snapshot, collected)
+        self._assets(snapshot, collected)
         self._contributions(snapshot)
         project_keys = self._projects(snapshot)
         self._edges(snapshot, project_keys)
         self._github(snapshot)
         self._tasks(snapshot)
+        self.raw = self._raw_records(collected, snapshot)
+
+    # -- collecting problems ---------------------------------------------------------------------
+
+    def _checked(self, section: str, records: Sequence[Any], convert: Callable[[int, Any], Row | None]) -> list[Row]:
+        """Convert every record (`convert(position, record)`); a bad one becomes a Problem."""
+        rows: list[Row] = []
+        positions = self._positions.get(section)
+        for index, record in enumerate(records):
+            position = index if positions is None else positions[index]
+            try:
+                row = convert(position, record)
+            except _RECORD_ERRORS as exc:
+                self.refuse(section, position, record, exc)
+                continue
+            if row is not None:
+                rows.append(row)
+        return rows
+
+    def refuse(self, section: str, position: int, record: Any, reason: BaseException | str, kind: str = "") -> None:
+        """Leave the record out, with why."""
+        if isinstance(reason, BaseException):
+            kind = kind or getattr(reason, "kind", "invalid")
+            text = str(reason) if isinstance(reason, _BadRecordError | InvalidValueError) else _error_text(reason)
+        else:
+            text = reason
+        self.problems.append(Problem(section, position, record_key(section, record), kind or "invalid", text))
+        self._models[section, position] = record
+
+    def _upserted(self, section: str, records: Sequence[Any], convert: Callable[[Any], tuple[Any, Row]]) -> list[Row]:
+        """Upsert semantics, as the stores apply repeated upserts: the latest valid record of a key
+        wins, at the key's first position. `convert` checks a record and returns its key and row."""
+        latest: dict[Any, tuple[int, Row]] = {}
+        repeated = self.note(f"{section}: a key repeated (the last record wins, as repeated upserts)")
+
+        def keep(position: int, record: Any) -> None:
+            key, row = convert(record)
+            if key in latest:
+                first = latest[key][0]
+                repeated.add(f"{section}[{position}] replaces {section}[{first}] ({record_key(section, record)})")
+            latest[key] = (latest[key][0] if key in latest else position, row)
+
+        self._checked(section, records, keep)
+        return [(first + 1, *row) for first, row in sorted(latest.values(), key=lambda item: item[0])]
+
+    def note(self, what: str) -> Normalisation:
+        """The normalisation called `what` (reported when it happened at least once)."""
+        return self.normalised.setdefault(what, Normalisation(what))
+
+    def drop_rows(self, section_name: str, ords: set[int]) -> None:
+        """Take rows (by ord) out of a section already converted."""
+        section = next(s for s in self.sections if s.name == section_name)
+        section.rows = [row for row in section.rows if row[0] not in ords]
+
+    def _raw_records(self, collected: CollectedSnapshot | None, snapshot: Snapshot) -> dict[tuple[str, int], Any]:
+        """What the quarantine file holds for each refused record, and for each contribution that
+        may still be refused (its parent is neither in the snapshot nor refused: PostgreSQL decides):
+        the file's own record when there is a file, else the model's JSON."""
+        wanted = {(p.section, p.index) for p in self.problems}
+        for refs in (*self.external_contributors.values(), *self.external_assets.values()):
+            wanted.update(("contributions", ord_ - 1) for ord_ in refs)
+        if collected is not None:
+            return {(name, index): collected.sections[name][index] for name, index in wanted}
+        records = {key: self._models[key] for key in wanted if key in self._models}
+        records.update({key: snapshot.contributions[key[1]] for key in wanted if key not in records})
+        return {key: _as_json(record) for key, record in records.items()}
+
+    def _refused_ids(
+        self, section: str, collected: CollectedSnapshot | None, loaded: dict[UUID, int]
+    ) -> dict[int, str]:
+        """UUID.int → where, of every refused record of `section` whose id no loaded record has."""
+        refused: dict[int, str] = {}
+        for problem in self.problems:
+            if problem.section != section:
+                continue
+            if (section, problem.index) in self._models:
+                ident = getattr(self._models[section, problem.index], "id", None)
+            elif collected is not None:
+                raw = collected.sections[section][problem.index]
+                ident = _uuid_or_none(raw.get("id") if isinstance(raw, dict) else None)
+            else:
+                ident = None
+            if isinstance(ident, UUID) and ident not in loaded:
+                refused.setdefault(ident.int, f"{section}[{problem.index}]")
+        return refused
 
     def _add(
         self,
@@ -436,7 +601,7 @@ class _Plan:
         self.sections.append(section)
         return section
 
-    def _contributors(self, snapshot: Snapshot) -> None:
+    def _contributors(self, snapshot: Snapshot, collected: CollectedSnapshot | None) -> None:
         section = self._add(
             "contributors",
             "backfill_stage_contributors",
@@ -463,10 +628,12 @@ class _Plan:
             rules.contributor_text(c)
             rate = None if c.hourly_rate is None else _money("hourly_rate", c.hourly_rate)
             if c.id in ids:
-                raise _BadRecordError(f"duplicate id: contributors[{ids[c.id]}] has it too")
+                raise _BadRecordError(f"duplicate id: contributors[{ids[c.id]}] has it too", "duplicate id")
             email_key = rules.email_key(c.email)
             if email_key in emails:
-                raise _BadRecordError(f"duplicate email {c.email!r}: contributors[{emails[email_key]}] has it too")
+                raise _BadRecordError(
+                    f"duplicate email {c.email!r}: contributors[{emails[email_key]}] has it too", "duplicate email"
+                )
             ids[c.id] = emails[email_key] = index
             return (
                 index + 1,
@@ -482,10 +649,11 @@ class _Plan:
                 _json_text("metadata", c.metadata),
             )
 
-        section.rows = _checked("contributors", snapshot.contributors, convert)
+        section.rows = self._checked("contributors", snapshot.contributors, convert)
         self._contributor_ids = ids
+        self._refused_contributors = self._refused_ids("contributors", collected, ids)
 
-    def _assets(self, snapshot: Snapshot) -> None:
+    def _assets(self, snapshot: Snapshot, collected: CollectedSnapshot | None) -> None:
         section = self._add(
             "assets",
             "backfill_stage_assets",
@@ -495,14 +663,16 @@ class _Plan:
             vacuum="contributions",
         )
         ids: dict[UUID, int] = {}
+        loaded: list[tuple[int, Any]] = []  # (position, asset): their stated totals are compared later
 
         def convert(index: int, a: Any) -> Row:
             rules.text("description", a.description)
             name = a.name if a.name is not None else a.description[: rules.NAME_MAX]
             rules.text("name", name, rules.NAME_MAX)
             if a.id in ids:
-                raise _BadRecordError(f"duplicate id: assets[{ids[a.id]}] has it too")
+                raise _BadRecordError(f"duplicate id: assets[{ids[a.id]}] has it too", "duplicate id")
             ids[a.id] = index
+            loaded.append((index, a))
             # The snapshot's total_cost is not loaded: the contributions make it (docs/decisions.md).
             return (
                 index + 1,
@@ -514,8 +684,10 @@ class _Plan:
                 _json_text("metadata", a.metadata),
             )
 
-        section.rows = _checked("assets", snapshot.assets, convert)
+        section.rows = self._checked("assets", snapshot.assets, convert)
         self._asset_ids = ids
+        self._refused_assets = self._refused_ids("assets", collected, ids)
+        self._loaded_assets = loaded
 
     def _contributions(self, snapshot: Snapshot) -> None:
         section = self._add(
@@ -532,6 +704,7 @@ class _Plan:
         sums: dict[int, Decimal] = {}
         contributors = {key.int for key in self._contributor_ids}
         assets = {key.int for key in self._asset_ids}
+        refused_contributors, refused_assets = self._refused_contributors, self._refused_assets
 
         def convert(index: int, c: Any) -> Row:
             # The order create_contribution checks in: values, references, then the id.
@@ -539,15 +712,24 @@ class _Plan:
             score = _score(c.coherence_score)
             metadata = _json_text("metadata", c.metadata)
             contributor_id, asset_id, key = c.contributor_id, c.asset_id, c.id.int
-            if contributor_id.int not in contributors:
-                self.external_contributors.setdefault(contributor_id, index)
-            if asset_id.int not in assets:
-                self.external_assets.setdefault(asset_id, index)
+            external_contributor = contributor_id.int not in contributors
+            external_asset = asset_id.int not in assets
+            if external_contributor and contributor_id.int in refused_contributors:
+                where = refused_contributors[contributor_id.int]
+                raise _BadRecordError(f"its contributor {contributor_id} was refused ({where})", "parent refused")
+            if external_asset and asset_id.int in refused_assets:
+                where = refused_assets[asset_id.int]
+                raise _BadRecordError(f"its asset {asset_id} was refused ({where})", "parent refused")
             if key in ids:
-                raise _BadRecordError(f"duplicate id: contributions[{ids[key]}] has it too")
-            ids[key] = index
-            sums[asset_id.int] = sums.get(asset_id.int, _ZERO) + cost
+                raise _BadRecordError(f"duplicate id: contributions[{ids[key]}] has it too", "duplicate id")
             timestamp = c.timestamp
+            stored_at = timestamp.replace(tzinfo=UTC) if timestamp.tzinfo is None else timestamp.astimezone(UTC)
+            ids[key] = index
+            if external_contributor:
+                self.external_contributors.setdefault(contributor_id, []).append(index + 1)
+            if external_asset:
+                self.external_assets.setdefault(asset_id, []).append(index + 1)
+            sums[asset_id.int] = sums.get(asset_id.int, _ZERO) + cost
             return (
                 index + 1,
                 c.id,
@@ -556,16 +738,31 @@ class _Plan:
                 str(cost),  # staged as text: asyncpg's binary NUMERIC encoder is slower than str()
                 str(score),
                 metadata,
-                timestamp.replace(tzinfo=UTC) if timestamp.tzinfo is None else timestamp.astimezone(UTC),
+                stored_at,
             )
 
-        section.rows = _checked("contributions", snapshot.contributions, convert)
-        for asset_key, total in sums.items():  # DECIMAL(15,2) overflow of the asset's total_cost
-            if total > rules.MONEY_MAX:
-                raise SnapshotError(
-                    f"contributions: the asset {UUID(int=asset_key)}'s contributions sum to {total}, "
-                    f"over {rules.MONEY_MAX}"
-                )
+        section.rows = self._checked("contributions", snapshot.contributions, convert)
+        too_large = {key for key, total in sums.items() if total > rules.MONEY_MAX}
+        if too_large:  # DECIMAL(15,2) overflow of the asset's total_cost: none of its contributions load
+            positions = self._positions.get("contributions")
+            by_ord = {(i if positions is None else positions[i]) + 1: c for i, c in enumerate(snapshot.contributions)}
+            for row in section.rows:
+                if row[3].int in too_large:
+                    self.refuse(
+                        "contributions",
+                        row[0] - 1,
+                        by_ord[row[0]],
+                        f"the asset {row[3]}'s contributions sum to {sums[row[3].int]}, over {rules.MONEY_MAX}",
+                        "total too large",
+                    )
+            section.rows = [row for row in section.rows if row[3].int not in too_large]
+            for key in too_large:
+                del sums[key]
+        recomputed = self.note("assets: total_cost recomputed from the contributions")
+        for position, asset in self._loaded_assets:
+            total = sums.get(asset.id.int, _ZERO)
+            if asset.total_cost != total:
+                recomputed.add(f"assets[{position}] (id {asset.id}): {asset.total_cost} stated, {total} summed")
 
     def _projects(self, snapshot: Snapshot) -> set[tuple[str, str]]:
         section = self._add(
@@ -594,8 +791,9 @@ class _Plan:
             rules.text("repository_url", p.repository_url, rules.URL_MAX)
             return key, (*key, p.ecosystem, p.name, p.version, p.description, p.homepage_url, p.repository_url)
 
-        section.rows = _upserted("projects", snapshot.projects, convert)
+        section.rows = self._upserted("projects", snapshot.projects, convert)
         section.per_batch = min(self.batch_size, KEYS_PER_TRANSACTION)  # one advisory lock per key
+        self._stated_counts = {(p.ecosystem, p.name): p.dependency_count for p in snapshot.projects}
         return {(row[1], row[2]) for row in section.rows}
 
     def _edges(self, snapshot: Snapshot, project_keys: set[tuple[str, str]]) -> None:
@@ -608,7 +806,7 @@ class _Plan:
             vacuum="projects",
             partition_of=lambda row: zlib.crc32(f"{row[1]}/{row[2]}".encode()) % PARTITIONS,  # by source
         )
-        seen: set[tuple[str, str, str, str]] = set()
+        seen: dict[tuple[str, str, str, str], int] = {}  # edge → its first position
         keys: dict[tuple[str, str], tuple[str, str]] = {}  # spelling → checked key: each project has many edges
 
         def key_of(ecosystem: str, name: str) -> tuple[str, str]:
@@ -621,17 +819,38 @@ class _Plan:
             source = key_of(e.from_ecosystem, e.from_name)
             target = key_of(e.to_ecosystem, e.to_name)
             if source == target:
-                raise _BadRecordError(f"a project cannot depend on itself: {e.from_ecosystem}/{e.from_name}")
+                raise _BadRecordError(
+                    f"a project cannot depend on itself: {e.from_ecosystem}/{e.from_name}", "self-edge"
+                )
             edge = (*source, *target)
             if edge in seen:
+                merged.add(f"edges[{index}] repeats edges[{seen[edge]}] ({record_key('edges', e)})")
                 return None
-            seen.add(edge)
+            seen[edge] = index
             if source not in project_keys or target not in project_keys:
+                missing = "/".join(source if source not in project_keys else target)
+                parked.add(lambda: f"edges[{index}] ({record_key('edges', e)}): {missing} is not in the snapshot")
                 # It will stay pending: record_dependency() locks its two keys until commit.
                 section.locking.add(index + 1)
             return (index + 1, *edge)
 
-        section.rows = _checked("edges", snapshot.edges, convert)
+        merged = self.note("edges: duplicates merged (an edge counts once)")
+        parked = self.note("edges: parked as pending until their project arrives (unless PostgreSQL has it)")
+        section.rows = self._checked("edges", snapshot.edges, convert)
+        self._recount(section.rows)
+
+    def _recount(self, edges: list[Row]) -> None:
+        """Report the projects whose stated dependency_count is not their out-degree in the snapshot."""
+        degree = Counter((row[1], row[2]) for row in edges)
+        recomputed = self.note("projects: dependency_count recomputed from the edges")
+        for section in self.sections:
+            if section.name != "projects":
+                continue
+            for row in section.rows:
+                stated = self._stated_counts.get((row[3], row[4]), 0)
+                counted = degree.get((row[1], row[2]), 0)
+                if stated != counted:
+                    recomputed.add(f"projects[{row[0] - 1}] ({row[3]}/{row[4]}): {stated} stated, {counted} counted")
 
     def _github(self, snapshot: Snapshot) -> None:
         contributors = self._add(
@@ -655,7 +874,7 @@ class _Plan:
                 rules.optional_aware(g.updated_at),
             )
 
-        contributors.rows = _upserted("github_contributors", snapshot.github_contributors, convert_gc)
+        contributors.rows = self._upserted("github_contributors", snapshot.github_contributors, convert_gc)
 
         organizations = self._add(
             "github_organizations",
@@ -677,7 +896,7 @@ class _Plan:
                 rules.optional_aware(o.updated_at),
             )
 
-        organizations.rows = _upserted("github_organizations", snapshot.github_organizations, convert_org)
+        organizations.rows = self._upserted("github_organizations", snapshot.github_organizations, convert_org)
 
         works = self._add(
             "github_contributes_to",
@@ -686,17 +905,19 @@ class _Plan:
             backfill_sql.merge_contributes_to,
             vacuum="github",
         )
-        seen: set[tuple[str, str, str]] = set()
+        seen: dict[tuple[str, str, str], int] = {}
+        merged = self.note("github_contributes_to: duplicates merged")
 
         def convert_works(index: int, w: Any) -> Row | None:
             rules.text("contributor_id", w.contributor_id, rules.NAME_MAX)
             key = (w.contributor_id, *rules.project_key(w.ecosystem, w.name))
             if key in seen:
+                merged.add(f"github_contributes_to[{index}] repeats github_contributes_to[{seen[key]}]")
                 return None
-            seen.add(key)
+            seen[key] = index
             return (index + 1, *key)
 
-        works.rows = _checked("github_contributes_to", snapshot.github_contributes_to, convert_works)
+        works.rows = self._checked("github_contributes_to", snapshot.github_contributes_to, convert_works)
 
     def _tasks(self, snapshot: Snapshot) -> None:
         if snapshot.agent_tasks is None:
@@ -733,7 +954,7 @@ class _Plan:
             rules.task_fields(t)
             context = None if t.context is None else _json_text("context", t.context)
             if t.id in ids:
-                raise _BadRecordError(f"duplicate id: agent_tasks[{ids[t.id]}] has it too")
+                raise _BadRecordError(f"duplicate id: agent_tasks[{ids[t.id]}] has it too", "duplicate id")
             ids[t.id] = index
             return (
                 index + 1,
@@ -757,7 +978,7 @@ class _Plan:
                 rules.optional_aware(t.claimed_at),
             )
 
-        section.rows = _checked("agent_tasks", snapshot.agent_tasks, convert)
+        section.rows = self._checked("agent_tasks", snapshot.agent_tasks, convert)
 
 
 # -- the snapshot and its digest -----------------------------------------------------------------
@@ -770,18 +991,73 @@ def snapshot_digest(snapshot: Snapshot) -> str:
 
 
 def read_snapshot_file(path: str | Path) -> tuple[Snapshot, str]:
-    """Parse and validate a snapshot file; return it with the SHA-256 of its bytes."""
+    """Parse and validate a snapshot file; return it with the SHA-256 of its bytes. The first
+    record that does not validate raises `SnapshotError`."""
     source = Path(path)
+    data = read_snapshot_bytes(source)
+    return parse_snapshot(decode_snapshot(data, str(source)), origin=str(source)), hashlib.sha256(data).hexdigest()
+
+
+def read_collected_snapshot(path: str | Path) -> tuple[CollectedSnapshot, str]:
+    """`read_snapshot_file` that keeps every valid record and lists the others as problems; only a
+    whole-file problem (unreadable, not UTF-8 JSON, too deep, not an object) raises."""
+    source = Path(path)
+    data = read_snapshot_bytes(source)
+    return collect_snapshot(decode_snapshot(data, str(source)), origin=str(source)), hashlib.sha256(data).hexdigest()
+
+
+def _same_file(a: Path, b: Path) -> bool:
     try:
-        data = source.read_bytes()
-    except OSError as exc:
-        raise SnapshotError(f"{source}: cannot read the snapshot: {exc}") from None
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def _error_text(exc: BaseException) -> str:
+    """A conversion error that is no rule's message (e.g. a time overflowing UTC): type and text."""
+    if isinstance(exc, RecursionError):
+        return "nested too deep to convert"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _uuid_or_none(value: object) -> UUID | None:
     try:
-        with collector_paused():
-            decoded = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SnapshotError(f"{source}: not valid JSON: {exc}") from None
-    return parse_snapshot(decoded, origin=str(source)), hashlib.sha256(data).hexdigest()
+        return UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _as_json(record: Any) -> Any:
+    """A record of a `Snapshot` (no file behind it) as the file would hold it."""
+    if isinstance(record, DependencyEdge):
+        return [[record.from_ecosystem, record.from_name], [record.to_ecosystem, record.to_name]]
+    if isinstance(record, ContributesTo):
+        return [record.contributor_id, [record.ecosystem, record.name]]
+    if isinstance(record, BaseModel):
+        return record.model_dump(mode="json")
+    return record
+
+
+# -- the quarantine file -------------------------------------------------------------------------
+
+
+def write_quarantine(path: Path, plan: _Plan) -> None:
+    """The refused records in a snapshot-shaped file `backfill` reads, with every reason in the
+    top-level "problems" list (which readers ignore): `index` is the record's place in this file,
+    `source_index` its place in the snapshot. Written atomically, also when nothing was refused."""
+    order = {name: i for i, name in enumerate((*GRAPH_SECTIONS, TASK_SECTION))}
+    data: dict[str, Any] = {name: [] for name in GRAPH_SECTIONS}
+    listed: list[dict[str, Any]] = []
+    for problem in sorted(plan.problems, key=lambda p: (order[p.section], p.index)):
+        records = data.setdefault(problem.section, [])
+        listed.append({**problem.as_json(), "index": len(records), "source_index": problem.index})
+        records.append(plan.raw[problem.section, problem.index])
+    data[PROBLEMS_KEY] = listed
+    try:
+        write_json(path, data)
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise SnapshotError(f"cannot write the quarantine file {path}: {reason}") from None
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -833,7 +1109,9 @@ async def _load_batch(conn: Connection, section: _Section, rows: Sequence[Row]) 
 
 
 async def _check_references(conn: Connection, plan: _Plan) -> None:
-    """Contributions may name contributors and assets PostgreSQL already has; any other is an error."""
+    """Contributions may name contributors and assets PostgreSQL already has; a contribution that
+    names one PostgreSQL lacks too is refused (an orphan)."""
+    orphans: dict[int, str] = {}  # ord → why
     for kind, wanted, lookup in (
         ("contributor", plan.external_contributors, backfill_sql.existing_contributor_ids),
         ("asset", plan.external_assets, backfill_sql.existing_asset_ids),
@@ -841,13 +1119,14 @@ async def _check_references(conn: Connection, plan: _Plan) -> None:
         if not wanted:
             continue
         found = {row.id for row in await lookup(conn, ids=list(wanted))}
-        missing = sorted((index, ref) for ref, index in wanted.items() if ref not in found)
-        if missing:
-            index, ref = missing[0]
-            raise SnapshotError(
-                f"contributions[{index}]: the {kind} {ref} is neither in the snapshot nor in PostgreSQL"
-                + (f" ({len(missing)} such references)" if len(missing) > 1 else "")
-            )
+        for ref, ords in wanted.items():
+            if ref not in found:
+                for ord_ in ords:
+                    orphans.setdefault(ord_, f"the {kind} {ref} is neither in the snapshot nor in PostgreSQL")
+    for ord_, reason in sorted(orphans.items()):
+        plan.refuse("contributions", ord_ - 1, plan.raw["contributions", ord_ - 1], reason, "orphan")
+    if orphans:
+        plan.drop_rows("contributions", set(orphans))
 
 
 async def _reserve_contribution_seqs(conn: Connection, sha: str, count: int) -> None:
@@ -1019,6 +1298,7 @@ async def backfill(
     vacuum: bool = True,
     per_row_foreign_keys: bool = False,
     progress: Progress | None = None,
+    quarantine: str | Path | None = None,
 ) -> BackfillReport:
     """Load `source` (a snapshot file or a `Snapshot`) into PostgreSQL; return what was done.
 
@@ -1032,28 +1312,51 @@ async def backfill(
     pending lists) and ANALYZE the others. When the role may set `session_replication_role` (a
     superuser, or `GRANT SET ON PARAMETER`), contributions and edges check their references once per
     batch and skip the foreign keys' per-row triggers; `per_row_foreign_keys=True` keeps the
-    triggers. A bad record raises `SnapshotError` before anything is written.
+    triggers.
+
+    Every record a store would refuse, and every record depending on one, is a problem; all are
+    found in one pass. Without `quarantine` any problem raises `DirtySnapshotError` (listing them
+    all in `.report.problems`) before anything is written; with it, the refused records are written
+    to that file (snapshot-shaped, reasons in its "problems" list; see `write_quarantine`) and the
+    valid ones load. A whole-file problem (unreadable, not UTF-8 JSON, nested too deep, not an
+    object, a section that is not a list) raises `SnapshotError` at once.
     """
     if batch_size < 1:
         raise InvalidValueError(f"batch_size must be at least 1, got {batch_size}")
     if jobs < 1:
         raise InvalidValueError(f"jobs must be at least 1, got {jobs}")
     started = time.perf_counter()
+    quarantine_path = None if quarantine is None else Path(quarantine)
+    collected: CollectedSnapshot | None = None
     if isinstance(source, Snapshot):
         snapshot = source
         sha = snapshot_sha256 or snapshot_digest(snapshot)
     else:
-        snapshot, file_sha = read_snapshot_file(source)
+        if quarantine_path is not None and _same_file(quarantine_path, Path(source)):
+            raise SnapshotError(f"the quarantine file {quarantine_path} is the snapshot itself: name another file")
+        collected, file_sha = read_collected_snapshot(source)
+        snapshot = collected.snapshot
         sha = snapshot_sha256 or file_sha
     if not re.fullmatch(r"[0-9a-f]{64}", sha):
         raise InvalidValueError(f"snapshot_sha256 must be 64 lower-case hex digits, got {sha!r}")
+    if quarantine_path is not None and quarantine_path.is_dir():
+        raise SnapshotError(f"the quarantine file {quarantine_path} is a directory: name a file")
     with collector_paused():  # ~200k new tuples among ~200k models
-        plan = _Plan(snapshot, batch_size)
+        plan = _Plan(snapshot, batch_size, collected)
+    del collected  # the file's decoded records: plan.raw keeps the ones a quarantine may need
     report = BackfillReport(sha)
     async with _sessions(target, jobs, sha) as conns:
         first = conns[0]
         await require_current(first)
         await _check_references(first, plan)
+        order = {name: i for i, name in enumerate((*GRAPH_SECTIONS, TASK_SECTION))}
+        report.problems = sorted(plan.problems, key=lambda p: (order[p.section], p.index))
+        report.normalised = [n for n in plan.normalised.values() if n.count]
+        if report.problems and quarantine_path is None:
+            raise DirtySnapshotError(report)
+        if quarantine_path is not None:  # before loading: the refused records are safe first
+            write_quarantine(quarantine_path, plan)
+            report.quarantine = str(quarantine_path)
         references_per_batch = not per_row_foreign_keys and bool(
             await backfill_sql.may_skip_foreign_key_triggers(first)
         )
@@ -1072,7 +1375,7 @@ async def backfill(
                 ords = [row[0] for row in unit.rows]
                 unit.start = 0 if before is None else bisect.bisect_right(ords, before.done_through)
             if section.name == "contributions" and any(u.start < len(u.rows) for u in section_units):
-                await _reserve_contribution_seqs(first, sha, len(section.rows))
+                await _reserve_contribution_seqs(first, sha, plan.contribution_slots)
             reports[section.name] = SectionReport(
                 section.name, len(section.rows), resumed=sum(u.start for u in section_units)
             )

@@ -1,8 +1,10 @@
 """JSON snapshots of the in-memory stores, in the API's own persistence format plus `agent_tasks`.
 
 `save_snapshot` writes atomically; `load_snapshot` parses and validates a file into a `Snapshot`
-(failing loudly, naming section, record and field); `restore_snapshot` fills memory stores from it
-all or nothing. The API's files (client-contract §2.5) load as they are.
+(failing loudly, naming section, record and field); `collect_snapshot` parses one keeping every
+valid record and listing every invalid one (the backfill's quarantine); `restore_snapshot` fills
+memory stores from it all or nothing. The API's files (client-contract §2.5) load as they are.
+Whole-file problems (not UTF-8, not JSON, nested too deep, not an object) raise `SnapshotError`.
 """
 
 from __future__ import annotations
@@ -10,12 +12,17 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
+import reprlib
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
+from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
 
@@ -33,6 +40,7 @@ from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore
 from coherence_sql.stores.protocol import DependencyEdge
 
 _M = TypeVar("_M", bound=BaseModel)
+_Text = TypeVar("_Text", str, bytes)
 
 # The API's top-level keys in its order (client-contract §2.5); ours adds agent_tasks at the end.
 GRAPH_SECTIONS = (
@@ -46,6 +54,8 @@ GRAPH_SECTIONS = (
     "github_contributes_to",
 )
 TASK_SECTION = "agent_tasks"
+# Top-level keys a reader ignores: the quarantine file's reasons for its records (backfill.py).
+PROBLEMS_KEY = "problems"
 
 
 class ContributesTo(NamedTuple):
@@ -115,12 +125,17 @@ def save_snapshot(path: str | os.PathLike[str], graph: MemoryGraphStore, tasks: 
 
 def write_snapshot(path: str | os.PathLike[str], snapshot: Snapshot) -> None:
     """Write `snapshot` to `path` atomically; a crash leaves the old file or the new one, never half."""
+    write_json(path, snapshot.to_json())
+
+
+def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
+    """Write a snapshot-shaped object to `path` atomically (temp file, fsync, rename)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(snapshot.to_json(), out, indent=0)  # the API's json.dump(data, f, indent=0)
+            json.dump(data, out, indent=0)  # the API's json.dump(data, f, indent=0)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp_name, target)
@@ -149,16 +164,69 @@ def _fsync_directory(directory: Path) -> None:
 def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
     """Read and validate a snapshot file; any bad record raises `SnapshotError` naming where it is."""
     source = Path(path)
+    return parse_snapshot(decode_snapshot(read_snapshot_bytes(source), str(source)), origin=str(source))
+
+
+def read_snapshot_bytes(source: Path) -> bytes:
+    """The file's bytes; an unreadable file (missing, a directory, no permission) is a SnapshotError."""
     try:
-        text = source.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SnapshotError(f"{source}: cannot read the snapshot: {exc}") from None
+        return source.read_bytes()
+    except OSError as exc:
+        raise SnapshotError(f"{source}: cannot read the snapshot: {exc.strerror or exc}") from None
+
+
+# Nesting past which a decode failure is reported at its place (json's C decoder stops near the
+# interpreter's recursion limit, 1,000 frames less what the caller uses).
+_REPORTED_DEPTH: Final = 500
+_JSON_TOKEN: Final = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_LONG_INTEGER: Final = re.compile(rf"(?<![\d.eE+-])-?\d{{{sys.get_int_max_str_digits() + 1},}}")
+
+
+def decode_snapshot(data: bytes, origin: str) -> object:
+    """The decoded JSON of a snapshot file; bytes that are not UTF-8 JSON raise one `SnapshotError`
+    line that says what is wrong and where (line and column)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _line_column(data, exc.start, b"\n")
+        raise SnapshotError(
+            f"{origin}: not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line} column {column}"
+        ) from None
     try:
         with collector_paused():
-            data = json.loads(text)
+            return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SnapshotError(f"{source}: not valid JSON: {exc}") from None
-    return parse_snapshot(data, origin=str(source))
+        raise SnapshotError(f"{origin}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise SnapshotError(f"{origin}: not a snapshot: JSON nested too deep{_deep_place(text)}") from None
+    except ValueError:  # an integer longer than int() takes from text (sys.get_int_max_str_digits)
+        long = _LONG_INTEGER.search(text)
+        where = "" if long is None else " at line {} column {}".format(*_line_column(text, long.start(), "\n"))
+        raise SnapshotError(
+            f"{origin}: not a snapshot: a number with more than {sys.get_int_max_str_digits()} digits{where}"
+        ) from None
+    except MemoryError:
+        raise SnapshotError(f"{origin}: not a snapshot: too large to decode in memory") from None
+
+
+def _deep_place(text: str) -> str:
+    """Where the nesting first passes _REPORTED_DEPTH levels (only called after a decode failed)."""
+    depth = 0
+    for token in _JSON_TOKEN.finditer(text):
+        char = token.group()
+        if char in "[{":
+            depth += 1
+            if depth > _REPORTED_DEPTH:
+                line, column = _line_column(text, token.start(), "\n")
+                return f": more than {_REPORTED_DEPTH} levels at line {line} column {column}"
+        elif char in "]}":
+            depth -= 1
+    return ""
+
+
+def _line_column(data: _Text, offset: int, newline: _Text) -> tuple[int, int]:
+    line_start = data.rfind(newline, 0, offset) + 1
+    return data.count(newline, 0, offset) + 1, offset - line_start + 1
 
 
 @contextmanager
@@ -175,29 +243,73 @@ def collector_paused() -> Iterator[None]:
 
 
 def parse_snapshot(data: object, *, origin: str = "snapshot") -> Snapshot:
-    """Validate a decoded snapshot object (missing sections are empty, as in the API's loader)."""
+    """Validate a decoded snapshot object (missing sections are empty, as in the API's loader);
+    the first record that does not validate raises `SnapshotError` naming it."""
     with collector_paused():
-        return _parse_snapshot(data, origin)
+        return _parse_snapshot(data, origin, None).snapshot
 
 
-def _parse_snapshot(data: object, origin: str) -> Snapshot:
+def collect_snapshot(data: object, *, origin: str = "snapshot") -> CollectedSnapshot:
+    """Validate a decoded snapshot object keeping every valid record and listing every invalid one;
+    only a whole-file problem (not an object, a section that is not a list) raises `SnapshotError`."""
+    with collector_paused():
+        return _parse_snapshot(data, origin, [])
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A record refused: where it is in its file, who it is, what kind of problem and why."""
+
+    section: str
+    index: int  # position in the file's section
+    key: str  # the record's identity (id, ecosystem/name, the edge); "" when it has none
+    kind: str
+    reason: str
+
+    def where(self) -> str:
+        return f"{self.section}[{self.index}]" + (f" ({self.key})" if self.key else "")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"section": self.section, "index": self.index, "key": self.key, "kind": self.kind, "reason": self.reason}
+
+
+@dataclass
+class CollectedSnapshot:
+    """`collect_snapshot`'s result: the valid records, the invalid ones' problems, and where each
+    valid record sits in the file (`positions[section][i]`, for the sections that lost records)."""
+
+    snapshot: Snapshot
+    problems: list[Problem]
+    positions: dict[str, list[int]]
+    sections: dict[str, list[Any]]  # the decoded sections as they are in the file
+
+    def position(self, section: str, index: int) -> int:
+        """The file position of the section's `index`-th valid record."""
+        kept = self.positions.get(section)
+        return index if kept is None else kept[index]
+
+
+def _parse_snapshot(data: object, origin: str, problems: list[Problem] | None) -> CollectedSnapshot:
     if not isinstance(data, dict):
         raise SnapshotError(f"{origin}: the top level must be a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - {*GRAPH_SECTIONS, TASK_SECTION})
+    unknown = sorted(set(data) - {*GRAPH_SECTIONS, TASK_SECTION, PROBLEMS_KEY}, key=str)
     if unknown:
-        raise SnapshotError(f"{origin}: unknown sections {unknown}")
+        raise SnapshotError(f"{origin}: unknown sections {_short(unknown)}")
     sections = {name: _section(data, name, origin) for name in (*GRAPH_SECTIONS, TASK_SECTION)}
-    return Snapshot(
-        projects=_models(sections, "projects", Project, origin),
-        edges=_rows(sections, "edges", _edge, origin),
-        contributors=_models(sections, "contributors", Contributor, origin),
-        assets=_models(sections, "assets", Asset, origin),
-        contributions=_models(sections, "contributions", Contribution, origin),
-        github_contributors=_models(sections, "github_contributors", GitHubContributor, origin),
-        github_organizations=_models(sections, "github_organizations", GitHubOrganization, origin),
-        github_contributes_to=_rows(sections, "github_contributes_to", _contributes_to, origin),
-        agent_tasks=_models(sections, TASK_SECTION, AgentTaskRecord, origin) if TASK_SECTION in data else None,
+    positions: dict[str, list[int]] = {}
+    parse = _Parser(sections, origin, problems, positions)
+    snapshot = Snapshot(
+        projects=parse.models("projects", Project),
+        edges=parse.rows("edges", _edge),
+        contributors=parse.models("contributors", Contributor),
+        assets=parse.models("assets", Asset),
+        contributions=parse.models("contributions", Contribution),
+        github_contributors=parse.models("github_contributors", GitHubContributor),
+        github_organizations=parse.models("github_organizations", GitHubOrganization),
+        github_contributes_to=parse.rows("github_contributes_to", _contributes_to),
+        agent_tasks=parse.models(TASK_SECTION, AgentTaskRecord) if TASK_SECTION in data else None,
     )
+    return CollectedSnapshot(snapshot, problems if problems is not None else [], positions, sections)
 
 
 def _section(data: dict[str, Any], name: str, origin: str) -> list[Any]:
@@ -207,31 +319,160 @@ def _section(data: dict[str, Any], name: str, origin: str) -> list[Any]:
     return records
 
 
-def _models(sections: dict[str, list[Any]], name: str, model: type[_M], origin: str) -> list[_M]:
-    out: list[_M] = []
-    for index, record in enumerate(sections[name]):
-        try:
-            out.append(model.model_validate(record))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "(record)"
-            raise SnapshotError(
-                f"{origin}: {name}[{index}].{where}: {first['msg']} (input {first.get('input')!r})"
-            ) from None
-    return out
+# Values the models accept that no store can hold and that break arithmetic or conversion later:
+# checked after validation, per model (amounts past DECIMAL(15,2)'s digits, integers past INTEGER,
+# aware times at the calendar's ends that overflow when converted to UTC).
+_AMOUNTS: Final[dict[type[BaseModel], tuple[str, ...]]] = {
+    Contributor: ("hourly_rate",),
+    Asset: ("total_cost",),
+    Contribution: ("cost_amount",),
+}
+_INTEGERS: Final[dict[type[BaseModel], tuple[str, ...]]] = {
+    Project: ("dependency_count",),
+    GitHubContributor: ("contributions_count",),
+    AgentTaskRecord: ("progress_pct",),
+}
+_TIMES: Final[dict[type[BaseModel], tuple[str, ...]]] = {
+    Contributor: ("created_at",),
+    Asset: ("created_at",),
+    Contribution: ("timestamp",),
+    GitHubContributor: ("created_at", "updated_at"),
+    GitHubOrganization: ("created_at", "updated_at"),
+    AgentTaskRecord: ("started_at", "created_at", "updated_at", "claimed_at"),
+}
+_INT_LIMIT: Final = 2**31  # PostgreSQL's INTEGER
+
+
+def _out_of_range(record: BaseModel) -> str | None:
+    """Why a validated record holds a value no store can take, or None."""
+    kind = type(record)
+    for name in _AMOUNTS.get(kind, ()):
+        amount = getattr(record, name)
+        if amount is not None and (not amount.is_finite() or amount.adjusted() > 14):
+            return f"{name}: out of range for DECIMAL(15,2) (input {_short(amount)})"
+    for name in _INTEGERS.get(kind, ()):
+        number = getattr(record, name)
+        if number is not None and not -_INT_LIMIT <= number < _INT_LIMIT:
+            return f"{name}: out of range for INTEGER (input {_short(number)})"
+    for name in _TIMES.get(kind, ()):
+        moment: datetime | None = getattr(record, name)
+        if moment is not None and moment.year in (1, 9999) and moment.tzinfo is not None:
+            try:
+                moment.astimezone(UTC)
+            except OverflowError:
+                return f"{name}: {moment.isoformat()} is out of range when converted to UTC"
+    return None
+
+
+_SHORT: Final = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlevel = 3
+
+
+def _short(value: object) -> str:
+    """A bounded repr for messages: a value may be megabytes long or nested thousands deep."""
+    try:
+        return _SHORT.repr(value)
+    except Exception:  # e.g. an int past str()'s digit limit: the message must still come
+        return f"<{type(value).__name__} that cannot be shown>"
+
+
+def record_key(section: str, record: object) -> str:
+    """A record's identity for a message, from a model, a row or a raw decoded record."""
+    if isinstance(record, DependencyEdge):
+        return _short(f"{record.from_ecosystem}/{record.from_name} -> {record.to_ecosystem}/{record.to_name}")[1:-1]
+    if isinstance(record, ContributesTo):
+        return _short(f"{record.contributor_id} -> {record.ecosystem}/{record.name}")[1:-1]
+    if isinstance(record, list):
+        return _short(record)
+    if isinstance(record, BaseModel):
+        fields: dict[str, Any] = {name: getattr(record, name, None) for name in ("id", "ecosystem", "name")}
+    elif isinstance(record, dict):
+        fields = record
+    else:
+        return ""
+    ident = fields.get("id")
+    if isinstance(ident, str | UUID) and ident:
+        return f"id {_short(str(ident))[1:-1]}"
+    ecosystem, name = fields.get("ecosystem"), fields.get("name")
+    if section == "projects" and isinstance(ecosystem, str) and isinstance(name, str):
+        return _short(f"{ecosystem}/{name}")[1:-1]
+    return ""
+
+
+class _Parser:
+    """Validates sections record by record; strict (problems is None: the first bad record raises)
+    or collecting (each bad record becomes a Problem and is left out)."""
+
+    def __init__(
+        self,
+        sections: dict[str, list[Any]],
+        origin: str,
+        problems: list[Problem] | None,
+        positions: dict[str, list[int]],
+    ) -> None:
+        self._sections = sections
+        self._origin = origin
+        self._problems = problems
+        self._positions = positions
+
+    def models(self, name: str, model: type[_M]) -> list[_M]:
+        out: list[_M] = []
+        records = self._sections[name]
+        for index, record in enumerate(records):
+            try:
+                value = model.model_validate(record)
+            except ValidationError as exc:
+                self._left_out(name, index, record, "invalid", _validation_reason(exc), ".")
+                continue
+            except RecursionError:
+                self._left_out(name, index, record, "invalid", "nested too deep to validate", ": ")
+                continue
+            problem = _out_of_range(value)
+            if problem is not None:
+                self._left_out(name, index, record, "invalid", problem, ".")
+                continue
+            self._kept(name, index)
+            out.append(value)
+        return out
+
+    def rows(self, name: str, parse: Callable[[Any], _R]) -> list[_R]:
+        out: list[_R] = []
+        for index, record in enumerate(self._sections[name]):
+            try:
+                value = parse(record)
+            except ValueError as exc:
+                self._left_out(name, index, record, "malformed", f"{exc} (got {_short(record)})", ": ")
+                continue
+            self._kept(name, index)
+            out.append(value)
+        return out
+
+    def _left_out(self, name: str, index: int, record: object, kind: str, reason: str, separator: str) -> None:
+        if self._problems is None:
+            raise SnapshotError(f"{self._origin}: {name}[{index}]{separator}{reason}")
+        self._problems.append(Problem(name, index, record_key(name, record), kind, reason))
+        self._positions.setdefault(name, list(range(index)))
+
+    def _kept(self, name: str, index: int) -> None:
+        kept = self._positions.get(name)
+        if kept is not None:
+            kept.append(index)
+
+
+def _validation_reason(exc: ValidationError) -> str:
+    """Every error of a record (at most five): `field: message (input …)`."""
+    reasons = []
+    errors = exc.errors(include_url=False, include_context=False)
+    for error in errors[:5]:
+        where = ".".join(str(part) for part in error["loc"]) or "(record)"
+        reasons.append(f"{where}: {error['msg']} (input {_short(error.get('input'))})")
+    if len(errors) > 5:
+        reasons.append(f"and {len(errors) - 5} more")
+    return "; ".join(reasons)
 
 
 _R = TypeVar("_R")
-
-
-def _rows(sections: dict[str, list[Any]], name: str, parse: Callable[[Any], _R], origin: str) -> list[_R]:
-    out: list[_R] = []
-    for index, record in enumerate(sections[name]):
-        try:
-            out.append(parse(record))
-        except ValueError as exc:
-            raise SnapshotError(f"{origin}: {name}[{index}]: {exc} (got {record!r})") from None
-    return out
 
 
 def _pair(value: object) -> tuple[str, str]:
