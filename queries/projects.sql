@@ -114,6 +114,12 @@ FROM (
     ORDER BY u.ecosystem || '/' || u.name
 ) AS k;
 
+-- name: lock_all_project_keys()$
+-- A bulk write's one lock in place of one per key (schema/016): every other writer of project keys
+-- waits until this transaction ends, and its own triggers and record_dependency() skip key locks.
+SELECT count(l.locked) AS "locked!"
+FROM (SELECT lock_all_project_keys() AS locked) AS l;
+
 -- name: lock_pending_resolution_for(ecosystems, names)$
 -- Before a bulk upsert writes, after lock_project_keys (so no pending edge on these keys can appear
 -- meanwhile): take the pending-resolution lock when a pending edge touches one of the batch's keys.

@@ -262,6 +262,22 @@ async def lock_project_keys(conn: Executor, *, ecosystems: Sequence[str], names:
     return value
 
 
+LOCK_ALL_PROJECT_KEYS_SQL: Final = """\
+SELECT count(l.locked) AS "locked!"
+FROM (SELECT lock_all_project_keys() AS locked) AS l;"""
+
+
+async def lock_all_project_keys(conn: Executor) -> int | None:
+    """A bulk write's one lock in place of one per key (schema/016): every other writer of project keys
+    waits until this transaction ends, and its own triggers and record_dependency() skip key locks.
+    """
+    try:
+        value: int | None = await conn.fetchval(LOCK_ALL_PROJECT_KEYS_SQL)
+    except FAILURES as exc:
+        raise translate(exc, "projects.lock_all_project_keys") from None
+    return value
+
+
 LOCK_PENDING_RESOLUTION_FOR_SQL: Final = """\
 SELECT count(*) > 0 AS "taken!"
 FROM (

@@ -30,7 +30,6 @@ from coherence_sql.models import (
     ProjectSummary,
     TaskStatus,
     TaskType,
-    utcnow,
 )
 from coherence_sql.stores import rules
 from coherence_sql.stores.protocol import DependencyEdge
@@ -98,11 +97,11 @@ class MemoryGraphStore:
         ]
 
     async def upsert_project(self, project: Project) -> None:
-        key, stored = self._validated_project(project)
+        key, stored = self._validated_project(rules.checked_model(project, Project, "project"))
         self._projects[key] = stored
 
     async def upsert_projects(self, projects: Sequence[Project]) -> None:
-        validated = [self._validated_project(p) for p in projects]
+        validated = [self._validated_project(p) for p in rules.checked_projects(projects)]
         for key, stored in validated:
             self._projects[key] = stored
 
@@ -110,7 +109,7 @@ class MemoryGraphStore:
         self._record_edge(self._validated_edge(from_eco, from_name, to_eco, to_name))
 
     async def add_dependencies(self, edges: Sequence[DependencyEdge]) -> None:
-        validated = [self._validated_edge(*edge) for edge in edges]
+        validated = [self._validated_edge(*edge) for edge in rules.checked_edges(edges)]
         for edge in validated:
             self._record_edge(edge)
 
@@ -156,12 +155,13 @@ class MemoryGraphStore:
         return None if stored is None else stored.model_copy(deep=True)
 
     async def create_contributor(self, contributor: Contributor) -> Contributor:
+        contributor = rules.checked_model(contributor, Contributor, "contributor")
         rules.contributor_text(contributor)
         rate = None if contributor.hourly_rate is None else rules.money("hourly_rate", contributor.hourly_rate)
         stored = contributor.model_copy(
             update={
                 "hourly_rate": rate,
-                "created_at": rules.naive_utc(contributor.created_at),
+                "created_at": rules.naive_utc(contributor.created_at, "created_at"),
                 "metadata": rules.json_object("metadata", contributor.metadata),
             }
         )
@@ -190,12 +190,13 @@ class MemoryGraphStore:
         return None if stored is None else stored.model_copy(deep=True)
 
     async def create_asset(self, asset: Asset) -> Asset:
+        asset = rules.checked_model(asset, Asset, "asset")
         rules.text("description", asset.description)
         rules.text("name", asset.name, rules.NAME_MAX)
         stored = asset.model_copy(
             update={
                 "total_cost": _ZERO,  # only the sum of contributions (docs/decisions.md)
-                "created_at": rules.naive_utc(asset.created_at),
+                "created_at": rules.naive_utc(asset.created_at, "created_at"),
                 "metadata": rules.json_object("metadata", asset.metadata),
             }
         )
@@ -269,10 +270,13 @@ class MemoryGraphStore:
     # -- GitHub ------------------------------------------------------------------------------
 
     async def upsert_github_contributor(self, github_contributor: GitHubContributor) -> GitHubContributor:
-        gc = github_contributor
+        gc = rules.checked_model(github_contributor, GitHubContributor, "github_contributor")
         rules.github_contributor_fields(gc)
         stored = gc.model_copy(
-            update={"created_at": rules.naive_utc(gc.created_at), "updated_at": rules.optional_naive(gc.updated_at)}
+            update={
+                "created_at": rules.naive_utc(gc.created_at, "created_at"),
+                "updated_at": rules.optional_naive(gc.updated_at, "updated_at"),
+            }
         )
         self._github_contributors[stored.id] = stored  # a replaced id keeps its position
         return stored.model_copy()
@@ -287,10 +291,13 @@ class MemoryGraphStore:
         return [gc.model_copy() for gc in newest]
 
     async def upsert_github_organization(self, organization: GitHubOrganization) -> GitHubOrganization:
-        org = organization
+        org = rules.checked_model(organization, GitHubOrganization, "organization")
         rules.github_organization_fields(org)
         stored = org.model_copy(
-            update={"created_at": rules.naive_utc(org.created_at), "updated_at": rules.optional_naive(org.updated_at)}
+            update={
+                "created_at": rules.naive_utc(org.created_at, "created_at"),
+                "updated_at": rules.optional_naive(org.updated_at, "updated_at"),
+            }
         )
         self._github_organizations[stored.id] = stored
         return stored.model_copy()
@@ -452,6 +459,7 @@ class MemoryAgentTaskStore:
         }
 
     async def get_usage_summary(self, routing: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
+        table = rules.routing_table(routing)
         by_model: dict[str, dict[str, Any]] = {}
         for t in self._tasks.values():
             usage = by_model.setdefault(t.model, {"count": 0, "by_status": {}, "last_used": None})
@@ -459,17 +467,17 @@ class MemoryAgentTaskStore:
             usage["by_status"][t.status.value] = usage["by_status"].get(t.status.value, 0) + 1
             # The API keeps the last task iterated, not the latest time (client-contract §3.3).
             usage["last_used"] = (t.updated_at or t.created_at).isoformat()
-        return {"by_model": by_model, "routing": {k: dict(v) for k, v in (routing or {}).items()}}
+        return {"by_model": by_model, "routing": table}
 
     async def get_pipeline_status(
         self, now_utc: datetime | None = None, metrics: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        now = utcnow() if now_utc is None else rules.aware_utc(now_utc)
+        now = rules.moment("now_utc", now_utc)
         return _pipeline_status(list(self._tasks.values()), now, metrics)
 
     async def claim_next_task(self, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
         rules.text("worker", worker, rules.NAME_MAX, required=True)
-        moment = utcnow() if now is None else rules.aware_utc(now)
+        moment = rules.moment("now", now)
         oldest: AgentTaskRecord | None = None
         for t in self._tasks.values():  # strict < keeps the first inserted among equal times
             if t.status == TaskStatus.PENDING and (oldest is None or t.created_at < oldest.created_at):
@@ -479,7 +487,7 @@ class MemoryAgentTaskStore:
     async def claim_task(self, task_id: str, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
         rules.text("task_id", task_id)
         rules.text("worker", worker, rules.NAME_MAX, required=True)
-        moment = utcnow() if now is None else rules.aware_utc(now)
+        moment = rules.moment("now", now)
         task = self._tasks.get(task_id)
         if task is None or task.status != TaskStatus.PENDING:
             return None
@@ -518,14 +526,15 @@ class MemoryAgentTaskStore:
 
     @staticmethod
     def _validated_task(task: AgentTaskRecord) -> AgentTaskRecord:
+        task = rules.checked_model(task, AgentTaskRecord, "task")
         rules.task_fields(task)
         return task.model_copy(
             update={
                 "context": None if task.context is None else rules.json_object("context", task.context),
-                "created_at": rules.aware_utc(task.created_at),
-                "updated_at": rules.optional_aware(task.updated_at),
-                "started_at": rules.optional_aware(task.started_at),
-                "claimed_at": rules.optional_aware(task.claimed_at),
+                "created_at": rules.aware_utc(task.created_at, "created_at"),
+                "updated_at": rules.optional_aware(task.updated_at, "updated_at"),
+                "started_at": rules.optional_aware(task.started_at, "started_at"),
+                "claimed_at": rules.optional_aware(task.claimed_at, "claimed_at"),
             }
         )
 

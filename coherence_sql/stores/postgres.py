@@ -45,7 +45,6 @@ from coherence_sql.models import (
     ProjectSummary,
     TaskStatus,
     TaskType,
-    utcnow,
 )
 from coherence_sql.schema import require_current
 from coherence_sql.sql import agent_tasks as tasks_sql
@@ -70,8 +69,9 @@ _T = TypeVar("_T")
 
 # SQL LIMIT takes a bigint; larger limits are capped (the widths are in rules).
 _BIGINT_MAX: Final = 2**63 - 1
-# Keys per bulk transaction: each key holds one advisory lock until commit, and the lock table is
-# shared by all sessions (max_locks_per_transaction x max_connections); see docs/decisions.md.
+# Keys a bulk write locks one by one: each holds an advisory lock until commit, and the lock table
+# is shared by all sessions (max_locks_per_transaction x max_connections). A bulk write with more
+# takes the one all-project-keys lock instead (schema/016); either way it is one transaction.
 BULK_KEYS_PER_TRANSACTION: Final = 500
 _PHASES: Final = ("spec", "impl", "test", "review")
 CLOSE_TIMEOUT_S: Final = 30.0
@@ -94,9 +94,13 @@ def _sql_limit(limit: object) -> int:
     return min(rules.list_limit(limit), _BIGINT_MAX)
 
 
-def _chunks(items: Sequence[_T], size: int) -> Iterable[Sequence[_T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+async def _lock_project_keys(conn: PoolConnection, keys: Sequence[ProjectKey]) -> None:
+    """A bulk write's key locks, before any row is written: one per key (in the one global order)
+    up to BULK_KEYS_PER_TRANSACTION keys, else the one lock on all keys (docs/decisions.md)."""
+    if len(keys) > BULK_KEYS_PER_TRANSACTION:
+        await projects_sql.lock_all_project_keys(conn)
+    else:
+        await projects_sql.lock_project_keys(conn, ecosystems=[k[0] for k in keys], names=[k[1] for k in keys])
 
 
 # -- pool and transaction plumbing ---------------------------------------------------------------
@@ -300,7 +304,7 @@ class PostgresGraphStore:
         return [ProjectSummary(name=r.name, ecosystem=r.ecosystem, description=r.description) for r in rows]
 
     async def upsert_project(self, project: Project) -> None:
-        w = _validated_project(project)
+        w = _validated_project(rules.checked_model(project, Project, "project"))
         await projects_sql.upsert_project(
             self._pool,
             ecosystem=w.key[0],
@@ -316,26 +320,29 @@ class PostgresGraphStore:
     async def upsert_projects(self, projects: Sequence[Project]) -> None:
         # Latest spelling wins, first position kept: what repeated upsert_project calls would do.
         latest: dict[ProjectKey, _ProjectWrite] = {}
-        for project in projects:
+        for project in rules.checked_projects(projects):
             write = _validated_project(project)
             latest[write.key] = write
-        for batch in _chunks(list(latest.values()), BULK_KEYS_PER_TRANSACTION):
-            async with _transaction(self._pool, "PostgresGraphStore.upsert_projects") as conn:
-                ecosystems, names = [w.key[0] for w in batch], [w.key[1] for w in batch]
-                await projects_sql.lock_project_keys(conn, ecosystems=ecosystems, names=names)
-                # Before any row is written: the updates would lock rows a resolver may need (015).
-                await projects_sql.lock_pending_resolution_for(conn, ecosystems=ecosystems, names=names)
-                await projects_sql.upsert_projects(
-                    conn,
-                    ecosystems=ecosystems,
-                    names=names,
-                    display_ecosystems=[w.project.ecosystem for w in batch],
-                    display_names=[w.project.name for w in batch],
-                    versions=[w.project.version for w in batch],
-                    descriptions=[w.project.description for w in batch],
-                    homepage_urls=[w.project.homepage_url for w in batch],
-                    repository_urls=[w.project.repository_url for w in batch],
-                )
+        batch = list(latest.values())
+        if not batch:
+            return
+        # One transaction, all or nothing, whatever the size (docs/decisions.md).
+        async with _transaction(self._pool, "PostgresGraphStore.upsert_projects") as conn:
+            ecosystems, names = [w.key[0] for w in batch], [w.key[1] for w in batch]
+            await _lock_project_keys(conn, list(latest))
+            # Before any row is written: the updates would lock rows a resolver may need (015).
+            await projects_sql.lock_pending_resolution_for(conn, ecosystems=ecosystems, names=names)
+            await projects_sql.upsert_projects(
+                conn,
+                ecosystems=ecosystems,
+                names=names,
+                display_ecosystems=[w.project.ecosystem for w in batch],
+                display_names=[w.project.name for w in batch],
+                versions=[w.project.version for w in batch],
+                descriptions=[w.project.description for w in batch],
+                homepage_urls=[w.project.homepage_url for w in batch],
+                repository_urls=[w.project.repository_url for w in batch],
+            )
 
     async def add_dependency(self, from_eco: str, from_name: str, to_eco: str, to_name: str) -> None:
         source, target = _validated_edge(from_eco, from_name, to_eco, to_name)
@@ -344,18 +351,18 @@ class PostgresGraphStore:
         )
 
     async def add_dependencies(self, edges: Sequence[DependencyEdge]) -> None:
-        validated = [_validated_edge(*edge) for edge in edges]
-        for batch in _chunks(validated, BULK_KEYS_PER_TRANSACTION // 2):  # two keys per edge
-            keys = sorted({key for edge in batch for key in edge})
-            async with _transaction(self._pool, "PostgresGraphStore.add_dependencies") as conn:
-                await projects_sql.lock_project_keys(conn, ecosystems=[k[0] for k in keys], names=[k[1] for k in keys])
-                await projects_sql.add_dependencies(
-                    conn,
-                    from_ecosystems=[s[0] for s, _ in batch],
-                    from_names=[s[1] for s, _ in batch],
-                    to_ecosystems=[t[0] for _, t in batch],
-                    to_names=[t[1] for _, t in batch],
-                )
+        validated = [_validated_edge(*edge) for edge in rules.checked_edges(edges)]
+        if not validated:
+            return
+        async with _transaction(self._pool, "PostgresGraphStore.add_dependencies") as conn:
+            await _lock_project_keys(conn, list({key: None for edge in validated for key in edge}))
+            await projects_sql.add_dependencies(
+                conn,
+                from_ecosystems=[s[0] for s, _ in validated],
+                from_names=[s[1] for s, _ in validated],
+                to_ecosystems=[t[0] for _, t in validated],
+                to_names=[t[1] for _, t in validated],
+            )
 
     async def count_projects(self) -> int:
         return await projects_sql.count_projects(self._pool) or 0
@@ -371,7 +378,7 @@ class PostgresGraphStore:
         return None if row is None else _contributor(row)
 
     async def create_contributor(self, contributor: Contributor) -> Contributor:
-        c = contributor
+        c = rules.checked_model(contributor, Contributor, "contributor")
         rules.contributor_text(c)
         rate = None if c.hourly_rate is None else rules.money("hourly_rate", c.hourly_rate)
         metadata = rules.json_object("metadata", c.metadata)
@@ -385,7 +392,7 @@ class PostgresGraphStore:
             email_key=rules.email_key(c.email),
             wallet_address=c.wallet_address,
             hourly_rate=rate,
-            created_at=rules.aware_utc(c.created_at),
+            created_at=rules.aware_utc(c.created_at, "created_at"),
             github_username=c.github_username,
             metadata=metadata,
         )
@@ -410,6 +417,7 @@ class PostgresGraphStore:
         return None if row is None else _asset(row)
 
     async def create_asset(self, asset: Asset) -> Asset:
+        asset = rules.checked_model(asset, Asset, "asset")
         rules.text("description", asset.description)
         name = asset.name if asset.name is not None else asset.description[: rules.NAME_MAX]
         rules.text("name", name, rules.NAME_MAX)
@@ -421,7 +429,7 @@ class PostgresGraphStore:
             type=_required_enum(AssetType, "type", asset.type).value,
             name=name,
             description=asset.description,
-            created_at=rules.aware_utc(asset.created_at),
+            created_at=rules.aware_utc(asset.created_at, "created_at"),
             metadata=metadata,
         )
         assert row is not None
@@ -502,7 +510,7 @@ class PostgresGraphStore:
     # -- GitHub ------------------------------------------------------------------------------
 
     async def upsert_github_contributor(self, github_contributor: GitHubContributor) -> GitHubContributor:
-        gc = github_contributor
+        gc = rules.checked_model(github_contributor, GitHubContributor, "github_contributor")
         rules.github_contributor_fields(gc)
         row = await github_sql.upsert_github_contributor(
             self._pool,
@@ -512,8 +520,8 @@ class PostgresGraphStore:
             name=gc.name,
             avatar_url=gc.avatar_url,
             contributions_count=gc.contributions_count,
-            created_at=rules.aware_utc(gc.created_at),
-            updated_at=rules.optional_aware(gc.updated_at),
+            created_at=rules.aware_utc(gc.created_at, "created_at"),
+            updated_at=rules.optional_aware(gc.updated_at, "updated_at"),
         )
         assert row is not None
         return _github_contributor(row)
@@ -530,7 +538,7 @@ class PostgresGraphStore:
         return [_github_contributor(r) for r in await github_sql.list_github_contributors(self._pool, lim=wanted)]
 
     async def upsert_github_organization(self, organization: GitHubOrganization) -> GitHubOrganization:
-        org = organization
+        org = rules.checked_model(organization, GitHubOrganization, "organization")
         rules.github_organization_fields(org)
         row = await github_sql.upsert_github_organization(
             self._pool,
@@ -539,8 +547,8 @@ class PostgresGraphStore:
             type=org.type,
             name=org.name,
             avatar_url=org.avatar_url,
-            created_at=rules.aware_utc(org.created_at),
-            updated_at=rules.optional_aware(org.updated_at),
+            created_at=rules.aware_utc(org.created_at, "created_at"),
+            updated_at=rules.optional_aware(org.updated_at, "updated_at"),
         )
         assert row is not None
         return _github_organization(row)
@@ -699,6 +707,7 @@ class PostgresAgentTaskStore:
         }
 
     async def get_usage_summary(self, routing: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
+        table = rules.routing_table(routing)
         by_model: dict[str, dict[str, Any]] = {}
         for row in await tasks_sql.usage_by_model(self._pool):
             usage = by_model.setdefault(
@@ -706,12 +715,12 @@ class PostgresAgentTaskStore:
             )
             usage["count"] += row.tasks
             usage["by_status"][row.status.value] = row.tasks
-        return {"by_model": by_model, "routing": {k: dict(v) for k, v in (routing or {}).items()}}
+        return {"by_model": by_model, "routing": table}
 
     async def get_pipeline_status(
         self, now_utc: datetime | None = None, metrics: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        now = utcnow() if now_utc is None else rules.aware_utc(now_utc)
+        now = rules.moment("now_utc", now_utc)
         async with _snapshot(self._pool, "PostgresAgentTaskStore.get_pipeline_status") as conn:
             running = [_task(r) for r in await tasks_sql.pipeline_running(conn, lim=_PIPELINE_RUNNING)]
             pending = [_task(r) for r in await tasks_sql.pipeline_pending(conn, lim=_PIPELINE_PENDING)]
@@ -721,14 +730,14 @@ class PostgresAgentTaskStore:
 
     async def claim_next_task(self, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
         rules.text("worker", worker, rules.NAME_MAX, required=True)
-        moment = utcnow() if now is None else rules.aware_utc(now)
+        moment = rules.moment("now", now)
         row = await tasks_sql.claim_next_task(self._pool, worker=worker, now=moment)
         return None if row is None else _task(row)
 
     async def claim_task(self, task_id: str, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
         rules.text("task_id", task_id)
         rules.text("worker", worker, rules.NAME_MAX, required=True)
-        moment = utcnow() if now is None else rules.aware_utc(now)
+        moment = rules.moment("now", now)
         row = await tasks_sql.claim_task(self._pool, id=task_id, worker=worker, now=moment)
         return None if row is None else _task(row)
 
@@ -741,16 +750,17 @@ def _by_status(rows: Iterable[tasks_sql.TaskStatusCountsRow]) -> dict[str, int]:
 
 
 def _validated_task(task: AgentTaskRecord) -> AgentTaskRecord:
+    task = rules.checked_model(task, AgentTaskRecord, "task")
     rules.task_fields(task)
     return task.model_copy(
         update={
             "task_type": _required_enum(TaskType, "task_type", task.task_type),
             "status": _required_enum(TaskStatus, "status", task.status),
             "context": None if task.context is None else rules.json_object("context", task.context),
-            "created_at": rules.aware_utc(task.created_at),
-            "updated_at": rules.optional_aware(task.updated_at),
-            "started_at": rules.optional_aware(task.started_at),
-            "claimed_at": rules.optional_aware(task.claimed_at),
+            "created_at": rules.aware_utc(task.created_at, "created_at"),
+            "updated_at": rules.optional_aware(task.updated_at, "updated_at"),
+            "started_at": rules.optional_aware(task.started_at, "started_at"),
+            "claimed_at": rules.optional_aware(task.claimed_at, "claimed_at"),
         }
     )
 

@@ -9,14 +9,18 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, DecimalException
 from enum import Enum
 from typing import Any, Final, NamedTuple, SupportsIndex, SupportsInt, TypeVar
 from uuid import UUID, uuid4
 
+from pydantic import BaseModel, ValidationError
+
 from coherence_sql.errors import CONSTRAINT_MESSAGES, InvalidValueError
-from coherence_sql.models import DIRECTION_MAX, TaskStatus
+from coherence_sql.models import DIRECTION_MAX, Project, TaskStatus
 
 MONEY_MAX: Final = Decimal("9999999999999.99")  # DECIMAL(15, 2)
 TWO_PLACES: Final = Decimal("0.01")
@@ -34,6 +38,22 @@ GITHUB_SOURCE_MAX: Final = 50
 GITHUB_ORGANIZATION_TYPES: Final = ("Organization", "User")  # github_organizations_type_check
 
 
+_SHORT: Final = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlevel = 2
+
+
+def shown(value: object) -> str:
+    """A short repr for an error message that cannot fail (huge ints, deep or cyclic values, a
+    broken __repr__ would each raise in repr())."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**40:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        return _SHORT.repr(value)
+    except Exception:  # any __repr__ may raise; the message must still be built
+        return f"a {type(value).__name__}"
+
+
 def project_key(ecosystem: str, name: str) -> tuple[str, str]:
     """The API's `_key()`: case-insensitive identity of a project; empty keys are rejected.
 
@@ -42,7 +62,7 @@ def project_key(ecosystem: str, name: str) -> tuple[str, str]:
     keys = []
     for field, value, limit in (("ecosystem", ecosystem, ECOSYSTEM_MAX), ("name", name, PROJECT_NAME_MAX)):
         if not isinstance(value, str) or value == "":
-            raise InvalidValueError(f"project {field} must be a non-empty string, got {value!r}")
+            raise InvalidValueError(f"project {field} must be a non-empty string, got {shown(value)}")
         no_nul(f"project {field}", value)
         key = value.lower()
         if len(value) > limit or len(key) > limit:
@@ -65,36 +85,47 @@ def no_nul(field: str, value: str | None) -> None:
 
 
 def money(field: str, value: object, *, allow_negative: bool = False) -> Decimal:
-    """A DECIMAL(15,2) amount as Decimal; more than two places, out of range or NaN is rejected."""
+    """A DECIMAL(15,2) amount as Decimal; more than two places, out of range, NaN or infinite is rejected."""
     if isinstance(value, bool) or not isinstance(value, Decimal | int | str | float):
-        raise InvalidValueError(f"{field} must be a decimal amount, got {value!r}")
+        raise InvalidValueError(f"{field} must be a decimal amount, got {shown(value)}")
     try:
-        amount = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
-    except (InvalidOperation, ValueError):
-        raise InvalidValueError(f"{field} must be a decimal amount, got {value!r}") from None
-    if not amount.is_finite():
-        raise InvalidValueError(f"{field} must be a finite amount, got {value!r}")
-    if amount != amount.quantize(TWO_PLACES, rounding=ROUND_HALF_EVEN):
-        raise InvalidValueError(f"{field} has more than two decimal places: {value!r}")
+        amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except (DecimalException, ValueError):
+        raise InvalidValueError(f"{field} must be a decimal amount, got {shown(value)}") from None
+    if not amount.is_finite():  # before any arithmetic: an sNaN traps even in a comparison
+        raise InvalidValueError(f"{field} must be a finite amount, got {shown(value)}")
+    # Range before places: quantizing a huge value traps (InvalidOperation); comparisons never round.
+    if amount > MONEY_MAX or amount < -MONEY_MAX:
+        raise InvalidValueError(f"{field} is out of range for DECIMAL(15,2): {shown(value)}")
     if amount < 0 and not allow_negative:
-        raise InvalidValueError(f"{field} must not be negative, got {value!r}")
-    if abs(amount) > MONEY_MAX:
-        raise InvalidValueError(f"{field} is out of range for DECIMAL(15,2): {value!r}")
+        raise InvalidValueError(f"{field} must not be negative, got {shown(value)}")
+    try:
+        places = amount.quantize(TWO_PLACES, rounding=ROUND_HALF_EVEN)
+    except DecimalException:  # an exponent far below the context's range
+        places = None
+    if places is None or amount != places:
+        raise InvalidValueError(f"{field} has more than two decimal places: {shown(value)}")
     if amount == 0:
-        amount = abs(amount)  # -0.00 is 0.00 in PostgreSQL's numeric
-    return amount.quantize(TWO_PLACES)
+        return Decimal("0.00")  # -0.00 is 0.00 in PostgreSQL's numeric
+    return places
 
 
 def coherence_score(value: object) -> float:
-    """DECIMAL(3,2): within [0, 1], rounded half-even to two places, returned as float."""
+    """DECIMAL(3,2): within [0, 1], rounded half-even to two places, returned as float (never -0.0)."""
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise InvalidValueError(f"coherence_score must be a number, got {value!r}")
+        raise InvalidValueError(f"coherence_score must be a number, got {shown(value)}")
     if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidValueError(f"coherence_score must be finite, got {value!r}")
-    score = Decimal(str(value)).quantize(TWO_PLACES, rounding=ROUND_HALF_EVEN)
-    if not Decimal(0) <= Decimal(str(value)) <= Decimal(1):
-        raise InvalidValueError(f"coherence_score must be between 0 and 1, got {value!r}")
-    return float(score)
+        raise InvalidValueError(f"coherence_score must be finite, got {shown(value)}")
+    exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if not exact.is_finite():  # before any comparison: an sNaN traps even there
+        raise InvalidValueError(f"coherence_score must be finite, got {shown(value)}")
+    if not Decimal(0) <= exact <= Decimal(1):
+        raise InvalidValueError(f"coherence_score must be between 0 and 1, got {shown(value)}")
+    try:
+        score = exact.quantize(TWO_PLACES, rounding=ROUND_HALF_EVEN)
+    except DecimalException:  # an exponent far below the context's range: it rounds to zero
+        score = Decimal(0)
+    return float(score) + 0.0  # adding 0.0 turns -0.0 into 0.0, as DECIMAL(3,2) has no negative zero
 
 
 def list_limit(limit: object) -> int:
@@ -104,7 +135,7 @@ def list_limit(limit: object) -> int:
             raise TypeError
         return max(0, int(limit))
     except (TypeError, ValueError, OverflowError):
-        raise InvalidValueError(f"limit must be an integer, got {limit!r}") from None
+        raise InvalidValueError(f"limit must be an integer, got {shown(limit)}") from None
 
 
 def page(limit: object, offset: object) -> tuple[int, int]:
@@ -112,9 +143,9 @@ def page(limit: object, offset: object) -> tuple[int, int]:
     values = []
     for field, value in (("limit", limit), ("offset", offset)):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidValueError(f"{field} must be an integer, got {value!r}")
+            raise InvalidValueError(f"{field} must be an integer, got {shown(value)}")
         if value < 0:
-            raise InvalidValueError(f"{field} must not be negative, got {value}")
+            raise InvalidValueError(f"{field} must not be negative, got {shown(value)}")
         values.append(value)
     return values[0], values[1]
 
@@ -123,14 +154,14 @@ def progress_pct(value: int | None) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value not in PROGRESS_RANGE:
-        raise InvalidValueError(f"progress_pct must be an integer from 0 to 100, got {value!r}")
+        raise InvalidValueError(f"progress_pct must be an integer from 0 to 100, got {shown(value)}")
     return value
 
 
 def search_text(query: str | None) -> str:
     """The API's normalisation: strip and lower-case; an empty result means "no results"."""
     if query is not None and not isinstance(query, str):
-        raise InvalidValueError(f"search query must be a string, got {query!r}")
+        raise InvalidValueError(f"search query must be a string, got {shown(query)}")
     no_nul("search query", query)
     return (query or "").strip().lower()
 
@@ -154,18 +185,54 @@ def like_pattern(q: str) -> str:
     return f"%{escaped}%"
 
 
-def naive_utc(value: datetime) -> datetime:
-    """Graph models carry naive UTC; an aware value is converted, a naive one taken as UTC."""
-    if value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def aware_utc(value: datetime) -> datetime:
-    """Agent tasks carry aware UTC; a naive value is taken as UTC."""
+def utc(field: str, value: object) -> datetime:
+    """A point in time as aware UTC (a naive value taken as UTC); anything else, or a time that
+    cannot be expressed in UTC (datetime.max at -01:00, datetime.min at +01:00), is rejected."""
+    if not isinstance(value, datetime):
+        raise InvalidValueError(f"{field} must be a datetime, got {shown(value)}")
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError, TypeError, AttributeError):  # also a tzinfo that misbehaves
+        raise InvalidValueError(f"{field} is out of range when converted to UTC: {shown(value)}") from None
+
+
+def naive_utc(value: datetime, field: str = "timestamp") -> datetime:
+    """Graph models carry naive UTC; an aware value is converted, a naive one taken as UTC."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value
+    return utc(field, value).replace(tzinfo=None)
+
+
+def aware_utc(value: datetime, field: str = "timestamp") -> datetime:
+    """Agent tasks carry aware UTC; a naive value is taken as UTC."""
+    return utc(field, value)
+
+
+def moment(field: str, value: object) -> datetime:
+    """A `now`-like argument: aware UTC, this instant when None."""
+    return datetime.now(UTC) if value is None else utc(field, value)
+
+
+JSON_DEPTH_MAX: Final = 64
+
+
+def _within_depth(field: str, value: object) -> None:
+    """Nesting of at most JSON_DEPTH_MAX containers, checked without recursion: deeper values
+    (and cyclic ones) would raise RecursionError in json, deepcopy or pydantic."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > JSON_DEPTH_MAX:
+            raise InvalidValueError(f"{field} is nested deeper than {JSON_DEPTH_MAX} levels")
+        stack.extend((child, depth + 1) for child in children)
 
 
 # A \u0000 escape in JSON text: a backslash preceded by an even number of backslashes.
@@ -180,11 +247,12 @@ def json_object(field: str, value: Any) -> dict[str, Any]:
     """
     if not isinstance(value, dict):
         raise InvalidValueError(f"{field} must be a JSON object, got {type(value).__name__}")
+    _within_depth(field, value)
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
         text.encode("utf-8")  # a lone surrogate cannot be sent to PostgreSQL
-    except (TypeError, ValueError) as exc:
-        raise InvalidValueError(f"{field} is not encodable as JSON: {exc}") from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidValueError(f"{field} is not encodable as JSON: {shown(str(exc))}") from None
     if _JSON_NUL_ESCAPE.search(text):
         raise InvalidValueError(f"{field} contains a NUL character")
     # jsonb has no negative zero: -0.0 comes back as 0 (adding 0.0 turns -0.0 into 0.0).
@@ -219,7 +287,7 @@ def uuid_value(field: str, value: object) -> UUID:
             return UUID(value)
         except ValueError:
             pass
-    raise InvalidValueError(f"{field} must be a UUID, got {value!r}")
+    raise InvalidValueError(f"{field} must be a UUID, got {shown(value)}")
 
 
 def optional_enum(enum: type[_E], field: str, value: object) -> _E | None:
@@ -230,15 +298,15 @@ def optional_enum(enum: type[_E], field: str, value: object) -> _E | None:
         return enum(value)
     except ValueError:
         allowed = ", ".join(str(m.value) for m in enum)
-        raise InvalidValueError(f"{field} must be one of {allowed}, got {value!r}") from None
+        raise InvalidValueError(f"{field} must be one of {allowed}, got {shown(value)}") from None
 
 
-def optional_naive(value: datetime | None) -> datetime | None:
-    return None if value is None else naive_utc(value)
+def optional_naive(value: datetime | None, field: str = "timestamp") -> datetime | None:
+    return None if value is None else naive_utc(value, field)
 
 
-def optional_aware(value: datetime | None) -> datetime | None:
-    return None if value is None else aware_utc(value)
+def optional_aware(value: datetime | None, field: str = "timestamp") -> datetime | None:
+    return None if value is None else aware_utc(value, field)
 
 
 class TaskUpdate(NamedTuple):
@@ -260,7 +328,7 @@ def task_update(
     checked_pct = progress_pct(pct)
     for name, value in texts.items():
         text(name, value)
-    return TaskUpdate(checked_status, checked_pct, datetime.now(UTC) if now is None else aware_utc(now))
+    return TaskUpdate(checked_status, checked_pct, moment("now", now))
 
 
 def contributor_text(contributor: Any) -> None:
@@ -287,7 +355,7 @@ def github_contributor_fields(contributor: Any) -> None:
     text("avatar_url", contributor.avatar_url, URL_MAX)
     if not 0 <= contributor.contributions_count <= INT4_MAX:
         raise InvalidValueError(
-            f"contributions_count must be between 0 and {INT4_MAX}, got {contributor.contributions_count}"
+            f"contributions_count must be between 0 and {INT4_MAX}, got {shown(contributor.contributions_count)}"
         )
 
 
@@ -298,7 +366,8 @@ def github_organization_fields(organization: Any) -> None:
     text("name", organization.name, NAME_MAX)
     text("avatar_url", organization.avatar_url, URL_MAX)
     if organization.type not in GITHUB_ORGANIZATION_TYPES:
-        raise InvalidValueError(f"{CONSTRAINT_MESSAGES['github_organizations_type_check']}, got {organization.type!r}")
+        message = CONSTRAINT_MESSAGES["github_organizations_type_check"]
+        raise InvalidValueError(f"{message}, got {shown(organization.type)}")
 
 
 def task_fields(task: Any) -> None:
@@ -346,5 +415,81 @@ def contribution_args(
         contributor_id=uuid_value("contributor_id", contributor_id),
         asset_id=uuid_value("asset_id", asset_id),
         id=uuid4() if contribution_id is None else uuid_value("id", contribution_id),
-        timestamp=datetime.now(UTC).replace(tzinfo=None) if timestamp is None else naive_utc(timestamp),
+        timestamp=moment("timestamp", timestamp).replace(tzinfo=None),
     )
+
+
+# -- whole arguments: models, sequences, edges (also called by the migrating stores) -------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def checked_model(value: object, cls: type[M], what: str) -> M:
+    """`value` as a `cls` that validates now: a model changed after construction (a field assigned
+    an invalid or mistyped value) is caught here, before anything is written. Returns a fresh copy
+    validated from the model's current fields, which is what the stores write."""
+    if not isinstance(value, cls):
+        raise InvalidValueError(f"{what} must be a {cls.__name__}, got {type(value).__name__}")
+    try:
+        return cls.model_validate(dict(value.__dict__))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or cls.__name__}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)[:5]
+        )
+        raise InvalidValueError(f"{what} does not validate as a {cls.__name__}: {problems}") from None
+    except (RecursionError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidValueError(f"{what} does not validate as a {cls.__name__}: {type(exc).__name__}") from None
+
+
+_NOT_A_SEQUENCE: Final = (str, bytes, bytearray, memoryview)
+
+
+def checked_sequence(value: object, what: str) -> list[Any]:
+    """A list, tuple or other Sequence as a list; a string (a sequence of characters), bytes, a
+    mapping, a set (no order) or an iterator (consumed by a first attempt) is rejected."""
+    if isinstance(value, _NOT_A_SEQUENCE) or not isinstance(value, Sequence):
+        raise InvalidValueError(f"{what} must be a list or tuple, got {type(value).__name__}")
+    try:
+        return list(value)
+    except (RecursionError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise InvalidValueError(f"{what} could not be read as a sequence: {type(exc).__name__}") from None
+
+
+def checked_projects(value: object, what: str = "projects") -> list[Project]:
+    """`upsert_projects`' argument: a sequence of projects, each `checked_model`'d (all or nothing)."""
+    return [checked_model(item, Project, f"{what}[{i}]") for i, item in enumerate(checked_sequence(value, what))]
+
+
+EDGE_FIELDS: Final = ("from_ecosystem", "from_name", "to_ecosystem", "to_name")
+
+
+def checked_edge(value: object, what: str = "edge") -> tuple[str, str, str, str]:
+    """One dependency edge: a tuple or list (a DependencyEdge is a tuple) of four strings."""
+    if not isinstance(value, tuple | list) or len(value) != len(EDGE_FIELDS):
+        raise InvalidValueError(
+            f"{what} must be a tuple of four strings ({', '.join(EDGE_FIELDS)}), got {shown(value)}"
+        )
+    for field, part in zip(EDGE_FIELDS, value, strict=True):
+        if not isinstance(part, str):
+            raise InvalidValueError(f"{what}.{field} must be a string, got {shown(part)}")
+    return value[0], value[1], value[2], value[3]
+
+
+def checked_edges(value: object, what: str = "edges") -> list[tuple[str, str, str, str]]:
+    """`add_dependencies`' argument: a sequence of edges, each `checked_edge`'d (all or nothing)."""
+    return [checked_edge(item, f"{what}[{i}]") for i, item in enumerate(checked_sequence(value, what))]
+
+
+def routing_table(value: object) -> dict[str, dict[str, str]]:
+    """`get_usage_summary`'s routing: a mapping of mappings (the API's table), copied."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidValueError(f"routing must be a mapping, got {type(value).__name__}")
+    table: dict[str, dict[str, str]] = {}
+    for key, row in value.items():
+        if not isinstance(row, Mapping):
+            raise InvalidValueError(f"routing[{shown(key)}] must be a mapping, got {type(row).__name__}")
+        table[key] = dict(row)
+    return table
