@@ -17,6 +17,8 @@ import asyncpg
 
 from coherence_sql.embedded import EmbeddedPostgres, default_data_dir
 from coherence_sql.errors import ConfigurationError, DatabaseUnavailableError, translate
+from coherence_sql.redaction import failure_message
+from coherence_sql.redaction import redact as redact  # re-exported: its old home
 
 if TYPE_CHECKING:  # the stubs make these generic; at run time they are not subscriptable
     Connection: TypeAlias = asyncpg.Connection[asyncpg.Record]
@@ -73,14 +75,8 @@ def resolve_dsn(dsn: str | None = None) -> str:
     return EmbeddedPostgres(default_data_dir()).start()
 
 
-def redact(dsn: str) -> str:
-    """The DSN with any password removed, for logs and messages (the plan: never log credentials)."""
-    scheme, sep, rest = dsn.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
-        return dsn
-    userinfo, _, hostpart = rest.partition("@")
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{hostpart}" if ":" in userinfo else dsn
+def _cannot_connect(target: str, exc: BaseException) -> str:
+    return f"cannot connect to {redact(target)}: {failure_message(exc, str(translate(exc)), target)}"
 
 
 async def init_connection(conn: Connection) -> None:
@@ -96,7 +92,7 @@ async def connect(dsn: str | None = None, *, server_settings: Mapping[str, str] 
     try:
         conn: Connection = await asyncpg.connect(target, server_settings=settings)
     except Exception as exc:
-        raise DatabaseUnavailableError(f"cannot connect to {redact(target)}: {translate(exc)}") from None
+        raise DatabaseUnavailableError(_cannot_connect(target, exc)) from None
     await init_connection(conn)
     return conn
 
@@ -116,6 +112,6 @@ async def create_pool(dsn: str | None = None, settings: PoolSettings | None = No
             init=init_connection,
         )
     except Exception as exc:
-        raise DatabaseUnavailableError(f"cannot connect to {redact(target)}: {translate(exc)}") from None
+        raise DatabaseUnavailableError(_cannot_connect(target, exc)) from None
     assert pool is not None
     return pool

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from coherence_sql.db import redact
 from coherence_sql.embedded import EmbeddedPostgres, scratch_parent
 from coherence_sql.errors import DatabaseUnavailableError
+from coherence_sql.redaction import failure_message, redact
 from coherence_sql.schema import migrate
 
 
@@ -34,7 +34,9 @@ async def _database_on(server_dsn: str) -> AsyncIterator[str]:
     try:
         admin = await asyncpg.connect(server_dsn)
     except Exception as exc:
-        raise DatabaseUnavailableError(f"cannot connect to {redact(server_dsn)}: {exc}") from None
+        raise DatabaseUnavailableError(
+            f"cannot connect to {redact(server_dsn)}: {failure_message(exc, str(exc), server_dsn)}"
+        ) from None
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:

@@ -14,6 +14,7 @@ from coherence_sql.codegen.generate import build, check, default_output_dir, wri
 from coherence_sql.codegen.lint import RULES, Catalog, lint_paths
 from coherence_sql.codegen.scratch import scratch_database
 from coherence_sql.commands import data_commands
+from coherence_sql.commands.database import add_database_options
 from coherence_sql.resources import queries_dir
 
 
@@ -32,6 +33,7 @@ def register(subparsers: Any) -> None:
         "--output-dir", type=Path, default=None, help="where modules go (default: coherence_sql/sql/)"
     )
     generate.add_argument("--schema-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    add_database_options(generate, embedded=False)
     generate.set_defaults(run=_generate)
 
     lint = subparsers.add_parser(
@@ -40,6 +42,7 @@ def register(subparsers: Any) -> None:
     )
     lint.add_argument("paths", nargs="*", type=Path, help="files or directories (default: queries/)")
     lint.add_argument("--schema-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    add_database_options(lint, embedded=False)
     lint.set_defaults(run=_lint)
 
     bench = subparsers.add_parser("bench", help="benchmarks")
@@ -50,6 +53,7 @@ def register(subparsers: Any) -> None:
     accessors.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
     accessors.add_argument("--point-chunk", type=int, default=300, help="point lookups per round and side")
     accessors.add_argument("--list-chunk", type=int, default=5, help="list reads per round and side")
+    add_database_options(accessors, embedded=False)
     accessors.set_defaults(run=_bench_accessors)
     data_commands.register_bench(kinds)  # `bench backfill`
 

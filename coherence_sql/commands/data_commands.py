@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from coherence_sql.db import redact, resolve_dsn
+from coherence_sql.commands.database import add_database_options, chosen_dsn
 from coherence_sql.migration.backfill import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_JOBS,
@@ -37,15 +37,15 @@ from coherence_sql.migration.rollback import (
 from coherence_sql.migration.service import default_journal_path
 from coherence_sql.migration.snapshot import load_into, write_snapshot
 from coherence_sql.migration.verify import DEFAULT_THRESHOLD_PERCENT, verify
+from coherence_sql.redaction import redact
 from coherence_sql.stores.memory import MemoryStores
 
 BENCH_TARGET_S = 5.0  # issue 5: the generated snapshot below loads in under 5 seconds
 
 
 def _database_option(parser: argparse.ArgumentParser) -> None:
-    # Also accepted after the subcommand (the scripts pass their arguments through); absent, the
-    # global --database-url stands.
-    parser.add_argument("--database-url", metavar="DSN", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    # Also accepted after the subcommand (the scripts pass their arguments through).
+    add_database_options(parser)
 
 
 def _percent(text: str) -> float:
@@ -183,6 +183,7 @@ def register_bench(kinds: Any) -> None:
     )
     bench.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help=f"connections (default {DEFAULT_JOBS})")
     _foreign_keys_option(bench)
+    add_database_options(bench, embedded=False)
     bench.set_defaults(run=_bench_backfill)
 
 
@@ -190,7 +191,7 @@ def register_bench(kinds: Any) -> None:
 
 
 async def _backfill(args: argparse.Namespace) -> int:
-    dsn = resolve_dsn(args.database_url)
+    dsn = chosen_dsn(args, "backfill", needs="the PostgreSQL to load the snapshot into")
     bar = ProgressBar(quiet=args.quiet or args.json)
     try:
         report = await backfill(
@@ -228,7 +229,7 @@ async def _backfill(args: argparse.Namespace) -> int:
 async def _verify(args: argparse.Namespace) -> int:
     report = await verify(
         args.source,
-        resolve_dsn(args.database_url),
+        chosen_dsn(args, "verify", needs="the PostgreSQL to compare the source with"),
         sample_percent=args.sample_percent,
         threshold_percent=args.threshold,
         journal=args.journal or default_journal_path(),
@@ -247,6 +248,10 @@ async def _rollback(args: argparse.Namespace) -> int:
     if args.phase == 3 and args.out is None and not args.check_only:
         print("coherence-sql rollback: phase 3 needs --out PATH for the snapshot (or --check-only)", file=sys.stderr)
         return 2
+    for option, path in (("--out", args.out), ("--env-file", args.env_file)):
+        if path is not None and path.is_dir():
+            print(f"coherence-sql rollback: {option} {path} is a directory; give a file path", file=sys.stderr)
+            return 2
     outcome: dict[str, Any] = {"phase": args.phase}
     lines: list[str] = []
     ok = True
@@ -263,7 +268,7 @@ async def _rollback(args: argparse.Namespace) -> int:
 
 async def _export(args: argparse.Namespace, outcome: dict[str, Any], lines: list[str]) -> bool:
     """Phase 3: PostgreSQL to the snapshot file, loaded back into memory stores, verified."""
-    dsn = resolve_dsn(args.database_url)
+    dsn = chosen_dsn(args, "rollback --phase 3", needs="the PostgreSQL to export")
     started = time.perf_counter()
     snapshot = await export_to_file(dsn, args.out)
     stores = MemoryStores()

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from coherence_sql import schema
-from coherence_sql.db import redact, resolve_dsn
+from coherence_sql.commands.database import add_database_options, chosen_dsn
 from coherence_sql.migration.backfill import backfill
 from coherence_sql.migration.config import MigrationSettings
 from coherence_sql.migration.service import open_migrating_stores
 from coherence_sql.migration.snapshot import load_into
 from coherence_sql.migration.verify import verify_memory
+from coherence_sql.redaction import redact
 from coherence_sql.resources import example_snapshot
 from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore
 
@@ -32,6 +33,7 @@ def register(subparsers: Any) -> None:
         help="migrate, backfill the example snapshot, verify, and print the dual-write store status",
     )
     demo.add_argument("--snapshot", type=Path, default=None, help="snapshot file (default: the shipped example)")
+    add_database_options(demo)
     demo.set_defaults(run=_demo)
 
 
@@ -40,7 +42,7 @@ def _say(text: str) -> None:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    dsn = resolve_dsn(args.database_url)
+    dsn = chosen_dsn(args, "demo")
     snapshot_path = args.snapshot or example_snapshot()
     _say(f"database: {redact(dsn)}")
 

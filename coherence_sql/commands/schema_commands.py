@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from coherence_sql import schema
-from coherence_sql.db import redact, resolve_dsn
+from coherence_sql.commands.database import add_database_options, chosen_dsn
+from coherence_sql.redaction import redact
 
 
 def register(subparsers: Any) -> None:
@@ -21,14 +22,16 @@ def register(subparsers: Any) -> None:
         help="how long to wait for another runner (default 60)",
     )
     migrate.add_argument("--schema-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    add_database_options(migrate)
     migrate.set_defaults(run=_migrate)
     status = subparsers.add_parser("status", help="list applied and pending schema files; exit 1 when any is pending")
     status.add_argument("--schema-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    add_database_options(status)
     status.set_defaults(run=_status)
 
 
 async def _migrate(args: argparse.Namespace) -> int:
-    dsn = resolve_dsn(args.database_url)
+    dsn = chosen_dsn(args, "migrate")
     report = await schema.migrate(dsn, directory=args.schema_dir, dry_run=args.dry_run, lock_wait_s=args.lock_wait)
     print(f"database: {redact(dsn)}")
     if not report.applied:
@@ -43,7 +46,7 @@ async def _migrate(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    dsn = resolve_dsn(args.database_url)
+    dsn = chosen_dsn(args, "status")
     state = await schema.status(dsn, directory=args.schema_dir)
     print(f"database: {redact(dsn)}")
     for row in state.applied:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
 
 from coherence_sql.errors import ConfigurationError
+from coherence_sql.redaction import redact
 
 
 class Phase(str, Enum):
@@ -89,6 +90,12 @@ class MigrationSettings:
             raise ConfigurationError("MEMORY_WRITES=false is only allowed with POSTGRES_PRIMARY=true")
         if self.shadow_timeout_s <= 0 or self.shadow_max_in_flight < 1:
             raise ConfigurationError("shadow reads need a positive timeout and at least one slot")
+
+    def __repr__(self) -> str:  # the generated one, with database_url redacted: never a password in a log
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        if shown["database_url"] is not None:
+            shown["database_url"] = redact(shown["database_url"])
+        return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @property
     def phase(self) -> Phase:

@@ -11,8 +11,11 @@ to a snapshot file in the API's format that the in-memory stores load at start-u
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
+import stat
 import tempfile
 import urllib.error
 import urllib.request
@@ -20,6 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+
+from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from coherence_sql.db import Pool
 from coherence_sql.errors import ConfigurationError, SnapshotError
@@ -48,6 +54,7 @@ __all__ = [
     "check_settings",
     "export_snapshot",
     "export_to_file",
+    "read_env_file",
     "rollback_settings",
     "snapshot_from_contents",
     "write_env_file",
@@ -78,6 +85,8 @@ PHASE_SETTINGS: Final[dict[int, dict[str, str]]] = {
 }
 # The variable the API's InMemoryGraphStore loads its file from at start-up (client-contract §2.1).
 SNAPSHOT_PATH_VARIABLE: Final = "GRAPH_STORE_PATH"
+# A dotenv value that needs no quotes, for python-dotenv and a shell alike.
+_BARE_VALUE: Final = re.compile(r"[A-Za-z0-9_./:@%+,=-]*")
 # store_status()["settings"] names for the plan's variables.
 _STATUS_NAMES: Final[dict[str, tuple[str, Any]]] = {
     "DUAL_WRITE_MODE": ("dual_write_mode", lambda v: v == "true"),
@@ -140,43 +149,95 @@ def check_settings(current: Mapping[str, str], settings: Mapping[str, str]) -> S
 
 
 def read_env_file(path: str | Path) -> dict[str, str]:
-    """KEY=value lines of a dotenv file (comments, blanks and `export ` prefixes allowed)."""
-    values: dict[str, str] = {}
+    """The variables a dotenv file sets, parsed as python-dotenv does (`export`, quotes, comments)."""
     source = Path(path)
     if not source.exists():
-        return values
-    for line in source.read_text(encoding="utf-8").splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#") or "=" not in stripped:
+        return {}
+    try:
+        values = dotenv_values(source, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the env file {path}: {exc}") from None
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _dotenv_value(value: str) -> str:
+    """`value` as python-dotenv reads it back (single-quoted when it must be: a shell reads that alike)."""
+    if _BARE_VALUE.fullmatch(value):
+        return value
+    if "'" not in value and "\\" not in value:
+        return f"'{value}'"
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _with_settings(text: str, settings: Mapping[str, str]) -> str:
+    """`text` (a dotenv file) with each of `settings` set: every binding of the key replaced in
+    place (keeping `export `), new keys appended; every other line kept byte for byte."""
+    remaining = dict(settings)
+    out: list[str] = []
+    for binding in parse_stream(io.StringIO(text)):
+        original = binding.original.string
+        if binding.key is None or binding.key not in settings:
+            out.append(original)
             continue
-        key, _, value = stripped.removeprefix("export ").partition("=")
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
+        blank = re.match(r"\s*\n", original)  # the parser puts preceding blank lines in the binding
+        lead = blank.group() if blank else ""
+        export = "export " if original[len(lead) :].lstrip().startswith("export ") else ""
+        out.append(f"{lead}{export}{binding.key}={_dotenv_value(settings[binding.key])}\n")
+        remaining.pop(binding.key, None)
+    body = "".join(out)
+    if body and not body.endswith("\n"):
+        body += "\n"
+    return body + "".join(f"{key}={_dotenv_value(value)}\n" for key, value in remaining.items())
 
 
 def write_env_file(path: str | Path, settings: Mapping[str, str]) -> None:
-    """Set `settings` in a dotenv file: existing keys are replaced in place, new ones appended,
-    every other line kept. Written atomically (temp file, fsync, rename)."""
-    target = Path(path)
-    lines = target.read_text(encoding="utf-8").splitlines() if target.exists() else []
-    remaining = dict(settings)
-    out: list[str] = []
-    for line in lines:
-        stripped = line.strip()
-        key = stripped.removeprefix("export ").partition("=")[0].strip() if "=" in stripped else ""
-        if key in remaining and not stripped.startswith("#"):
-            out.append(f"{key}={remaining.pop(key)}")
-        else:
-            out.append(line)
-    out.extend(f"{key}={value}" for key, value in remaining.items())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    """Set `settings` in a dotenv file: existing keys replaced in place, new ones appended, every
+    other line kept. Written atomically (temp file beside it, fsync, rename) with the file's mode
+    and owner kept; a new file is created 0600 (env files hold DATABASE_URL)."""
+    target = Path(path).resolve()  # through a symlink: the file it names is the one rewritten
+    if target.is_dir():
+        raise ConfigurationError(f"the env file {path} is a directory")
+    try:
+        before = target.stat() if target.exists() else None
+        text = target.read_text(encoding="utf-8") if before is not None else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the env file {path}: {exc}") from None
+    _replace_keeping_owner(target, _with_settings(text, settings), before)
+    written = read_env_file(target)
+    wrong = [key for key, value in settings.items() if written.get(key) != value]
+    if wrong:  # e.g. a value python-dotenv would interpolate
+        raise ConfigurationError(f"the env file {path} does not read back as written for {', '.join(wrong)}")
+
+
+def _replace_keeping_owner(target: Path, text: str, before: os.stat_result | None) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write the env file {target}: {exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(out) + "\n")
+            if before is not None:
+                os.fchmod(handle.fileno(), stat.S_IMODE(before.st_mode))
+                if (before.st_uid, before.st_gid) != (os.geteuid(), os.getegid()):
+                    os.fchown(handle.fileno(), before.st_uid, before.st_gid)
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except PermissionError as exc:
+        Path(temp).unlink(missing_ok=True)
+        raise ConfigurationError(
+            f"cannot rewrite the env file {target} keeping its owner and mode (run as its owner or root): {exc}"
+        ) from None
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        raise ConfigurationError(f"cannot write the env file {target}: {exc}") from None
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
@@ -352,8 +413,14 @@ async def export_snapshot(target: Pool | str | None) -> Snapshot:
     return snapshot_from_contents(await read_postgres(target))
 
 
+def _refuse_directory(path: str | Path) -> None:
+    if Path(path).is_dir():
+        raise ConfigurationError(f"the snapshot path {path} is a directory; give a file path")
+
+
 async def export_to_file(target: Pool | str | None, path: str | Path) -> Snapshot:
     """`export_snapshot`, written to `path` atomically in the API's format (plus agent_tasks)."""
+    _refuse_directory(path)
     snapshot = await export_snapshot(target)
     write_snapshot(path, snapshot)
     return snapshot

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -92,14 +94,97 @@ def test_the_env_file_is_updated_in_place(tmp_path: Path) -> None:
 
     write_env_file(env, rollback_settings(2))
 
-    assert env.read_text() == (
-        "# the API\nDATABASE_URL=postgresql://db/x\nREAD_FROM_POSTGRES_PERCENT=0\nDUAL_WRITE_MODE=true\n"
+    assert env.read_text() == (  # `export` kept: a shell that sources the file still exports it
+        "# the API\nDATABASE_URL=postgresql://db/x\nexport READ_FROM_POSTGRES_PERCENT=0\nDUAL_WRITE_MODE=true\n"
     )
     write_env_file(env, rollback_settings(1))
     values = read_env_file(env)
     assert values["DUAL_WRITE_MODE"] == "false"
     assert values["SHADOW_COMPARE_PERCENT"] == "0"
     assert MigrationSettings.from_env(values).phase.value == "memory"
+
+
+REAL_ENV_FILE = """\
+# The API's environment (managed by hand; keep the comments)
+
+export DATABASE_URL='postgresql://api:s3 cr#t@db.internal:5432/coherence'
+export DUAL_WRITE_MODE="true"   # phase 1 since Monday
+READ_FROM_POSTGRES_PERCENT = '50'
+GREETING="two\\nlines and a \\"quote\\""
+MULTI="first
+second"
+EMPTY=
+JUST_A_NAME
+"""
+
+
+def test_a_real_env_file_round_trips_with_only_the_settings_changed(tmp_path: Path) -> None:
+    env = tmp_path / "api.env"
+    env.write_text(REAL_ENV_FILE)
+    before = read_env_file(env)
+    assert before["DATABASE_URL"] == "postgresql://api:s3 cr#t@db.internal:5432/coherence"
+    assert before["DUAL_WRITE_MODE"] == "true"  # the quotes and the comment are not part of it
+    assert before["READ_FROM_POSTGRES_PERCENT"] == "50"
+    assert before["GREETING"] == 'two\nlines and a "quote"'
+    assert before["MULTI"] == "first\nsecond"
+    assert before["EMPTY"] == ""
+
+    write_env_file(env, {**rollback_settings(2), "GRAPH_STORE_PATH": "/srv/roll back/it's.json"})
+
+    lines = REAL_ENV_FILE.splitlines(keepends=True)
+    expected = "".join(
+        "READ_FROM_POSTGRES_PERCENT=0\n" if line.startswith("READ_FROM_POSTGRES_PERCENT") else line for line in lines
+    )
+    assert env.read_text() == expected + 'GRAPH_STORE_PATH="/srv/roll back/it\'s.json"\n'
+    after = read_env_file(env)
+    assert after == {
+        **before,
+        "READ_FROM_POSTGRES_PERCENT": "0",
+        "GRAPH_STORE_PATH": "/srv/roll back/it's.json",
+    }
+    write_env_file(env, rollback_settings(1))  # `export X="true"` is replaced in place, `export` kept
+    assert "export DUAL_WRITE_MODE=false\n" in env.read_text()
+    assert read_env_file(env)["DUAL_WRITE_MODE"] == "false"
+
+
+def test_the_env_file_keeps_its_mode_and_owner(tmp_path: Path) -> None:
+    env = tmp_path / "api.env"
+    env.write_text("DATABASE_URL=postgresql://api:pw@db/x\nDUAL_WRITE_MODE=true\n")
+    env.chmod(0o600)
+    owner = (os.geteuid(), os.getegid())
+    if os.geteuid() == 0:  # as root, the file can belong to someone else, as the API's env file does
+        owner = (4242, 4343)
+        os.chown(env, *owner)
+
+    write_env_file(env, rollback_settings(1))
+
+    info = env.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o600
+    assert (info.st_uid, info.st_gid) == owner
+    assert read_env_file(env)["DUAL_WRITE_MODE"] == "false"
+    assert [p.name for p in tmp_path.iterdir()] == ["api.env"]  # no temp file left behind
+    env.chmod(0o640)
+    write_env_file(env, rollback_settings(2))
+    assert stat.S_IMODE(env.stat().st_mode) == 0o640
+
+
+def test_a_new_env_file_is_private_and_a_link_stays_a_link(tmp_path: Path) -> None:
+    new = tmp_path / "new.env"
+    write_env_file(new, rollback_settings(2))
+    assert stat.S_IMODE(new.stat().st_mode) == 0o600  # it will hold DATABASE_URL
+    assert new.read_text() == "READ_FROM_POSTGRES_PERCENT=0\n"
+    link = tmp_path / "link.env"
+    link.symlink_to(new)
+    write_env_file(link, rollback_settings(1))
+    assert link.is_symlink()
+    assert read_env_file(new)["DUAL_WRITE_MODE"] == "false"
+
+
+def test_env_and_snapshot_paths_that_are_directories_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="is a directory"):
+        write_env_file(tmp_path, rollback_settings(1))
+    with pytest.raises(ConfigurationError, match="is a directory"):
+        asyncio.run(export_to_file("postgresql://u@127.0.0.1:1/never-reached", tmp_path))
 
 
 def test_the_live_check_compares_the_store_status_with_the_settings(tmp_path: Path) -> None:
