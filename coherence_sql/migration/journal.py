@@ -204,6 +204,8 @@ class WriteJournal:
             return self.replaying.exists() or self.path.stat().st_size > 0
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            raise JournalError(f"{_WHAT} {self.path} could not be read: {exc.strerror or exc}") from None
 
     def _set_aside_torn_tail(self, fragment: bytes) -> None:
         self.set_aside.add(fragment, "torn tail: the record was cut off while being written", self.path.name)
@@ -226,13 +228,18 @@ class WriteJournal:
             return int(self.progress.read_text().strip() or 0)
         except (FileNotFoundError, ValueError):
             return 0
+        except OSError as exc:
+            raise JournalError(f"{_WHAT} {self.progress} could not be read: {exc.strerror or exc}") from None
 
     def _set_progress(self, done: int) -> None:
-        """Atomically (a killed replayer leaves the old count or the new one, never an empty file)."""
-        temporary = self.progress.with_name(self.progress.name + ".tmp")
+        """Overwrite the count in place, fixed width: one small write is all or nothing when the
+        replayer is killed, and needs no new disk space once the file exists."""
         try:
-            temporary.write_text(str(done))
-            os.replace(temporary, self.progress)
+            fd = os.open(self.progress, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            try:
+                os.pwrite(fd, b"%020d\n" % done, 0)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise write_error(_WHAT, self.progress, exc) from None
 
@@ -329,6 +336,9 @@ class WriteJournal:
                     report.already_applied += 1
                 self._set_progress(index + 1)
             with self._locked():
-                self.replaying.unlink(missing_ok=True)
-                self.progress.unlink(missing_ok=True)
+                try:
+                    self.replaying.unlink(missing_ok=True)
+                    self.progress.unlink(missing_ok=True)
+                except OSError as exc:
+                    raise write_error(_WHAT, self.replaying, exc) from None
         return report
