@@ -43,6 +43,7 @@ from coherence_sql.models import (
     GitHubOrganization,
     Project,
 )
+from coherence_sql.redaction import redact, scrub
 from coherence_sql.stores import rules
 from coherence_sql.stores.protocol import DependencyEdge
 
@@ -250,7 +251,7 @@ def _replace_keeping_owner(target: Path, text: str, before: os.stat_result | Non
 class LiveCheck:
     """The running API's settings (its store-status payload) against the rollback's."""
 
-    url: str
+    url: str  # redacted: a status URL may carry credentials
     phase: str | None
     mismatches: tuple[tuple[str, Any, Any], ...] = ()  # (variable, live value, wanted value)
     error: str | None = None
@@ -264,13 +265,14 @@ class LiveCheck:
 def check_live(url: str, settings: Mapping[str, str], *, timeout_s: float = 5.0) -> LiveCheck:
     """GET the API's store status (coherence_sql.migration.service.MigratingStores.store_status)
     and say whether every setting of the rollback is in effect there."""
+    shown = redact(url)
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             status = json.loads(response.read().decode("utf-8"))
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        return LiveCheck(url, None, error=f"cannot read the store status: {exc}")
+        return LiveCheck(shown, None, error=f"cannot read the store status: {scrub(str(exc), url)}")
     if not isinstance(status, dict) or not isinstance(status.get("settings"), dict):
-        return LiveCheck(url, None, error="the response has no `settings` object (is this the store-status URL?)")
+        return LiveCheck(shown, None, error="the response has no `settings` object (is this the store-status URL?)")
     live = status["settings"]
     mismatches = []
     for variable, wanted in settings.items():
@@ -280,7 +282,7 @@ def check_live(url: str, settings: Mapping[str, str], *, timeout_s: float = 5.0)
         if live.get(name) != convert(wanted):
             mismatches.append((variable, live.get(name), convert(wanted)))
     phase = status.get("phase")
-    return LiveCheck(url, phase if isinstance(phase, str) else None, tuple(mismatches), status=status)
+    return LiveCheck(shown, phase if isinstance(phase, str) else None, tuple(mismatches), status=status)
 
 
 # -- phase 3: PostgreSQL to a snapshot ------------------------------------------------------------

@@ -180,6 +180,13 @@ def test_a_new_env_file_is_private_and_a_link_stays_a_link(tmp_path: Path) -> No
     assert read_env_file(new)["DUAL_WRITE_MODE"] == "false"
 
 
+def test_a_status_url_with_credentials_is_shown_redacted() -> None:
+    live = check_live("http://ops:QZsecret@127.0.0.1:1/store-status", rollback_settings(2), timeout_s=2)
+    assert live.url == "http://ops:***@127.0.0.1:1/store-status"
+    assert live.error is not None
+    assert "QZsecret" not in live.error
+
+
 def test_env_and_snapshot_paths_that_are_directories_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="is a directory"):
         write_env_file(tmp_path, rollback_settings(1))
