@@ -70,7 +70,13 @@ class BudgetExceededError(QueryTimeoutError):
 DATA_VERDICTS: Final = (InvalidValueError, DuplicateError)
 # Writes that change an existing task: PostgreSQL answering None means it lacks the task.
 _MUST_FIND = frozenset({"update_task", "claim_task"})
-_CREATES = frozenset({"create_contributor", "create_asset", "create_contribution", "create_task"})
+# Creates, with how to find the row one made: (getter, argument, the argument's id attribute).
+_CREATES: Final[dict[str, tuple[str, str, str | None]]] = {
+    "create_contributor": ("get_contributor", "contributor", "id"),
+    "create_asset": ("get_asset", "asset", "id"),
+    "create_contribution": ("get_contribution", "id", None),
+    "create_task": ("get_task", "task", "id"),
+}
 
 
 @dataclass(slots=True)
@@ -402,9 +408,9 @@ class _Router:
         try:
             result = await getattr(postgres, op)(**kwargs)
         except DuplicateError:
-            if op in _CREATES:
+            if op in _CREATES and await self._created_before(postgres, op, kwargs):
                 return False  # it reached PostgreSQL before a failure was noticed
-            raise
+            raise  # another row holds one of its unique values (an e-mail): a verdict on the data
         except UnknownReferenceError as exc:
             raise NotYetInPostgresError(str(exc)) from None
         if result is None and op in _MUST_FIND:
@@ -418,6 +424,14 @@ class _Router:
                     return False
             raise NotYetInPostgresError(f"task {task_id} is not in PostgreSQL yet")
         return True
+
+    @staticmethod
+    async def _created_before(postgres: Any, op: str, kwargs: dict[str, Any]) -> bool:
+        """Whether PostgreSQL holds the row this create makes, under its id (not merely a row that
+        shares one of its unique values)."""
+        getter, argument, identity = _CREATES[op]
+        created = kwargs[argument] if identity is None else getattr(kwargs[argument], identity)
+        return await getattr(postgres, getter)(created) is not None
 
     async def _read(self, op: str, key: str | None, **kwargs: Any) -> Any:
         core = self.core
