@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 from uuid import uuid4
 
 from coherence_sql.errors import JournalError
@@ -36,6 +36,7 @@ from coherence_sql.migration.journal_frames import (
 
 _WHAT = "the dead-letter file"
 _STORES = ("graph", "tasks")
+DeadLetterStore = Literal["graph", "tasks"]  # journal.StoreName (journal.py imports this module)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class DeadLetter:
     """One write PostgreSQL refused: what was written, why it was refused, when."""
 
     id: str
-    store: str
+    store: DeadLetterStore
     op: str
     kwargs: dict[str, Any]
     error: str
@@ -62,7 +63,9 @@ def _dead_letter(record: Record) -> DeadLetter:
     error = decode_value(body.get("error"))
     if type(kwargs) is not dict or not isinstance(error, str):
         raise JournalError("dead letter without its arguments or its error")
-    return DeadLetter(id=ident, store=store, op=op, kwargs=kwargs, error=error, recorded_at=recorded_at)
+    return DeadLetter(
+        id=ident, store=cast(DeadLetterStore, store), op=op, kwargs=kwargs, error=error, recorded_at=recorded_at
+    )
 
 
 class DeadLetterFile:
@@ -96,7 +99,12 @@ class DeadLetterFile:
         if store not in _STORES or not isinstance(op, str) or type(kwargs) is not dict:
             raise JournalError(f"dead letter: {store!r}.{op!r} with {type(kwargs).__name__} arguments is not a write")
         letter = DeadLetter(
-            id=uuid4().hex, store=store, op=op, kwargs=kwargs, error=str(error), recorded_at=now_text()
+            id=uuid4().hex,
+            store=cast(DeadLetterStore, store),
+            op=op,
+            kwargs=kwargs,
+            error=str(error),
+            recorded_at=now_text(),
         )
         body = {
             "id": letter.id,

@@ -269,7 +269,7 @@ class SetAsideFile:
                 if all(isinstance(value, str) for value in fields):
                     found.append(SetAsideRecord(*[str(value) for value in fields]))
                     continue
-                slot = Unreadable(slot.number, json.dumps(body).encode(), "not a set-aside record")
+                slot = Unreadable(slot.number, slot.raw, "not a set-aside record")
             found.append(
                 SetAsideRecord(raw_text(slot.raw), f"unreadable set-aside record: {slot.reason}", self.path.name, "")
             )
