@@ -1,0 +1,90 @@
+"""Dual-write overhead: a write through the migrating stores (phase 1-2, healthy PostgreSQL) against
+the same write through the PostgreSQL store alone, interleaved in one run on one server.
+
+    python scripts/bench_dual_write.py [--rounds 5] [--writes 1000] [--dsn DSN]
+
+Without --dsn it starts a throwaway embedded PostgreSQL on tmpfs. Prints the median time per write
+of each path and their ratio (dual / PostgreSQL alone). The script only uses APIs older than the
+budgeted dual-write, so the same file measures an older checkout (PYTHONPATH=<its root>) for a
+before/after comparison: docs/benchmarks.md "Dual-write overhead".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from coherence_sql.embedded import EmbeddedPostgres, scratch_parent
+from coherence_sql.migration.config import MigrationSettings
+from coherence_sql.migration.service import open_migrating_stores
+from coherence_sql.models import AgentTaskRecord, TaskStatus, TaskType
+from coherence_sql.schema import migrate
+from coherence_sql.stores.postgres import connect
+
+
+def task(n: int, prefix: str) -> AgentTaskRecord:
+    return AgentTaskRecord(
+        id=f"task_{prefix}{n:014x}", direction="bench", task_type=TaskType.IMPL, model="m", command="c", tier="t"
+    )
+
+
+async def per_write_us(write: object, writes: int) -> float:
+    started = time.perf_counter()
+    for n in range(writes):
+        await write(n)  # type: ignore[operator]
+    return (time.perf_counter() - started) / writes * 1e6
+
+
+async def bench(dsn: str, rounds: int, writes: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = MigrationSettings(dual_write=True, journal_path=Path(tmp) / "j.jsonl", database_url=dsn)
+        async with connect(dsn) as alone, open_migrating_stores(settings, reconcile_interval_s=None) as dual:
+            results: dict[str, list[float]] = {"postgres": [], "dual": []}
+            for round_ in range(rounds):
+                for name, tasks in (("postgres", alone.tasks), ("dual", dual.tasks)):
+                    prefix = f"{round_:x}{'a' if name == 'postgres' else 'b'}"
+                    for n in range(writes):  # the tasks first: the measured write is an update
+                        await tasks.create_task(task(n, prefix))
+
+                    async def update(n: int, tasks: object = tasks, prefix: str = prefix) -> None:
+                        await tasks.update_task(  # type: ignore[attr-defined]
+                            task(n, prefix).id, status=TaskStatus.RUNNING, progress_pct=n % 100
+                        )
+
+                    results[name].append(await per_write_us(update, writes))
+            assert dual.core.stats.journaled == 0, "PostgreSQL was meant to be healthy"
+    pg = statistics.median(results["postgres"])
+    dw = statistics.median(results["dual"])
+    print(f"update_task, {writes} writes x {rounds} rounds, 1 caller")
+    print(f"  PostgreSQL store alone: {pg:8.1f} us/write  (rounds: {', '.join(f'{v:.0f}' for v in results['postgres'])})")
+    print(f"  dual-write:             {dw:8.1f} us/write  (rounds: {', '.join(f'{v:.0f}' for v in results['dual'])})")
+    print(f"  ratio dual / alone:     {dw / pg:8.3f}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--writes", type=int, default=1000)
+    parser.add_argument("--dsn", default=None)
+    args = parser.parse_args()
+    if args.dsn:
+        await bench(args.dsn, args.rounds, args.writes)
+        return
+    data = Path(tempfile.mkdtemp(prefix="coherence-sql-bench-", dir=scratch_parent())) / "pg"
+    server = EmbeddedPostgres(data, durable=False)
+    try:
+        dsn = server.start()
+        await migrate(dsn)
+        await bench(dsn, args.rounds, args.writes)
+    finally:
+        server.destroy()
+        shutil.rmtree(data.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
