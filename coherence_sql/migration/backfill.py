@@ -29,6 +29,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC
 from decimal import ROUND_HALF_EVEN, Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, TextIO, TypeAlias, cast
 from uuid import UUID
@@ -496,9 +497,8 @@ class _Plan:
     def _checked(self, section: str, records: Sequence[Any], convert: Callable[[int, Any], Row | None]) -> list[Row]:
         """Convert every record (`convert(position, record)`); a bad one becomes a Problem."""
         rows: list[Row] = []
-        positions = self._positions.get(section)
-        for index, record in enumerate(records):
-            position = index if positions is None else positions[index]
+        positions = self._positions.get(section)  # None: no record of the section failed to parse
+        for position, record in enumerate(records) if positions is None else zip(positions, records, strict=True):
             try:
                 row = convert(position, record)
             except _RECORD_ERRORS as exc:
@@ -841,16 +841,13 @@ class _Plan:
 
     def _recount(self, edges: list[Row]) -> None:
         """Report the projects whose stated dependency_count is not their out-degree in the snapshot."""
-        degree = Counter((row[1], row[2]) for row in edges)
+        degree = Counter(map(itemgetter(1, 2), edges))  # by source key; tuples made in C (~10 ms per 50,000)
+        stated = self._stated_counts
         recomputed = self.note("projects: dependency_count recomputed from the edges")
-        for section in self.sections:
-            if section.name != "projects":
-                continue
-            for row in section.rows:
-                stated = self._stated_counts.get((row[3], row[4]), 0)
-                counted = degree.get((row[1], row[2]), 0)
-                if stated != counted:
-                    recomputed.add(f"projects[{row[0] - 1}] ({row[3]}/{row[4]}): {stated} stated, {counted} counted")
+        projects = next(s for s in self.sections if s.name == "projects").rows
+        for row in [r for r in projects if stated.get((r[3], r[4]), 0) != degree.get((r[1], r[2]), 0)]:
+            was, counted = stated.get((row[3], row[4]), 0), degree.get((row[1], row[2]), 0)
+            recomputed.add(f"projects[{row[0] - 1}] ({row[3]}/{row[4]}): {was} stated, {counted} counted")
 
     def _github(self, snapshot: Snapshot) -> None:
         contributors = self._add(
