@@ -295,3 +295,21 @@ def test_a_directory_as_a_rollback_file_is_refused_in_one_line(
     assert captured.err == f"coherence-sql rollback: {option} {tmp_path} is a directory; give a file path\n"
     assert captured.out == ""
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bugs_traceback_is_printed_without_the_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coherence_sql.commands import schema_commands
+
+    dsn = f"postgresql://app:{quote(WRONG_PASSWORD, safe='')}@db.internal:5432/appdb"
+
+    async def broken(args: object) -> int:
+        raise RuntimeError(f"a bug that quotes {dsn} and {WRONG_PASSWORD}")
+
+    monkeypatch.setattr(schema_commands, "_status", broken)
+    assert main(["status", "--database-url", dsn]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback (most recent call last)" in captured.err
+    assert "RuntimeError: a bug that quotes postgresql://app:***@db.internal:5432/appdb and ***" in captured.err
+    assert not any(form in captured.err for form in forms(WRONG_PASSWORD))
