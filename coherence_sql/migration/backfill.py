@@ -983,7 +983,13 @@ class _Plan:
 
 def snapshot_digest(snapshot: Snapshot) -> str:
     """SHA-256 of the file `write_snapshot` would write for `snapshot` (so both key one checkpoint)."""
-    text = json.dumps(snapshot.to_json(), indent=0)
+    try:
+        text = json.dumps(snapshot.to_json(), indent=0)
+    except (ValueError, TypeError, RecursionError) as exc:  # e.g. metadata nested past the serializer's depth
+        raise SnapshotError(
+            f"the snapshot cannot be written as JSON to compute its digest ({type(exc).__name__}: {exc}): "
+            "pass snapshot_sha256"
+        ) from None
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -1031,11 +1037,16 @@ def _as_json(record: Any) -> Any:
     if isinstance(record, ContributesTo):
         return [record.contributor_id, [record.ecosystem, record.name]]
     if isinstance(record, BaseModel):
-        return record.model_dump(mode="json")
+        try:
+            return record.model_dump(mode="json")
+        except (ValueError, TypeError, RecursionError) as exc:  # e.g. metadata nested past the serializer's depth
+            return {"unserialisable": f"{type(exc).__name__}: {exc}", "key": record_key("", record)}
     return record
 
 
 # -- the quarantine file -------------------------------------------------------------------------
+
+QUARANTINE_RECURSION_LIMIT: Final = 5_000
 
 
 def write_quarantine(path: Path, plan: _Plan) -> None:
@@ -1050,11 +1061,16 @@ def write_quarantine(path: Path, plan: _Plan) -> None:
         listed.append({**problem.as_json(), "index": len(records), "source_index": problem.index})
         records.append(plan.raw[problem.section, problem.index])
     data[PROBLEMS_KEY] = listed
+    limit = sys.getrecursionlimit()
     try:
+        # A refused record may be nested nearly as deep as the decoder took it, from a deeper stack.
+        sys.setrecursionlimit(max(limit, QUARANTINE_RECURSION_LIMIT))
         write_json(path, data)
     except (OSError, ValueError, RecursionError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
         raise SnapshotError(f"cannot write the quarantine file {path}: {reason}") from None
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 # -- writing -------------------------------------------------------------------------------------

@@ -407,3 +407,72 @@ async def test_the_library_raises_snapshot_error_for_hostile_files(clean_dsn: st
             await backfill(clean_dsn, path)
         assert message in str(caught.value), name
         assert "\n" not in str(caught.value)
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+async def test_a_deeply_nested_refused_record_is_quarantined_as_it_was(clean_dsn: str, tmp_path: Path) -> None:
+    data = small_snapshot().to_json()
+    data["contributions"][4].update(cost_amount="1.234", metadata=nested(850))
+    path = tmp_path / "deep-record.json"
+    path.write_text(json.dumps(data))
+
+    report = await backfill(clean_dsn, path, quarantine=tmp_path / "q.json")
+
+    assert [(p.section, p.index) for p in report.problems] == [("contributions", 4)]
+    held = json.loads((tmp_path / "q.json").read_text())
+    assert held["contributions"] == [data["contributions"][4]]
+
+
+async def test_metadata_too_deep_to_encode_is_that_records_problem(clean_dsn: str, tmp_path: Path) -> None:
+    snapshot = small_snapshot()
+    deep = snapshot.contributions[9].model_copy(update={"metadata": nested(5000)})  # no JSON file could hold it
+    snapshot.contributions[9] = deep
+
+    with pytest.raises(SnapshotError, match="cannot be written as JSON to compute its digest"):
+        await backfill(clean_dsn, snapshot)
+    report = await backfill(clean_dsn, snapshot, quarantine=tmp_path / "q.json", snapshot_sha256="ab" * 32)
+
+    assert [(p.section, p.index, p.reason) for p in report.problems] == [
+        ("contributions", 9, "metadata is nested too deep to encode as JSON")
+    ]
+    held = json.loads((tmp_path / "q.json").read_text())
+    assert held["contributions"][0]["key"] == f"id {deep.id}"
+    assert "Maximum serialization depth" in held["contributions"][0]["unserialisable"]
+    assert await ids(clean_dsn, "contributions") == {str(c.id) for c in snapshot.contributions if c.id != deep.id}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"timestamp": "9999-12-31T23:59:59-05:00"},
+            "contributions[3].timestamp: 9999-12-31T23:59:59-05:00 is out of range",
+        ),
+        (
+            {"cost_amount": "1e999999"},
+            "contributions[3].cost_amount: out of range for DECIMAL(15,2) (input Decimal('1E+999999'))",
+        ),
+        ({"cost_amount": "Infinity"}, "contributions[3].cost_amount: Input should be a finite number"),
+        ({"coherence_score": float("nan")}, "contributions[3].coherence_score: Input should be"),
+    ],
+)
+def test_verify_reads_a_hostile_value_as_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, Any], message: str
+) -> None:
+    data = small_snapshot().to_json()
+    data["contributions"][3].update(change)
+    path = tmp_path / "values.json"
+    path.write_text(json.dumps(data))
+
+    status = main(["--database-url", "postgresql://nobody@127.0.0.1:9/none", "verify", str(path)])
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1, err
+    assert f"coherence-sql: SnapshotError: {path}: {message}" in err
