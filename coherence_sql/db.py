@@ -7,6 +7,7 @@ hot-row lock can never wedge the writers (upstream's 2026-07 incident).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ import asyncpg
 
 from coherence_sql.embedded import EmbeddedPostgres, default_data_dir
 from coherence_sql.errors import ConfigurationError, DatabaseUnavailableError, translate
+from coherence_sql.pool import BoundedPool
 from coherence_sql.redaction import failure_message
 from coherence_sql.redaction import redact as redact  # re-exported: its old home
 
@@ -26,6 +28,8 @@ if TYPE_CHECKING:  # the stubs make these generic; at run time they are not subs
 else:
     Connection = asyncpg.Connection
     Pool = asyncpg.Pool
+
+DEFAULT_ACQUIRE_TIMEOUT_S: Final = 5.0
 
 DEFAULT_SERVER_SETTINGS: Final[Mapping[str, str]] = {
     "lock_timeout": "5s",
@@ -57,12 +61,21 @@ class PoolSettings:
     max_queries: int = 50_000
     max_inactive_connection_lifetime: float = 300.0
     server_settings: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SERVER_SETTINGS))
+    # The longest any caller waits for a connection (free, or newly opened), and for a used one to
+    # be given back; past it PoolTimeoutError (see coherence_sql/pool.py).
+    acquire_timeout_s: float = DEFAULT_ACQUIRE_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        if not self.acquire_timeout_s > 0:
+            raise ConfigurationError(f"the pool's acquire timeout must be positive, got {self.acquire_timeout_s!r}")
 
     @classmethod
     def from_env(cls) -> PoolSettings:
+        """POSTGRES_POOL_SIZE, POSTGRES_MAX_OVERFLOW and POSTGRES_POOL_TIMEOUT (seconds)."""
         size = _env_int("POSTGRES_POOL_SIZE", 20, 1, 10_000)
         overflow = _env_int("POSTGRES_MAX_OVERFLOW", 0, 0, 10_000)
-        return cls(min_size=min(2, size), max_size=size + overflow)
+        timeout = _env_int("POSTGRES_POOL_TIMEOUT", int(DEFAULT_ACQUIRE_TIMEOUT_S), 1, 3_600)
+        return cls(min_size=min(2, size), max_size=size + overflow, acquire_timeout_s=float(timeout))
 
 
 def resolve_dsn(dsn: str | None = None) -> str:
@@ -102,16 +115,29 @@ async def create_pool(dsn: str | None = None, settings: PoolSettings | None = No
     target = resolve_dsn(dsn)
     chosen = settings or PoolSettings.from_env()
     try:
-        pool: Pool | None = await asyncpg.create_pool(
+        pool = BoundedPool(
             target,
+            acquire_timeout_s=chosen.acquire_timeout_s,
             min_size=chosen.min_size,
             max_size=chosen.max_size,
             max_queries=chosen.max_queries,
             max_inactive_connection_lifetime=chosen.max_inactive_connection_lifetime,
             server_settings=dict(chosen.server_settings),
             init=init_connection,
+            loop=None,
+            connection_class=asyncpg.Connection,
+            record_class=asyncpg.Record,
         )
     except Exception as exc:
         raise DatabaseUnavailableError(_cannot_connect(target, exc)) from None
-    assert pool is not None
+    try:
+        # Opening the first connections is bounded like any other wait for one.
+        await asyncio.wait_for(_opened(pool), chosen.acquire_timeout_s)
+    except Exception as exc:
+        pool.terminate()
+        raise DatabaseUnavailableError(_cannot_connect(target, exc)) from None
     return pool
+
+
+async def _opened(pool: Pool) -> None:
+    await pool  # asyncpg opens a pool's first connections when it is awaited

@@ -41,6 +41,10 @@ class DatabaseUnavailableError(CoherenceSQLError):
     """PostgreSQL cannot be reached, or the connection was lost mid-call."""
 
 
+class PoolTimeoutError(DatabaseUnavailableError):
+    """No pooled connection became free (or could be opened) within the pool's acquire timeout."""
+
+
 class QueryTimeoutError(CoherenceSQLError):
     """A statement or lock wait ran past its timeout."""
 
@@ -79,6 +83,10 @@ class DirtyDatabaseError(MigrationError):
 
 class MigrationLockTimeoutError(MigrationError):
     """Another runner held the migration lock for longer than the wait allowed."""
+
+
+class CutoverError(CoherenceSQLError):
+    """The data cut-over cannot go on as configured (e.g. phase 3 while dual-writes still wait)."""
 
 
 class SnapshotError(CoherenceSQLError):
@@ -146,6 +154,7 @@ CONSTRAINT_MESSAGES: Final[dict[str, str]] = {
     "agent_tasks_direction_length": "direction must be at most 5000 characters",
     "direction_not_empty": "direction must not be empty",
     "shadow_mismatches_pkey": "a shadow mismatch with this id already exists",
+    "shadow_mismatches_control_side": "a shadow mismatch's control side is memory or postgres",
     "backfill_checkpoints_pkey": "a checkpoint for this snapshot and section already exists",
     "backfill_checkpoints_sha256_hex": "a snapshot is named by the 64 lower-case hex digits of its SHA-256",
     "backfill_reserved_seqs_pkey": "these seq values are already reserved for this snapshot",

@@ -61,8 +61,9 @@ async def bench(dsn: str, rounds: int, writes: int) -> None:
     pg = statistics.median(results["postgres"])
     dw = statistics.median(results["dual"])
     print(f"update_task, {writes} writes x {rounds} rounds, 1 caller")
-    print(f"  PostgreSQL store alone: {pg:8.1f} us/write  (rounds: {', '.join(f'{v:.0f}' for v in results['postgres'])})")
-    print(f"  dual-write:             {dw:8.1f} us/write  (rounds: {', '.join(f'{v:.0f}' for v in results['dual'])})")
+    for label, name, median in (("PostgreSQL store alone", "postgres", pg), ("dual-write", "dual", dw)):
+        rounds_shown = ", ".join(f"{value:.0f}" for value in results[name])
+        print(f"  {label + ':':23} {median:8.1f} us/write  (rounds: {rounds_shown})")
     print(f"  ratio dual / alone:     {dw / pg:8.3f}")
 
 

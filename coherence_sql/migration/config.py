@@ -24,6 +24,8 @@ class Phase(str, Enum):
     POSTGRES_PRIMARY = "postgres-primary"  # phase 3: PostgreSQL is the source of truth
 
 
+DEFAULT_POSTGRES_BUDGET_S = 0.5
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -49,6 +51,19 @@ def _percent(env: Mapping[str, str], name: str) -> int:
     return _check_percent(name, value)
 
 
+def _milliseconds(env: Mapping[str, str], name: str, default_s: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default_s
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number of milliseconds, got {raw!r}") from None
+    if not 1 <= value <= 3_600_000:
+        raise ConfigurationError(f"{name} must be from 1 to 3600000 milliseconds, got {value}")
+    return value / 1000
+
+
 def _check_percent(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
         raise ConfigurationError(f"{name} must be an integer from 0 to 100, got {value!r}")
@@ -68,6 +83,9 @@ class MigrationSettings:
     shadow_timeout_s: float = 2.0
     shadow_max_in_flight: int = 64
     database_url: str | None = None
+    # The PostgreSQL leg of a dual-write or routed read (pool acquire + statement) gets this long;
+    # past it the write is journaled and the read served from memory (docs/decisions.md).
+    postgres_budget_s: float = DEFAULT_POSTGRES_BUDGET_S
 
     def __post_init__(self) -> None:
         _check_percent("READ_FROM_POSTGRES_PERCENT", self.read_from_postgres_percent)
@@ -90,6 +108,9 @@ class MigrationSettings:
             raise ConfigurationError("MEMORY_WRITES=false is only allowed with POSTGRES_PRIMARY=true")
         if self.shadow_timeout_s <= 0 or self.shadow_max_in_flight < 1:
             raise ConfigurationError("shadow reads need a positive timeout and at least one slot")
+        budget = self.postgres_budget_s
+        if isinstance(budget, bool) or not isinstance(budget, int | float) or not 0 < budget <= 3600:
+            raise ConfigurationError(f"POSTGRES_BUDGET_MS must give a budget from 1 ms to 1 hour, got {budget!r} s")
 
     def __repr__(self) -> str:  # the generated one, with database_url redacted: never a password in a log
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -112,7 +133,7 @@ class MigrationSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MigrationSettings:
         """From DUAL_WRITE_MODE, READ_FROM_POSTGRES_PERCENT, SHADOW_COMPARE_PERCENT,
-        POSTGRES_PRIMARY, MEMORY_WRITES, COHERENCE_SQL_JOURNAL and DATABASE_URL."""
+        POSTGRES_PRIMARY, MEMORY_WRITES, COHERENCE_SQL_JOURNAL, DATABASE_URL and POSTGRES_BUDGET_MS."""
         source = os.environ if env is None else env
         journal = source.get("COHERENCE_SQL_JOURNAL", "").strip()
         settings = cls(
@@ -123,6 +144,7 @@ class MigrationSettings:
             memory_writes=_flag(source, "MEMORY_WRITES", True),
             journal_path=Path(journal) if journal else None,
             database_url=source.get("DATABASE_URL", "").strip() or None,
+            postgres_budget_s=_milliseconds(source, "POSTGRES_BUDGET_MS", DEFAULT_POSTGRES_BUDGET_S),
         )
         if settings.uses_postgres and settings.database_url is None:
             raise ConfigurationError(
