@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -25,6 +26,7 @@ from coherence_sql.cli import main
 from coherence_sql.db import PoolSettings
 from coherence_sql.errors import DatabaseUnavailableError, InvalidValueError, PoolTimeoutError
 from coherence_sql.migration.config import MigrationSettings
+from coherence_sql.migration.journal import WriteJournal
 from coherence_sql.migration.service import MigratingStores, open_migrating_stores
 from coherence_sql.models import (
     AgentTaskRecord,
@@ -426,3 +428,36 @@ async def test_a_model_changed_after_construction_is_refused_before_either_store
             assert await s.graph.memory.get_contributor(broken.id) is None
             assert s.postgres is not None
             assert await s.postgres.graph.get_contributor(broken.id) is None
+
+
+# -- a journal torn by a crash -----------------------------------------------------------------
+
+
+async def test_the_api_starts_on_a_journal_torn_by_a_crash_and_replays_every_whole_entry(
+    own_dsn: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "journal.jsonl"
+    journal = WriteJournal(path)
+    first, second = task("task_00000000000000a1"), task("task_00000000000000a2")
+    journal.append("tasks", "create_task", {"task": first})
+    journal.append("tasks", "create_task", {"task": second})
+    whole = path.stat().st_size
+    journal.append("tasks", "create_task", {"task": task("task_00000000000000a3")})
+    # The writer was killed mid-append: half of the last record made it to the disk.
+    os.truncate(path, whole + (path.stat().st_size - whole) // 2)
+
+    async with open_migrating_stores(settings(own_dsn, path), reconcile_interval_s=None) as stores:
+        assert stores.postgres is not None
+        assert stores.last_replay is not None
+        assert stores.last_replay.complete
+        assert (stores.last_replay.applied, stores.last_replay.set_aside) == (2, 1)
+        assert await stores.postgres.tasks.get_task(first.id) == first
+        assert await stores.postgres.tasks.get_task(second.id) == second
+        assert await stores.postgres.tasks.get_task("task_00000000000000a3") is None
+        assert journal.set_aside_count() == 1
+        # The next write after the fragment is whole and readable.
+        third = task("task_00000000000000a4")
+        stores.core.journal_write("tasks", "create_task", {"task": third}, None)
+        report = await stores.reconcile()
+        assert (report.applied, report.set_aside) == (1, 0)
+        assert await stores.postgres.tasks.get_task(third.id) == third
