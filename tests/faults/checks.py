@@ -18,8 +18,16 @@ async def broken_promises(stores: MigratingStores, traffic: Traffic, verify_dsn:
         problems.append(f"{len(late)} call(s) waited past {limit:.1f} s, slowest {late[:3]}")
     if traffic.writes_during < 1:
         problems.append("no write was made while the fault was on")
-    if stores.core.stats.journaled == 0:
-        problems.append(f"the fault never reached the stores: nothing journaled ({stores.core.stats})")
+    stats = stores.core.stats
+    if stats.journaled == 0:
+        problems.append(f"the fault never reached the stores: nothing journaled ({stats})")
+    # A fault is never a verdict on the data: nothing may be dead-lettered, and the journal must
+    # have taken every write (else PostgreSQL is marked diverged).
+    status = await stores.store_status()
+    if stats.dead_lettered or status["dead_letters"]["count"]:
+        problems.append(f"{stats.dead_lettered} write(s) dead-lettered: {status['dead_letters']['recent'][:3]}")
+    if stats.journal_write_failures or status["diverged"]["since"] is not None:
+        problems.append(f"journal writes failed ({stats.journal_write_failures}); diverged: {status['diverged']}")
     try:
         await reconcile_until_complete(stores)
     except AssertionError as exc:
@@ -28,6 +36,5 @@ async def broken_promises(stores: MigratingStores, traffic: Traffic, verify_dsn:
     try:
         await assert_nothing_lost(stores, traffic.workloads, verify_dsn)
     except AssertionError as exc:
-        stats = stores.core.stats
-        problems.append(f"writes lost (rejected={stats.rejected}, journaled={stats.journaled}): {exc}")
+        problems.append(f"writes lost (dead-lettered={stats.dead_lettered}, journaled={stats.journaled}): {exc}")
     return problems

@@ -167,6 +167,9 @@ class FaultProxy:
             await asyncio.wait(link.pumps, return_when=asyncio.FIRST_COMPLETED)
         except (OSError, asyncio.IncompleteReadError):
             pass  # the upstream is down: the client sees its connection close
+        except asyncio.CancelledError:
+            # close() ends it; asyncio's stream callback (3.11) would log a cancelled handler task.
+            pass
         finally:
             self._links.discard(link)
             for pump in link.pumps:

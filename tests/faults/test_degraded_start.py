@@ -63,5 +63,6 @@ async def test_the_stores_start_while_postgres_is_down_and_drain_when_it_is_back
         assert status["postgres"]["reachable"] is True
         assert status["degraded"] is False
         assert status["journal"]["pending"] == 0
+        assert status["dead_letters"]["count"] == 0
         await assert_nothing_lost(stores, loads, server.admin_dsn(database))
     assert opening_s < BUDGET_S + MARGIN_S  # the API's start is not held by the missing server

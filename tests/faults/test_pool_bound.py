@@ -33,7 +33,7 @@ def pool_settings(how: str, monkeypatch: pytest.MonkeyPatch) -> PoolSettings | N
         monkeypatch.setenv("POSTGRES_MAX_OVERFLOW", "0")
         monkeypatch.setenv("POSTGRES_POOL_TIMEOUT", str(int(ACQUIRE_BOUND_S)))
         return None  # connect() reads them through PoolSettings.from_env()
-    return PoolSettings(min_size=POOL_SIZE, max_size=POOL_SIZE, acquire_timeout_s=ACQUIRE_BOUND_S)  # type: ignore[call-arg]
+    return PoolSettings(min_size=POOL_SIZE, max_size=POOL_SIZE, acquire_timeout_s=ACQUIRE_BOUND_S)
 
 
 @pytest.mark.parametrize("how", ["env", "settings"])

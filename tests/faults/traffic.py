@@ -22,6 +22,7 @@ from coherence_sql.migration.config import MigrationSettings
 from coherence_sql.migration.journal import ReplayReport
 from coherence_sql.migration.service import MigratingStores
 from coherence_sql.migration.verify import verify_memory
+from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore
 from tests.migration.workload import Workload, differences
 
 BUDGET_S = 0.5  # MigrationSettings.postgres_budget_s under test (the default)
@@ -207,7 +208,10 @@ async def assert_nothing_lost(stores: MigratingStores, workloads: list[Workload]
             stores.graph.memory, stores.tasks.memory, stores.postgres.graph, stores.postgres.tasks, load.touched
         )
     assert found == [], f"{len(found)} read-backs differ, e.g. {found[:5]}"
-    report = await verify_memory(dsn, stores.graph.memory, stores.tasks.memory, threshold_percent=0.0)
+    memory_graph, memory_tasks = stores.graph.memory, stores.tasks.memory
+    assert isinstance(memory_graph, MemoryGraphStore)
+    assert isinstance(memory_tasks, MemoryAgentTaskStore)
+    report = await verify_memory(dsn, memory_graph, memory_tasks, threshold_percent=0.0)
     assert report.compared_count > 0
     assert report.differences == [], report.format_table(20)
     assert report.mismatch_count == 0
