@@ -72,7 +72,7 @@ class DeadLetterFile:
     """An append-only file of dead letters; `remove` rewrites it without the ones given."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.path = path = Path(path)
         self.set_aside = SetAsideFile(path.with_name(path.name + ".set-aside"))
         self._lock_path = path.with_name(path.name + ".lock")
 

@@ -147,7 +147,11 @@ def entry_from_record(record: Record) -> JournalEntry:
 
 def decode(line: str, where: str) -> JournalEntry:
     """The entry on one journal line; JournalError naming `where` when it cannot be read."""
-    slot = parse_line(1, line.rstrip("\n").encode("utf-8", "surrogateescape"))
+    try:
+        raw = line.rstrip("\n").encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise JournalError(f"journal {where}: unreadable entry: not text a journal file can hold") from None
+    slot = parse_line(1, raw)
     if isinstance(slot, Unreadable):
         raise JournalError(f"journal {where}: unreadable entry: {slot.reason}")
     try:
@@ -160,6 +164,7 @@ class WriteJournal:
     """An append-only file of framed records with a replay that survives being interrupted."""
 
     def __init__(self, path: Path) -> None:
+        path = Path(path)
         self.path = path
         self.replaying = path.with_name(path.name + ".replaying")
         self.progress = path.with_name(path.name + ".progress")

@@ -84,6 +84,8 @@ def test_a_corrupt_line_is_refused_naming_where() -> None:
         decode(line.replace("Ada", "Ava"), "j.jsonl:2")
     with pytest.raises(JournalError, match=r"j.jsonl:3: unreadable entry: length mismatch"):
         decode(line[:-5], "j.jsonl:3")
+    with pytest.raises(JournalError, match=r"j.jsonl:4: unreadable entry: not text a journal file can hold"):
+        decode("\ud800", "j.jsonl:4")
 
 
 async def test_replay_applies_in_order_and_empties_the_journal(tmp_path: Path) -> None:
