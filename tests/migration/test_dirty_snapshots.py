@@ -16,9 +16,11 @@ import pytest
 from coherence_sql.cli import main
 from coherence_sql.errors import SnapshotError
 from coherence_sql.migration.backfill import DirtySnapshotError, backfill
+from coherence_sql.migration.rollback import export_snapshot
 from coherence_sql.migration.snapshot import load_snapshot, parse_snapshot
 from coherence_sql.migration.verify import verify
-from tests.migration.test_backfill import TABLES, coherence_sql, database_state, small_snapshot
+from coherence_sql.schema import migrate
+from tests.migration.test_backfill import TABLES, coherence_sql, content, database_state, small_snapshot
 
 STRANGER = "00000000-0000-0000-0000-000000003039"
 
@@ -476,3 +478,70 @@ def test_verify_reads_a_hostile_value_as_one_line_and_exit_2(
     assert status == 2
     assert err.count("\n") == 1, err
     assert f"coherence-sql: SnapshotError: {path}: {message}" in err
+
+
+async def test_a_cancelled_quarantined_run_resumes_to_the_end_state_of_an_uninterrupted_one(
+    clean_dsn: str, database_factory: Any, tmp_path: Path
+) -> None:
+    dirty = Dirty()  # records refused while parsing: later rows keep their file positions as ords
+    path = dirty.write(tmp_path / "dirty.json")
+    reference = await database_factory()
+    await migrate(reference)
+    await backfill(reference, path, batch_size=20, jobs=1, quarantine=tmp_path / "reference.json")
+    seen = 0
+    three_batches = asyncio.Event()
+
+    def progress(section: str, done: int, total: int) -> None:
+        nonlocal seen
+        if section == "contributions" and done > 0:
+            seen += 1
+            if seen == 3:
+                three_batches.set()
+
+    task = asyncio.ensure_future(
+        backfill(clean_dsn, path, batch_size=20, jobs=2, progress=progress, quarantine=tmp_path / "q.json")
+    )
+    await asyncio.wait_for(three_batches.wait(), timeout=60)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    partial = await database_state(clean_dsn)
+    assert partial["contributions"][0] > 0
+
+    resumed = await backfill(clean_dsn, path, batch_size=20, jobs=2, quarantine=tmp_path / "q.json")
+
+    assert resumed.resumed == sum(partial[t][0] for t in TABLES) > 0
+    assert content(await export_snapshot(clean_dsn)) == content(await export_snapshot(reference))
+    assert (tmp_path / "q.json").read_bytes() == (tmp_path / "reference.json").read_bytes()
+
+
+async def test_the_report_lists_what_it_normalised_with_counts_and_examples(clean_dsn: str) -> None:
+    data = small_snapshot().to_json()
+    project = data["projects"][0]
+    data["projects"].append({**project, "name": project["name"].upper(), "version": "9.9.9"})  # an upsert
+    data["projects"][1]["dependency_count"] = 999
+    data["assets"][0]["total_cost"] = "0.01"
+    data["edges"] += [data["edges"][3], data["edges"][3]]
+    data["edges"].append([["npm", "nowhere-a"], ["npm", "nowhere-b"]])
+    data["github_contributes_to"].append(data["github_contributes_to"][0])
+
+    report = await backfill(clean_dsn, parse_snapshot(data))
+
+    found = {n.what: n for n in report.normalised}
+    assert found["projects: a key repeated (the last record wins, as repeated upserts)"].count == 1
+    upsert = found["projects: a key repeated (the last record wins, as repeated upserts)"].examples[0]
+    assert upsert.startswith(f"projects[{len(data['projects']) - 1}] replaces projects[0]")
+    merged = found["edges: duplicates merged (an edge counts once)"]
+    assert merged.count == 2
+    assert len(merged.examples) == 2
+    assert found["github_contributes_to: duplicates merged"].count == 1
+    recount = found["projects: dependency_count recomputed from the edges"].examples
+    assert any(e.startswith("projects[1] ") and "999 stated" in e for e in recount)
+    totals = found["assets: total_cost recomputed from the contributions"]
+    assert totals.count == 1
+    assert "0.01 stated" in totals.examples[0]
+    parked = found["edges: parked as pending until their project arrives (unless PostgreSQL has it)"]
+    assert parked.count >= 1
+    assert len(parked.examples) <= 3
+    assert report.problems == []
+    assert "normalised (loaded as the stores would have them):" in report.format_table()
