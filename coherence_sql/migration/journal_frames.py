@@ -211,6 +211,8 @@ def append_record(path: Path, record: bytes, on_torn: TornTailHandler | None) ->
         try:
             _write_all(fd, record)
             os.fsync(fd)
+            if end == 0:  # a file (re)created: its directory entry must survive a power loss too
+                fsync_directory(path.parent)
         except OSError:
             # What remains if this fails too is a torn tail: the next append or replay sets it aside.
             with suppress(OSError):
