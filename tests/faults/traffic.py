@@ -172,13 +172,19 @@ async def run_through_fault(
         finally:
             stop.set()
 
-    tasks_ = [asyncio.ensure_future(writer(w)) for w in workloads]
-    tasks_ += [asyncio.ensure_future(reader(i)) for i in range(READERS)]
+    callers = [asyncio.ensure_future(writer(w)) for w in workloads]
+    callers += [asyncio.ensure_future(reader(i)) for i in range(READERS)]
     try:
         await operator()
     finally:
         stop.set()
-        await asyncio.gather(*tasks_)
+        # A call the stores never return from must fail the test, not hang it.
+        _, blocked = await asyncio.wait(callers, timeout=PHASE_TIMEOUT_S)
+        for task in blocked:
+            task.cancel()
+        await asyncio.gather(*callers, return_exceptions=True)
+        if blocked:
+            log.failures.append(f"{len(blocked)} caller(s) still blocked {PHASE_TIMEOUT_S} s after the traffic ended")
     return traffic
 
 
