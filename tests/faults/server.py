@@ -1,5 +1,6 @@
 """A private PostgreSQL server the fault tests may break: stop, kill -9, freeze, restart, make
-read-only, close to connections, rotate the application's password; and undo each.
+read-only, close to connections, rotate the application's password, revoke its grants, rename its
+database; and undo each.
 
 It is an `EmbeddedPostgres` of its own on tmpfs (never the session's shared server, never the
 127.0.0.1:5432 service). The application connects as its own role with a password, checked by
@@ -28,6 +29,11 @@ ROTATED_PASSWORD: Final = "app-password-2"
 TEMPLATE_DB: Final = "coherence_template"
 _HBA_MARK: Final = "# coherence_sql fault tests: the application role needs its password"
 _ADMIN_SETTINGS: Final = {"default_transaction_read_only": "off", "application_name": "fault-admin"}
+_GRANTS: Final = (
+    f"GRANT USAGE ON SCHEMA public TO {APP_ROLE};"
+    f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {APP_ROLE};"
+    f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}"
+)
 _SETTLE_S: Final = 10.0  # the longest a reload or a backend's exit may take to show
 
 
@@ -65,6 +71,8 @@ class PrivateServer:
         self.password = APP_PASSWORD
         self._frozen: list[int] = []
         self._databases: list[str] = []
+        self._revoked: set[str] = set()
+        self._renamed: dict[str, str] = {}  # the database's real name -> the name it was moved to
 
     # -- addresses -------------------------------------------------------------------------------
     @property
@@ -199,6 +207,45 @@ class PrivateServer:
             await conn.close()
         self.password = password
 
+    async def revoke_grants(self, database: str) -> None:
+        """The application's role loses its table privileges (a grant revoked by mistake)."""
+        self._revoked.add(database)
+        await self._run_in(database, f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {APP_ROLE}")
+
+    async def restore_grants(self, database: str) -> None:
+        await self._run_in(database, _GRANTS)
+        self._revoked.discard(database)
+
+    async def _run_in(self, database: str, sql: str) -> None:
+        conn = await self._admin(database)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def rename_database(self, database: str) -> None:
+        """The application's database is renamed away (its DSN now names nothing)."""
+        moved = f"{database}_moved"
+        await self.set_allow_connections(database, False)  # ends its sessions, admits no new ones
+        conn = await self._admin()
+        try:
+            await conn.execute(f'ALTER DATABASE "{database}" RENAME TO "{moved}"')
+            await conn.execute(f'ALTER DATABASE "{moved}" ALLOW_CONNECTIONS true')
+        finally:
+            await conn.close()
+        self._renamed[database] = moved
+
+    async def restore_database_name(self, database: str) -> None:
+        moved = self._renamed.pop(database, None)
+        if moved is None:
+            return
+        conn = await self._admin()
+        try:
+            # Nobody connects to the moved name, so the rename back meets no session.
+            await conn.execute(f'ALTER DATABASE "{moved}" RENAME TO "{database}"')
+        finally:
+            await conn.close()
+
     # -- set-up ----------------------------------------------------------------------------------
     async def prepare(self) -> None:
         """Start; create the application role, require its password, migrate a template database."""
@@ -216,12 +263,7 @@ class PrivateServer:
         await migrate(self.admin_dsn(TEMPLATE_DB))
         conn = await self._admin(TEMPLATE_DB)
         try:
-            await conn.execute(
-                f"GRANT USAGE ON SCHEMA public TO {APP_ROLE};"
-                f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {APP_ROLE};"
-                f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE};"
-                "SELECT pg_reload_conf()"
-            )
+            await conn.execute(_GRANTS + "; SELECT pg_reload_conf()")
         finally:
             await conn.close()
 
@@ -251,11 +293,15 @@ class PrivateServer:
         return name
 
     async def heal(self) -> None:
-        """Undo every fault, whatever state a test left: thawed, running, writable, open, the
-        application's password back."""
+        """Undo every fault, whatever state a test left: thawed, running, writable, named and
+        granted as before, open, the application's password back."""
         self.thaw()
         await asyncio.to_thread(self.start)
         await self.set_read_only(False)
+        for name in list(self._renamed):
+            await self.restore_database_name(name)
+        for name in list(self._revoked):
+            await self.restore_grants(name)
         for name in self._databases:
             await self.set_allow_connections(name, True)
         if self.password != APP_PASSWORD:

@@ -1,6 +1,7 @@
 """Server faults under concurrent dual-write traffic, the stores connected as the application's
 own password-checked role: stopped, killed -9 (crash recovery), frozen (SIGSTOP of every process),
-restarted, made read-only (a failover), closed to connections, password rotated.
+restarted, made read-only (a failover), closed to connections, password rotated, and two the issue
+names beyond those: the role's grants revoked, the database renamed away.
 
 For each: no caller fails, no call waits past the budget (plus a margin), and once the fault is
 lifted and the journal replayed, memory and PostgreSQL are identical and verify is clean at zero.
@@ -60,6 +61,18 @@ def faults(server: PrivateServer, database: str) -> dict[str, tuple[Step, Step]]
     async def open_() -> None:
         await server.set_allow_connections(database, True)
 
+    async def revoke() -> None:
+        await server.revoke_grants(database)
+
+    async def grant() -> None:
+        await server.restore_grants(database)
+
+    async def rename() -> None:
+        await server.rename_database(database)
+
+    async def rename_back() -> None:
+        await server.restore_database_name(database)
+
     return {
         "stop": (stop, start),
         "kill-9": (kill9, start),
@@ -68,6 +81,8 @@ def faults(server: PrivateServer, database: str) -> dict[str, tuple[Step, Step]]
         "read-only": (read_only, writable),
         "closed-to-connections": (close, open_),
         "password-rotated": (server.rotate_password, server.restore_password),
+        "grants-revoked": (revoke, grant),
+        "database-renamed": (rename, rename_back),
     }
 
 
@@ -75,7 +90,18 @@ HOLD_S = {"restart": 0.0}  # a restart ends by itself; the others are held 1.5 s
 
 
 @pytest.mark.parametrize(
-    "fault", ["stop", "kill-9", "sigstop", "restart", "read-only", "closed-to-connections", "password-rotated"]
+    "fault",
+    [
+        "stop",
+        "kill-9",
+        "sigstop",
+        "restart",
+        "read-only",
+        "closed-to-connections",
+        "password-rotated",
+        "grants-revoked",
+        "database-renamed",
+    ],
 )
 async def test_a_server_fault_mid_dual_write_fails_no_caller_and_loses_nothing(
     fault: str, server: PrivateServer, database: str, tmp_path: Path
