@@ -451,6 +451,13 @@ VIOLATIONS: tuple[Violation, ...] = (
         InvalidValueError,
         fragment='null value in column "operation" of relation "shadow_mismatches" violates not-null constraint',
     ),
+    Violation(
+        "shadow_mismatches_control_side",
+        (SHADOW,),
+        "UPDATE shadow_mismatches SET control_side = 'replica'",
+        InvalidValueError,
+        "shadow_mismatches_control_side",
+    ),
     # backfill bookkeeping (schema/011)
     Violation("backfill_checkpoints_pkey", (CHECKPOINT,), CHECKPOINT, DuplicateError, "backfill_checkpoints_pkey"),
     Violation(
