@@ -179,7 +179,7 @@ class MemoryGraphStore:
         return [c.model_copy(deep=True) for c in newest]
 
     async def find_contributor_by_email(self, email: str) -> Contributor | None:
-        rules.text("email", email)
+        rules.key_text("email", email)
         found = self._contributor_by_email.get(rules.email_key(email))
         return None if found is None else self._contributors[found].model_copy(deep=True)
 
@@ -282,7 +282,7 @@ class MemoryGraphStore:
         return stored.model_copy()
 
     async def get_github_contributor(self, contributor_id: str) -> GitHubContributor | None:
-        rules.text("contributor_id", contributor_id)
+        rules.key_text("contributor_id", contributor_id)
         stored = self._github_contributors.get(contributor_id)
         return None if stored is None else stored.model_copy()
 
@@ -303,12 +303,12 @@ class MemoryGraphStore:
         return stored.model_copy()
 
     async def get_github_organization(self, organization_id: str) -> GitHubOrganization | None:
-        rules.text("organization_id", organization_id)
+        rules.key_text("organization_id", organization_id)
         stored = self._github_organizations.get(organization_id)
         return None if stored is None else stored.model_copy()
 
     async def add_github_contributes_to(self, contributor_id: str, ecosystem: str, project_name: str) -> None:
-        rules.text("contributor_id", contributor_id, rules.NAME_MAX)
+        rules.key_text("contributor_id", contributor_id, rules.NAME_MAX)
         key = rules.project_key(ecosystem, project_name)
         if (contributor_id, key) in self._contributes_to:
             return
@@ -375,7 +375,7 @@ class MemoryAgentTaskStore:
         return stored.model_copy(deep=True)
 
     async def get_task(self, task_id: str) -> AgentTaskRecord | None:
-        rules.text("task_id", task_id)
+        rules.key_text("task_id", task_id)
         stored = self._tasks.get(task_id)
         return None if stored is None else stored.model_copy(deep=True)
 
@@ -485,7 +485,7 @@ class MemoryAgentTaskStore:
         return None if oldest is None else self._claim(oldest, worker, moment)
 
     async def claim_task(self, task_id: str, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
-        rules.text("task_id", task_id)
+        rules.key_text("task_id", task_id)
         rules.text("worker", worker, rules.NAME_MAX, required=True)
         moment = rules.moment("now", now)
         task = self._tasks.get(task_id)

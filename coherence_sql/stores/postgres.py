@@ -406,7 +406,7 @@ class PostgresGraphStore:
         return [_contributor(r) for r in await contributors_sql.list_contributors(self._pool, lim=wanted)]
 
     async def find_contributor_by_email(self, email: str) -> Contributor | None:
-        rules.text("email", email)
+        rules.key_text("email", email)
         row = await contributors_sql.find_contributor_by_email(self._pool, email_key=rules.email_key(email))
         return None if row is None else _contributor(row)
 
@@ -527,7 +527,7 @@ class PostgresGraphStore:
         return _github_contributor(row)
 
     async def get_github_contributor(self, contributor_id: str) -> GitHubContributor | None:
-        rules.text("contributor_id", contributor_id)
+        rules.key_text("contributor_id", contributor_id)
         row = await github_sql.get_github_contributor(self._pool, id=contributor_id)
         return None if row is None else _github_contributor(row)
 
@@ -554,12 +554,12 @@ class PostgresGraphStore:
         return _github_organization(row)
 
     async def get_github_organization(self, organization_id: str) -> GitHubOrganization | None:
-        rules.text("organization_id", organization_id)
+        rules.key_text("organization_id", organization_id)
         row = await github_sql.get_github_organization(self._pool, id=organization_id)
         return None if row is None else _github_organization(row)
 
     async def add_github_contributes_to(self, contributor_id: str, ecosystem: str, project_name: str) -> None:
-        rules.text("contributor_id", contributor_id, rules.NAME_MAX)
+        rules.key_text("contributor_id", contributor_id, rules.NAME_MAX)
         eco, name = rules.project_key(ecosystem, project_name)
         await github_sql.add_github_contributes_to(self._pool, contributor_id=contributor_id, ecosystem=eco, name=name)
 
@@ -627,7 +627,7 @@ class PostgresAgentTaskStore:
         return _task(row)
 
     async def get_task(self, task_id: str) -> AgentTaskRecord | None:
-        rules.text("task_id", task_id)
+        rules.key_text("task_id", task_id)
         row = await tasks_sql.get_task(self._pool, id=task_id)
         return None if row is None else _task(row)
 
@@ -735,7 +735,7 @@ class PostgresAgentTaskStore:
         return None if row is None else _task(row)
 
     async def claim_task(self, task_id: str, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
-        rules.text("task_id", task_id)
+        rules.key_text("task_id", task_id)
         rules.text("worker", worker, rules.NAME_MAX, required=True)
         moment = rules.moment("now", now)
         row = await tasks_sql.claim_task(self._pool, id=task_id, worker=worker, now=moment)

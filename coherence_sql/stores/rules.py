@@ -128,13 +128,19 @@ def coherence_score(value: object) -> float:
     return float(score) + 0.0  # adding 0.0 turns -0.0 into 0.0, as DECIMAL(3,2) has no negative zero
 
 
+LIMIT_MAX: Final = 2**63 - 1  # what SQL LIMIT takes; a larger limit means "all" anyway
+
+
 def list_limit(limit: object) -> int:
-    """The API's `max(0, int(limit))`: "5" works, negatives give an empty page."""
+    """The API's `max(0, int(limit))`: "5" works, negatives give an empty page; capped at a bigint."""
+    if isinstance(limit, bool) or not isinstance(limit, SupportsInt | SupportsIndex | str):
+        raise InvalidValueError(f"limit must be an integer, got {shown(limit)}")
+    # A huge finite Decimal is compared, never converted: int(Decimal("1e999999")) takes seconds.
+    if isinstance(limit, Decimal) and limit.is_finite() and abs(limit.adjusted()) > 30:
+        return LIMIT_MAX if limit > LIMIT_MAX else 0  # a tiny magnitude truncates to 0 too
     try:
-        if isinstance(limit, bool) or not isinstance(limit, SupportsInt | SupportsIndex | str):
-            raise TypeError
-        return max(0, int(limit))
-    except (TypeError, ValueError, OverflowError):
+        return max(0, min(int(limit), LIMIT_MAX))
+    except (TypeError, ValueError, OverflowError, DecimalException):
         raise InvalidValueError(f"limit must be an integer, got {shown(limit)}") from None
 
 
@@ -278,6 +284,16 @@ def text(field: str, value: object, max_len: int | None = None, *, required: boo
     no_nul(field, value)
 
 
+def key_text(field: str, value: object, max_len: int | None = None) -> str:
+    """A string key (an id, an email, a worker): None is refused like any other non-string, so a
+    keyed read or write never looks up or stores None; '' is a key that finds nothing."""
+    if value is None:
+        raise InvalidValueError(f"{field} must be a string, got None")
+    text(field, value, max_len)
+    assert isinstance(value, str)
+    return value
+
+
 def uuid_value(field: str, value: object) -> UUID:
     """A UUID, or its text form (as PostgreSQL would cast it)."""
     if isinstance(value, UUID):
@@ -323,7 +339,7 @@ def task_update(
     now: datetime | None,
 ) -> TaskUpdate:
     """The checks both stores make on `update_task`'s arguments; `now` defaults to this instant."""
-    text("task_id", task_id)
+    key_text("task_id", task_id)
     checked_status = optional_enum(TaskStatus, "status", status)
     checked_pct = progress_pct(pct)
     for name, value in texts.items():
