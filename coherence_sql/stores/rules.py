@@ -310,11 +310,15 @@ def optional_enum(enum: type[_E], field: str, value: object) -> _E | None:
     """An optional enum argument given as a member or its value (the API compares with ==)."""
     if value is None:
         return None
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(str(m.value) for m in enum)
-        raise InvalidValueError(f"{field} must be one of {allowed}, got {shown(value)}") from None
+    if isinstance(value, enum):
+        return value
+    if isinstance(value, str | int) and not isinstance(value, bool):  # only these can be a value
+        try:
+            return enum(value)
+        except ValueError:  # the enum's own message would repr the value
+            pass
+    allowed = ", ".join(str(m.value) for m in enum)
+    raise InvalidValueError(f"{field} must be one of {allowed}, got {shown(value)}")
 
 
 def optional_naive(value: datetime | None, field: str = "timestamp") -> datetime | None:
