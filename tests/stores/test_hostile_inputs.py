@@ -304,6 +304,7 @@ async def test_a_time_that_overflows_utc_is_refused(store: Stores) -> None:
 async def test_a_time_argument_that_is_not_a_datetime_is_refused(store: Stores) -> None:
     await seeded(store)
     for name, call, field in TIME_CALLS[:5]:
+        moment: object
         for moment in ("2026-01-01T00:00:00", 1767225600, date(2026, 1, 1), {}):
             await refused(store, call(store, moment), field, "datetime", case=f"{name} = {moment!r}")
 
@@ -472,6 +473,7 @@ async def test_limits_are_integers_or_refused(store: Stores) -> None:
 
 async def test_update_task_refuses_a_status_that_is_not_a_status(store: Stores) -> None:
     await seeded(store)
+    status: object
     for status in ({}, [], 5, "RUNNING"):
         await refused(store, store.tasks.update_task(records.task(1).id, status=status), "status")
     updated = await store.tasks.update_task(records.task(1).id, status="running")

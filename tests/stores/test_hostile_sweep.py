@@ -142,7 +142,7 @@ T0_AWARE = records.T0_AWARE
 
 
 def good(*values: Any) -> st.SearchStrategy[Factory]:
-    return st.sampled_from([(lambda v=v: v) for v in values])  # type: ignore[misc]
+    return st.sampled_from([(lambda v=v: v) for v in values])
 
 
 def built(*makers: Factory) -> st.SearchStrategy[Factory]:
@@ -417,7 +417,7 @@ def open_kind(name: str, loop: asyncio.AbstractEventLoop, dsn: str | None) -> Ki
         if name == "postgres":
             manager = connect(dsn)
             stores = loop.run_until_complete(manager.__aenter__())
-            kind._close.append(lambda: loop.run_until_complete(manager.__aexit__(None, None, None)))
+            kind._close.append(lambda: (loop.run_until_complete(manager.__aexit__(None, None, None)), None)[1])
             kind.graph, kind.tasks = stores.graph, stores.tasks
         else:
             sync = SyncStores.open(dsn)
@@ -430,7 +430,7 @@ def open_kind(name: str, loop: asyncio.AbstractEventLoop, dsn: str | None) -> Ki
 
 
 def seed(kind: Kind) -> None:
-    for side, method, args in [
+    seeds: list[tuple[str, str, list[Any]]] = [
         ("graph", "upsert_project", [records.project("react")]),
         ("graph", "upsert_project", [records.project("a")]),
         ("graph", "create_contributor", [records.contributor(1)]),
@@ -439,7 +439,8 @@ def seed(kind: Kind) -> None:
         ("graph", "upsert_github_organization", [records.github_organization()]),
         ("tasks", "create_task", [records.task(1)]),
         ("tasks", "create_task", [records.task(2, status=TaskStatus.NEEDS_DECISION)]),
-    ]:
+    ]
+    for side, method, args in seeds:
         kind.call(side, method, args, {})
     kind.call(
         "graph", "create_contribution", [C1, A1, Decimal("1.00"), 0.5, {}], {"id": UUID(int=0xB1), "timestamp": T0}

@@ -72,6 +72,7 @@ def test_checked_projects_and_edges_take_lists_and_tuples_only() -> None:
         ("npm", "a", "npm", "b"),
         ("npm", "b", "npm", "c"),
     ]
+    value: object
     for value in ("abcd", b"abcd", {"a": 1}, {("npm", "a", "npm", "b")}, iter([]), None, 5):
         with pytest.raises(InvalidValueError, match="edges must be a list or tuple"):
             rules.checked_edges(value)
