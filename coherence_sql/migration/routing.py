@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import zlib
 from collections.abc import Callable
+from uuid import UUID
 
 
 def bucket(key: str) -> int:
@@ -19,8 +20,20 @@ def bucket(key: str) -> int:
 
 
 def entity_key(kind: str, *parts: object) -> str:
-    """A routing key: the entity kind plus its identity, case-folded like the stores' keys."""
-    return kind + ":" + "/".join(str(p).lower() for p in parts)
+    """A routing key: the entity kind plus its identity, case-folded like the stores' keys.
+
+    Never raises: a part that is no key the stores accept (a model, a huge int, a nested value)
+    gets a placeholder, and the store the call then reaches refuses it with a typed error.
+    """
+    return kind + ":" + "/".join(map(_key_part, parts))
+
+
+def _key_part(part: object) -> str:
+    if isinstance(part, str):
+        return part.lower()
+    if isinstance(part, UUID):
+        return str(part)
+    return f"<{type(part).__name__}>"
 
 
 class ReadRouter:

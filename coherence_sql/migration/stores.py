@@ -319,11 +319,11 @@ def _attr(model: object, name: str) -> object:
 
 
 def _project_key(project: object) -> str:
-    return entity_key("project", str(_attr(project, "ecosystem")), str(_attr(project, "name")))
+    return entity_key("project", _attr(project, "ecosystem"), _attr(project, "name"))
 
 
 def _task_key(task_id: object) -> str:
-    return entity_key("task", str(task_id))
+    return entity_key("task", task_id)
 
 
 class _Router:

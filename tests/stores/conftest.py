@@ -11,7 +11,9 @@ import asyncio
 import importlib
 import os
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +21,10 @@ import pytest
 from coherence_sql.stores.memory import memory_stores
 from coherence_sql.stores.sync import SyncStores
 
-ALL_STORE_KINDS = ("memory", "postgres", "sync-memory", "sync-postgres")
+# The migrating stores are store kinds too: dual-write (phases 1-2, memory answers, PostgreSQL must
+# take every write memory took) and postgres-primary (phase 3, memory follows PostgreSQL).
+ALL_STORE_KINDS = ("memory", "postgres", "sync-memory", "sync-postgres", "dual-write", "postgres-primary")
+MIGRATING_KINDS = ("dual-write", "postgres-primary")
 # CI's second run (PostgreSQL 15) narrows the suite to the PostgreSQL store with STORE_KINDS=postgres.
 STORE_KINDS = [k for k in os.environ.get("STORE_KINDS", ",".join(ALL_STORE_KINDS)).split(",") if k]
 if not STORE_KINDS or set(STORE_KINDS) - set(ALL_STORE_KINDS):
@@ -67,7 +72,7 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def store_dsn(store_kind: str, request: pytest.FixtureRequest) -> str | None:
     """The emptied test database for the PostgreSQL kinds (resolved only for them)."""
-    if "postgres" not in store_kind:
+    if "postgres" not in store_kind and store_kind not in MIGRATING_KINDS:
         return None
     postgres_connect()  # fail before starting a server when the store does not exist
     dsn: str = request.getfixturevalue("clean_dsn")
@@ -75,8 +80,11 @@ def store_dsn(store_kind: str, request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-async def store(store_kind: str, store_dsn: str | None) -> AsyncIterator[Stores]:
-    if store_kind == "memory":
+async def store(store_kind: str, store_dsn: str | None, tmp_path: Path) -> AsyncIterator[Stores]:
+    if store_kind in MIGRATING_KINDS:
+        async with migrating(store_kind, store_dsn, tmp_path) as stores:
+            yield stores
+    elif store_kind == "memory":
         async with memory_stores() as stores:
             yield Stores(store_kind, stores.graph, stores.tasks)
     elif store_kind == "postgres":
@@ -88,3 +96,28 @@ async def store(store_kind: str, store_dsn: str | None) -> AsyncIterator[Stores]
             yield Stores(store_kind, AwaitableFacade(sync.graph), AwaitableFacade(sync.tasks))
         finally:
             await asyncio.to_thread(sync.close)
+
+
+@asynccontextmanager
+async def migrating(kind: str, dsn: str | None, tmp_path: Path) -> AsyncIterator[Stores]:
+    """The migrating stores of `kind` over a fresh memory store and the emptied database; on the
+    way out, the other store must hold what the answering one held: nothing journaled, nothing
+    dead-lettered, no write only one side took."""
+    from coherence_sql.migration.config import MigrationSettings
+    from coherence_sql.migration.service import open_migrating_stores
+
+    settings = MigrationSettings(
+        dual_write=True,
+        postgres_primary=kind == "postgres-primary",
+        read_from_postgres_percent=50 if kind == "dual-write" else 0,
+        journal_path=tmp_path / "journal.jsonl",
+        database_url=dsn,
+        postgres_budget_s=30.0,  # a slow shared machine must not turn a healthy write into a journaled one
+    )
+    async with open_migrating_stores(settings, reconcile_interval_s=None) as stores:
+        yield Stores(kind, stores.graph, stores.tasks)
+        journal = stores.core.journal
+        assert journal is not None
+        stats = stores.core.stats
+        assert (journal.pending(), journal.dead_letters.count(), stores.core.diverged) == (0, 0, None)
+        assert (stats.postgres_failed, stats.memory_failed_after_postgres) == (0, 0), stats

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -27,6 +29,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from coherence_sql.errors import CoherenceSQLError, InvalidValueError
+from coherence_sql.migration.config import MigrationSettings
+from coherence_sql.migration.service import open_migrating_stores
 from coherence_sql.models import (
     AgentTaskRecord,
     Asset,
@@ -44,7 +48,7 @@ from coherence_sql.stores.postgres import connect
 from coherence_sql.stores.protocol import DependencyEdge
 from coherence_sql.stores.sync import SyncStores
 from tests.stores import records
-from tests.stores.conftest import STORE_KINDS
+from tests.stores.conftest import MIGRATING_KINDS, STORE_KINDS
 
 Factory = Callable[[], Any]
 
@@ -376,14 +380,21 @@ class Kind:
         return self.loop.run_until_complete(bound(*args, **kwargs))
 
     def dump(self) -> Any:
+        """Every table the kind writes (a migrating kind writes both: PostgreSQL's, then memory's)."""
+        dumped: list[Any] = []
         if self.dump_conn is not None:
             conn = self.dump_conn
-            return [
+            dumped += [
                 [tuple(map(str, r)) for r in self.loop.run_until_complete(conn.fetch(f"SELECT * FROM {t} ORDER BY 1"))]
                 for t in TABLES
             ]
-        assert self.memory is not None
-        g, t = self.memory.graph, self.memory.tasks
+        if self.memory is not None:
+            dumped += self._memory_dump(self.memory)
+        return dumped
+
+    @staticmethod
+    def _memory_dump(memory: MemoryStores) -> list[Any]:
+        g, t = memory.graph, memory.tasks
         parts: list[Any] = [
             g.all_projects(),
             g.all_edges(),
@@ -412,6 +423,28 @@ def open_kind(name: str, loop: asyncio.AbstractEventLoop, dsn: str | None) -> Ki
         kind._close.append(sync.close)
         kind.graph, kind.tasks = sync.graph, sync.tasks
         kind.memory = MemoryStores(graph=sync.graph.store, tasks=sync.tasks.store)  # type: ignore[arg-type]
+    elif name in MIGRATING_KINDS:
+        assert dsn is not None
+        cutover = MigrationSettings(
+            dual_write=True,
+            postgres_primary=name == "postgres-primary",
+            read_from_postgres_percent=50 if name == "dual-write" else 0,
+            journal_path=Path(tempfile.mkdtemp(prefix="hostile-sweep-")) / "journal.jsonl",
+            database_url=dsn,
+            postgres_budget_s=30.0,
+        )
+        migrating = open_migrating_stores(cutover, reconcile_interval_s=None)
+        opened = loop.run_until_complete(migrating.__aenter__())
+
+        def close_migrating() -> None:
+            loop.run_until_complete(migrating.__aexit__(None, None, None))
+
+        kind._close.append(close_migrating)
+        kind.graph, kind.tasks = opened.graph, opened.tasks
+        kind.memory = MemoryStores(graph=opened.graph.memory, tasks=opened.tasks.memory)  # type: ignore[arg-type]
+        kind.dump_conn = loop.run_until_complete(asyncpg.connect(dsn))
+        dump_conn = kind.dump_conn
+        kind._close.append(lambda: loop.run_until_complete(dump_conn.close()))
     else:
         assert dsn is not None
         if name == "postgres":
@@ -457,7 +490,7 @@ def kinds(request: pytest.FixtureRequest) -> Iterator[list[Kind]]:
     try:
         for name in KINDS:
             dsn = None
-            if "postgres" in name:
+            if name not in ("memory", "sync-memory"):
                 factory = request.getfixturevalue("database_factory")
                 dsn = loop.run_until_complete(factory())
                 loop.run_until_complete(migrate(dsn))
