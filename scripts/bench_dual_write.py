@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from coherence_sql.cutover.service import open_cutover_stores
+from coherence_sql.cutover.settings import CutoverSettings
 from coherence_sql.embedded import EmbeddedPostgres, scratch_parent
-from coherence_sql.migration.config import MigrationSettings
-from coherence_sql.migration.service import open_migrating_stores
 from coherence_sql.models import AgentTaskRecord, TaskStatus, TaskType
 from coherence_sql.schema import migrate
 from coherence_sql.stores.postgres import connect
@@ -42,8 +42,8 @@ async def per_write_us(write: object, writes: int) -> float:
 
 async def bench(dsn: str, rounds: int, writes: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = MigrationSettings(dual_write=True, journal_path=Path(tmp) / "j.jsonl", database_url=dsn)
-        async with connect(dsn) as alone, open_migrating_stores(settings, reconcile_interval_s=None) as dual:
+        settings = CutoverSettings(dual_write=True, journal_path=Path(tmp) / "j.jsonl", database_url=dsn)
+        async with connect(dsn) as alone, open_cutover_stores(settings, reconcile_interval_s=None) as dual:
             results: dict[str, list[float]] = {"postgres": [], "dual": []}
             for round_ in range(rounds):
                 for name, tasks in (("postgres", alone.tasks), ("dual", dual.tasks)):

@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from coherence_sql.migration.snapshot import load_snapshot
 from coherence_sql.resources import example_snapshot
+from coherence_sql.transfer.snapshot import load_snapshot
 
 
 def run_demo(dsn: str) -> subprocess.CompletedProcess[str]:

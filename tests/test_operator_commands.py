@@ -24,9 +24,9 @@ from coherence_sql.cli import build_parser, main
 from coherence_sql.db import connect
 from coherence_sql.embedded import EmbeddedPostgres, scratch_parent
 from coherence_sql.errors import DatabaseUnavailableError
-from coherence_sql.migration.sample import sample_snapshot
-from coherence_sql.migration.snapshot import write_snapshot
 from coherence_sql.schema import migrate
+from coherence_sql.transfer.sample import sample_snapshot
+from coherence_sql.transfer.snapshot import write_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 # Letters no host, path, keyword or message here has, plus the characters that broke the old redaction.

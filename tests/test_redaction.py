@@ -16,9 +16,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from coherence_sql.cutover.settings import CutoverSettings
 from coherence_sql.db import connect
 from coherence_sql.errors import DatabaseUnavailableError
-from coherence_sql.migration.config import MigrationSettings
 from coherence_sql.redaction import MASK, failure_message, redact, redact_text, scrub, secrets_of
 
 SECRET_LETTERS = "QXZJKVYßøΩжé€"  # none in a keyword, a hex digit, a host or a name
@@ -169,13 +169,13 @@ def test_an_at_sign_in_a_query_value_hides_more_never_less() -> None:
 
 
 def test_migration_settings_never_show_the_password() -> None:
-    settings = MigrationSettings(dual_write=True, database_url="postgresql://api:Zq9secret@db:5432/c?sslpassword=Yk")
+    settings = CutoverSettings(dual_write=True, database_url="postgresql://api:Zq9secret@db:5432/c?sslpassword=Yk")
     for shown in (repr(settings), str(settings), f"{settings}"):
         assert "Zq9secret" not in shown
         assert "Yk" not in shown
         assert "postgresql://api:***@db:5432/c?sslpassword=***" in shown
     assert settings.database_url == "postgresql://api:Zq9secret@db:5432/c?sslpassword=Yk"  # only the display changes
-    assert "database_url=None" in repr(MigrationSettings())
+    assert "database_url=None" in repr(CutoverSettings())
 
 
 def test_failure_messages_withhold_what_quotes_a_password() -> None:

@@ -10,10 +10,10 @@ from types import ModuleType
 
 from coherence_sql.commands import (
     codegen_commands,
+    cutover_commands,
     data_commands,
     db_commands,
     demo_command,
-    migration_commands,
     schema_commands,
 )
 
@@ -21,7 +21,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     db_commands,
     schema_commands,
     codegen_commands,
-    migration_commands,
+    cutover_commands,
     data_commands,
     demo_command,
 )

@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from coherence_sql.commands.database import add_database_options, chosen_dsn
-from coherence_sql.migration.backfill import (
+from coherence_sql.cutover.service import default_journal_path
+from coherence_sql.redaction import redact
+from coherence_sql.stores.memory import MemoryStores
+from coherence_sql.transfer.backfill import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_JOBS,
     DirtySnapshotError,
@@ -26,7 +29,7 @@ from coherence_sql.migration.backfill import (
     format_problems,
     read_snapshot_file,
 )
-from coherence_sql.migration.rollback import (
+from coherence_sql.transfer.rollback import (
     check_live,
     check_settings,
     export_to_file,
@@ -34,11 +37,8 @@ from coherence_sql.migration.rollback import (
     rollback_settings,
     write_env_file,
 )
-from coherence_sql.migration.service import default_journal_path
-from coherence_sql.migration.snapshot import load_into, write_snapshot
-from coherence_sql.migration.verify import DEFAULT_THRESHOLD_PERCENT, verify
-from coherence_sql.redaction import redact
-from coherence_sql.stores.memory import MemoryStores
+from coherence_sql.transfer.snapshot import load_into, write_snapshot
+from coherence_sql.transfer.verify import DEFAULT_THRESHOLD_PERCENT, verify
 
 BENCH_TARGET_S = 5.0  # issue 5: the generated snapshot below loads in under 5 seconds
 
@@ -350,7 +350,7 @@ def _live(url: str, settings: dict[str, str], outcome: dict[str, Any], lines: li
 async def _bench_backfill(args: argparse.Namespace) -> int:
     from coherence_sql.codegen.scratch import scratch_database
     from coherence_sql.db import connect
-    from coherence_sql.migration.sample import sample_snapshot
+    from coherence_sql.transfer.sample import sample_snapshot
 
     started = time.perf_counter()
     snapshot = sample_snapshot(

@@ -17,14 +17,14 @@ from typing import Any
 
 from coherence_sql import schema
 from coherence_sql.commands.database import add_database_options, chosen_dsn
-from coherence_sql.migration.backfill import backfill
-from coherence_sql.migration.config import MigrationSettings
-from coherence_sql.migration.service import open_migrating_stores
-from coherence_sql.migration.snapshot import load_into
-from coherence_sql.migration.verify import verify_memory
+from coherence_sql.cutover.service import open_cutover_stores
+from coherence_sql.cutover.settings import CutoverSettings
 from coherence_sql.redaction import redact
 from coherence_sql.resources import example_snapshot
 from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore
+from coherence_sql.transfer.backfill import backfill
+from coherence_sql.transfer.snapshot import load_into
+from coherence_sql.transfer.verify import verify_memory
 
 
 def register(subparsers: Any) -> None:
@@ -68,14 +68,14 @@ async def _demo(args: argparse.Namespace) -> int:
         return 1
 
     with tempfile.TemporaryDirectory(prefix="coherence-sql-demo-") as scratch:
-        settings = MigrationSettings(
+        settings = CutoverSettings(
             dual_write=True,
             read_from_postgres_percent=10,
             shadow_compare_percent=100,
             journal_path=Path(scratch) / "journal.jsonl",
             database_url=dsn,
         )
-        async with open_migrating_stores(
+        async with open_cutover_stores(
             settings, memory_graph=graph, memory_tasks=tasks, reconcile_interval_s=None
         ) as stores:
             for project in snapshot.projects[:50]:

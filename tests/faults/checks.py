@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from coherence_sql.migration.service import MigratingStores
+from coherence_sql.cutover.service import CutoverStores
 from tests.faults.traffic import BUDGET_S, MARGIN_S, Traffic, assert_nothing_lost, reconcile_until_complete
 
 
-async def broken_promises(stores: MigratingStores, traffic: Traffic, verify_dsn: str) -> list[str]:
+async def broken_promises(stores: CutoverStores, traffic: Traffic, verify_dsn: str) -> list[str]:
     """What went wrong, in words: caller failures, waits past the budget, a fault that never
     reached the stores, a journal that does not drain, lost writes. Empty when all held."""
     problems: list[str] = []

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from coherence_sql.migration.service import open_migrating_stores
+from coherence_sql.cutover.service import open_cutover_stores
+from tests.cutover.workload import Workload
 from tests.faults.server import PrivateServer
 from tests.faults.traffic import (
     BUDGET_S,
@@ -23,7 +24,6 @@ from tests.faults.traffic import (
     assert_nothing_lost,
     dual_write_settings,
 )
-from tests.migration.workload import Workload
 
 WRITES = 120
 DRAIN_TIMEOUT_S = 20.0  # the replay runs every 0.2 s; a reconnect may take a few of those
@@ -41,7 +41,7 @@ async def test_the_stores_start_while_postgres_is_down_and_drain_when_it_is_back
         server.freeze()
     settings = dual_write_settings(server.app_dsn(database), tmp_path / "journal.jsonl")
     opened_at = time.perf_counter()
-    async with open_migrating_stores(settings, reconcile_interval_s=0.2) as stores:
+    async with open_cutover_stores(settings, reconcile_interval_s=0.2) as stores:
         opening_s = time.perf_counter() - opened_at
         log = CallLog()
         graph, tasks = Timed(stores.graph, log), Timed(stores.tasks, log)

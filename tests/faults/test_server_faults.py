@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from coherence_sql.migration.service import open_migrating_stores
+from coherence_sql.cutover.service import open_cutover_stores
 from tests.faults.checks import broken_promises
 from tests.faults.server import PrivateServer
 from tests.faults.traffic import dual_write_settings, run_through_fault
@@ -108,7 +108,7 @@ async def test_a_server_fault_mid_dual_write_fails_no_caller_and_loses_nothing(
 ) -> None:
     inject, lift = faults(server, database)[fault]
     settings = dual_write_settings(server.app_dsn(database), tmp_path / "journal.jsonl")
-    async with open_migrating_stores(settings, reconcile_interval_s=None) as stores:
+    async with open_cutover_stores(settings, reconcile_interval_s=None) as stores:
         try:
             kwargs = {"hold_s": HOLD_S[fault]} if fault in HOLD_S else {}
             traffic = await run_through_fault(stores, inject, lift, seed=len(fault), **kwargs)

@@ -1,6 +1,6 @@
 """Concurrent dual-write traffic through the migrating stores, timed call by call, around a fault.
 
-`run_through_fault` keeps writers (tests/migration/workload.py) and readers busy while it injects a
+`run_through_fault` keeps writers (tests/cutover/workload.py) and readers busy while it injects a
 fault, holds it, lifts it and lets traffic go on; every store call's duration and every failure a
 caller saw are recorded. `reconcile_until_complete` and `assert_nothing_lost` finish the story.
 """
@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coherence_sql.cutover.journal import ReplayReport
+from coherence_sql.cutover.service import CutoverStores
+from coherence_sql.cutover.settings import CutoverSettings
 from coherence_sql.errors import CoherenceSQLError
-from coherence_sql.migration.config import MigrationSettings
-from coherence_sql.migration.journal import ReplayReport
-from coherence_sql.migration.service import MigratingStores
-from coherence_sql.migration.verify import verify_memory
 from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore
-from tests.migration.workload import Workload, differences
+from coherence_sql.transfer.verify import verify_memory
+from tests.cutover.workload import Workload, differences
 
-BUDGET_S = 0.5  # MigrationSettings.postgres_budget_s under test (the default)
+BUDGET_S = 0.5  # CutoverSettings.postgres_budget_s under test (the default)
 # Why 1 s on top of the budget: a write whose key another write holds waits for that one's leg
 # first (at most one more budget, since the journal takes every write once one failed), and the
 # event loop on 2 shared cores adds tens of milliseconds of lag under 6 busy callers.
@@ -112,7 +112,7 @@ async def _read_once(load: Workload, graph: Any, tasks: Any, r: random.Random) -
 
 
 async def run_through_fault(
-    stores: MigratingStores,
+    stores: CutoverStores,
     inject: Callable[[], Awaitable[None]],
     lift: Callable[[], Awaitable[None]],
     *,
@@ -188,7 +188,7 @@ async def run_through_fault(
     return traffic
 
 
-async def reconcile_until_complete(stores: MigratingStores, attempts: int = 40, pause_s: float = 0.25) -> ReplayReport:
+async def reconcile_until_complete(stores: CutoverStores, attempts: int = 40, pause_s: float = 0.25) -> ReplayReport:
     """Replay until the journal is empty: the pool's first connections may have died with the
     fault, so a few attempts may meet them (bounded: attempts * pause_s, plus the replays)."""
     report = ReplayReport(error="never ran")
@@ -203,7 +203,7 @@ async def reconcile_until_complete(stores: MigratingStores, attempts: int = 40, 
     raise AssertionError(f"the journal did not drain after {attempts} replays: {report}")
 
 
-async def assert_nothing_lost(stores: MigratingStores, workloads: list[Workload], dsn: str) -> None:
+async def assert_nothing_lost(stores: CutoverStores, workloads: list[Workload], dsn: str) -> None:
     """Memory and PostgreSQL read back the same everywhere the writers wrote, and verify (from a
     connection of its own) finds no difference at threshold zero."""
     assert stores.postgres is not None
@@ -224,7 +224,7 @@ async def assert_nothing_lost(stores: MigratingStores, workloads: list[Workload]
     assert report.passed
 
 
-def dual_write_settings(dsn: str, journal: Path, **overrides: object) -> MigrationSettings:
+def dual_write_settings(dsn: str, journal: Path, **overrides: object) -> CutoverSettings:
     """Phase 1-2 settings with half of the reads routed to PostgreSQL and the budget under test."""
     values: dict[str, object] = {
         "dual_write": True,
@@ -234,4 +234,4 @@ def dual_write_settings(dsn: str, journal: Path, **overrides: object) -> Migrati
         "postgres_budget_s": BUDGET_S,
     }
     values.update(overrides)
-    return MigrationSettings(**values)  # type: ignore[arg-type]
+    return CutoverSettings(**values)  # type: ignore[arg-type]

@@ -103,10 +103,10 @@ async def migrating(kind: str, dsn: str | None, tmp_path: Path) -> AsyncIterator
     """The migrating stores of `kind` over a fresh memory store and the emptied database; on the
     way out, the other store must hold what the answering one held: nothing journaled, nothing
     dead-lettered, no write only one side took."""
-    from coherence_sql.migration.config import MigrationSettings
-    from coherence_sql.migration.service import open_migrating_stores
+    from coherence_sql.cutover.service import open_cutover_stores
+    from coherence_sql.cutover.settings import CutoverSettings
 
-    settings = MigrationSettings(
+    settings = CutoverSettings(
         dual_write=True,
         postgres_primary=kind == "postgres-primary",
         read_from_postgres_percent=50 if kind == "dual-write" else 0,
@@ -114,7 +114,7 @@ async def migrating(kind: str, dsn: str | None, tmp_path: Path) -> AsyncIterator
         database_url=dsn,
         postgres_budget_s=30.0,  # a slow shared machine must not turn a healthy write into a journaled one
     )
-    async with open_migrating_stores(settings, reconcile_interval_s=None) as stores:
+    async with open_cutover_stores(settings, reconcile_interval_s=None) as stores:
         yield Stores(kind, stores.graph, stores.tasks)
         journal = stores.core.journal
         assert journal is not None

@@ -28,9 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from coherence_sql.cutover.service import open_cutover_stores
+from coherence_sql.cutover.settings import CutoverSettings
 from coherence_sql.errors import CoherenceSQLError, InvalidValueError
-from coherence_sql.migration.config import MigrationSettings
-from coherence_sql.migration.service import open_migrating_stores
 from coherence_sql.models import (
     AgentTaskRecord,
     Asset,
@@ -425,7 +425,7 @@ def open_kind(name: str, loop: asyncio.AbstractEventLoop, dsn: str | None) -> Ki
         kind.memory = MemoryStores(graph=sync.graph.store, tasks=sync.tasks.store)  # type: ignore[arg-type]
     elif name in MIGRATING_KINDS:
         assert dsn is not None
-        cutover = MigrationSettings(
+        cutover = CutoverSettings(
             dual_write=True,
             postgres_primary=name == "postgres-primary",
             read_from_postgres_percent=50 if name == "dual-write" else 0,
@@ -433,7 +433,7 @@ def open_kind(name: str, loop: asyncio.AbstractEventLoop, dsn: str | None) -> Ki
             database_url=dsn,
             postgres_budget_s=30.0,
         )
-        migrating = open_migrating_stores(cutover, reconcile_interval_s=None)
+        migrating = open_cutover_stores(cutover, reconcile_interval_s=None)
         opened = loop.run_until_complete(migrating.__aenter__())
 
         def close_migrating() -> None:

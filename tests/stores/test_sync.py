@@ -19,9 +19,9 @@ from uuid import uuid4
 import pytest
 
 from coherence_sql.errors import DatabaseUnavailableError, DuplicateError, QueryCancelledError, StoreClosedError
-from coherence_sql.migration.snapshot import Snapshot, restore_snapshot
 from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore
 from coherence_sql.stores.sync import SyncStores
+from coherence_sql.transfer.snapshot import Snapshot, restore_snapshot
 from tests.stores.records import T0, asset, contributor, project, task
 
 
