@@ -1,7 +1,7 @@
 """Dual-write overhead: a write through the migrating stores (phase 1-2, healthy PostgreSQL) against
 the same write through the PostgreSQL store alone, interleaved in one run on one server.
 
-    python scripts/bench_dual_write.py [--rounds 5] [--writes 1000] [--dsn DSN]
+    python benchmarks/bench_dual_write.py [--rounds 5] [--writes 1000] [--dsn DSN]
 
 Without --dsn it starts a throwaway embedded PostgreSQL on tmpfs. Prints the median time per write
 of each path and their ratio (dual / PostgreSQL alone). The script only uses APIs older than the

@@ -1,6 +1,6 @@
 """Benchmark of the in-memory graph store: 100k projects and 500k edges through its public methods.
 
-Run `python scripts/bench_memory_store.py`; it prints the time of each phase, one call per write
+Run `python benchmarks/bench_memory_store.py`; it prints the time of each phase, one call per write
 (the dual-write path) and the bulk methods (snapshot loads), plus a few reads on the loaded graph.
 """
 

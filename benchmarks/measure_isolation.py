@@ -1,6 +1,6 @@
 """Measure the per-test isolation choice: TRUNCATE every table vs clone a template database.
 
-Usage: python scripts/measure_isolation.py [--rounds 15] [--database-url DSN]
+Usage: python benchmarks/measure_isolation.py [--rounds 15] [--database-url DSN]
 Without --database-url it starts a throwaway embedded server on tmpfs, as tests/conftest.py does.
 """
 
