@@ -154,7 +154,10 @@ async def run_through_fault(
                 raise AssertionError(f"traffic stuck {what}: {written()} writes, {len(log.failures)} failures")
             await asyncio.sleep(0.01)
 
+    lifted = False
+
     async def operator() -> None:
+        nonlocal lifted
         try:
             await until(lambda: written() >= WARMUP_WRITES, "before the fault")
             traffic.writes_before = written()
@@ -165,6 +168,7 @@ async def run_through_fault(
                 "during the fault",
             )
             await lift()
+            lifted = True
             traffic.writes_during = written() - traffic.writes_before
             at_lift = written()
             await until(lambda: written() - at_lift >= AFTER_WRITES, "after the fault")
@@ -178,13 +182,18 @@ async def run_through_fault(
         await operator()
     finally:
         stop.set()
+        if not lifted:  # the traffic got stuck under the fault: a blocked call may need it lifted to end
+            await lift()
         # A call the stores never return from must fail the test, not hang it.
         _, blocked = await asyncio.wait(callers, timeout=PHASE_TIMEOUT_S)
         for task in blocked:
             task.cancel()
-        await asyncio.gather(*callers, return_exceptions=True)
         if blocked:
             log.failures.append(f"{len(blocked)} caller(s) still blocked {PHASE_TIMEOUT_S} s after the traffic ended")
+            _, unended = await asyncio.wait(blocked, timeout=PHASE_TIMEOUT_S)
+            if unended:
+                log.failures.append(f"{len(unended)} caller(s) did not even end when cancelled")
+        await asyncio.gather(*(task for task in callers if task.done()), return_exceptions=True)
     return traffic
 
 
@@ -219,7 +228,7 @@ async def assert_nothing_lost(stores: CutoverStores, workloads: list[Workload], 
     assert isinstance(memory_tasks, MemoryAgentTaskStore)
     report = await verify_memory(dsn, memory_graph, memory_tasks, threshold_percent=0.0)
     assert report.compared_count > 0
-    assert report.differences == [], report.format_table(20)
+    assert report.differences == [], f"verify: {len(report.differences)} difference(s), e.g. {report.differences[:10]}"
     assert report.mismatch_count == 0
     assert report.passed
 
