@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Generic, TypeVar
 from uuid import UUID, uuid4
 
 from coherence_sql.cutover.journal import JournalEntry, ReplayReport, StoreName, WriteJournal
@@ -53,6 +53,7 @@ from coherence_sql.stores.protocol import AgentTaskStore, DependencyEdge, GraphS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+S = TypeVar("S")  # the store protocol a router routes between
 
 
 class NotYetInPostgresError(CoherenceSQLError):
@@ -326,12 +327,18 @@ def _task_key(task_id: object) -> str:
     return entity_key("task", task_id)
 
 
-class _Router:
-    """Routing shared by both stores; `store` names the journal section."""
+class _Router(Generic[S]):
+    """Routing shared by both stores over two stores of type `S`; `_store_name` names the journal section.
+
+    Reads are typed: each passes a callable that reads one store (`lambda s: s.get_task(task_id)`).
+    Writes are `(op, kwargs)`, which is what the journal records and replays.
+    """
 
     _store_name: StoreName
+    memory: S
+    postgres: S | None
 
-    def __init__(self, core: CutoverCore, memory: Any, postgres: Any | None) -> None:
+    def __init__(self, core: CutoverCore, memory: S, postgres: S | None) -> None:
         if core.settings.uses_postgres and postgres is None and core.postgres_attached:
             raise ValueError(f"{core.phase.value} mode needs a PostgreSQL store")
         self.core = core
@@ -433,18 +440,21 @@ class _Router:
         created = kwargs[argument] if identity is None else getattr(kwargs[argument], identity)
         return await getattr(postgres, getter)(created) is not None
 
-    async def _read(self, op: str, key: str | None, **kwargs: Any) -> Any:
+    async def _read(self, op: str, key: str | None, read: Callable[[S], Awaitable[T]]) -> T:
+        """Serve one read: `op` names it (shadow reports), `key` routes it (None: an unkeyed read)."""
         core = self.core
-        if core.phase is Phase.MEMORY:
-            return await getattr(self.memory, op)(**kwargs)
         memory = self.memory
+        if core.phase is Phase.MEMORY:
+            return await read(memory)
         postgres = self.postgres
 
-        def from_memory() -> Awaitable[Any]:
-            return getattr(memory, op)(**kwargs)  # type: ignore[no-any-return]
+        def from_memory() -> Awaitable[T]:
+            return read(memory)
 
-        def from_postgres() -> Awaitable[Any]:
-            return getattr(postgres, op)(**kwargs)  # type: ignore[no-any-return]
+        def from_postgres() -> Awaitable[T]:
+            if postgres is None:
+                raise DatabaseUnavailableError("PostgreSQL has not been reachable since start-up")
+            return read(postgres)
 
         if core.phase is Phase.POSTGRES_PRIMARY:
             started = time.perf_counter()
@@ -505,104 +515,78 @@ def _ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-class CutoverGraphStore(_Router):
+class CutoverGraphStore(_Router[GraphStore]):
     """GraphStore over the in-memory and PostgreSQL graph stores."""
 
     _store_name: StoreName = "graph"
-    memory: GraphStore
-    postgres: GraphStore | None
 
     # -- reads -------------------------------------------------------------------------------
     async def get_project(self, ecosystem: str, name: str) -> Project | None:
-        result: Project | None = await self._read(
-            "get_project", entity_key("project", ecosystem, name), ecosystem=ecosystem, name=name
-        )
-        return result
+        key = entity_key("project", ecosystem, name)
+        return await self._read("get_project", key, lambda s: s.get_project(ecosystem, name))
 
     async def search(self, query: str, limit: int = 20) -> list[ProjectSummary]:
-        result: list[ProjectSummary] = await self._read("search", None, query=query, limit=limit)
-        return result
+        return await self._read("search", None, lambda s: s.search(query, limit))
 
     async def count_projects(self) -> int:
-        result: int = await self._read("count_projects", None)
-        return result
+        return await self._read("count_projects", None, lambda s: s.count_projects())
 
     async def count_dependents(self, ecosystem: str, name: str) -> int:
-        result: int = await self._read(
-            "count_dependents", entity_key("project", ecosystem, name), ecosystem=ecosystem, name=name
-        )
-        return result
+        key = entity_key("project", ecosystem, name)
+        return await self._read("count_dependents", key, lambda s: s.count_dependents(ecosystem, name))
 
     async def get_contributor(self, contributor_id: UUID) -> Contributor | None:
-        result: Contributor | None = await self._read(
-            "get_contributor", entity_key("contributor", contributor_id), contributor_id=contributor_id
-        )
-        return result
+        key = entity_key("contributor", contributor_id)
+        return await self._read("get_contributor", key, lambda s: s.get_contributor(contributor_id))
 
     async def list_contributors(self, limit: int = 100) -> list[Contributor]:
-        result: list[Contributor] = await self._read("list_contributors", None, limit=limit)
-        return result
+        return await self._read("list_contributors", None, lambda s: s.list_contributors(limit))
 
     async def find_contributor_by_email(self, email: str) -> Contributor | None:
-        result: Contributor | None = await self._read(
-            "find_contributor_by_email", entity_key("email", email), email=email
-        )
-        return result
+        key = entity_key("email", email)
+        return await self._read("find_contributor_by_email", key, lambda s: s.find_contributor_by_email(email))
 
     async def get_asset(self, asset_id: UUID) -> Asset | None:
-        result: Asset | None = await self._read("get_asset", entity_key("asset", asset_id), asset_id=asset_id)
-        return result
+        return await self._read("get_asset", entity_key("asset", asset_id), lambda s: s.get_asset(asset_id))
 
     async def list_assets(self, limit: int = 100) -> list[Asset]:
-        result: list[Asset] = await self._read("list_assets", None, limit=limit)
-        return result
+        return await self._read("list_assets", None, lambda s: s.list_assets(limit))
 
     async def get_contribution(self, contribution_id: UUID) -> Contribution | None:
-        result: Contribution | None = await self._read(
-            "get_contribution", entity_key("contribution", contribution_id), contribution_id=contribution_id
-        )
-        return result
+        key = entity_key("contribution", contribution_id)
+        return await self._read("get_contribution", key, lambda s: s.get_contribution(contribution_id))
 
     async def list_contributions(self, limit: int = 100) -> list[Contribution]:
-        result: list[Contribution] = await self._read("list_contributions", None, limit=limit)
-        return result
+        return await self._read("list_contributions", None, lambda s: s.list_contributions(limit))
 
     async def get_asset_contributions(self, asset_id: UUID) -> list[Contribution]:
-        result: list[Contribution] = await self._read(
-            "get_asset_contributions", entity_key("asset", asset_id), asset_id=asset_id
-        )
-        return result
+        key = entity_key("asset", asset_id)
+        return await self._read("get_asset_contributions", key, lambda s: s.get_asset_contributions(asset_id))
 
     async def get_contributor_contributions(self, contributor_id: UUID) -> list[Contribution]:
-        result: list[Contribution] = await self._read(
-            "get_contributor_contributions", entity_key("contributor", contributor_id), contributor_id=contributor_id
+        key = entity_key("contributor", contributor_id)
+        return await self._read(
+            "get_contributor_contributions", key, lambda s: s.get_contributor_contributions(contributor_id)
         )
-        return result
 
     async def get_github_contributor(self, contributor_id: str) -> GitHubContributor | None:
-        result: GitHubContributor | None = await self._read(
-            "get_github_contributor", entity_key("github", contributor_id), contributor_id=contributor_id
-        )
-        return result
+        key = entity_key("github", contributor_id)
+        return await self._read("get_github_contributor", key, lambda s: s.get_github_contributor(contributor_id))
 
     async def list_github_contributors(self, limit: int = 100) -> list[GitHubContributor]:
-        result: list[GitHubContributor] = await self._read("list_github_contributors", None, limit=limit)
-        return result
+        return await self._read("list_github_contributors", None, lambda s: s.list_github_contributors(limit))
 
     async def get_github_organization(self, organization_id: str) -> GitHubOrganization | None:
-        result: GitHubOrganization | None = await self._read(
-            "get_github_organization", entity_key("github-org", organization_id), organization_id=organization_id
+        key = entity_key("github-org", organization_id)
+        return await self._read(
+            "get_github_organization", key, lambda s: s.get_github_organization(organization_id)
         )
-        return result
 
     async def get_project_github_contributors(self, ecosystem: str, project_name: str) -> list[GitHubContributor]:
-        result: list[GitHubContributor] = await self._read(
-            "get_project_github_contributors",
-            entity_key("project", ecosystem, project_name),
-            ecosystem=ecosystem,
-            project_name=project_name,
+        key = entity_key("project", ecosystem, project_name)
+        return await self._read(
+            "get_project_github_contributors", key, lambda s: s.get_project_github_contributors(ecosystem, project_name)
         )
-        return result
 
     # -- writes ------------------------------------------------------------------------------
     async def upsert_project(self, project: Project) -> None:
@@ -694,16 +678,13 @@ class CutoverGraphStore(_Router):
         )
 
 
-class CutoverAgentTaskStore(_Router):
+class CutoverAgentTaskStore(_Router[AgentTaskStore]):
     """AgentTaskStore over the in-memory and PostgreSQL task stores."""
 
     _store_name: StoreName = "tasks"
-    memory: AgentTaskStore
-    postgres: AgentTaskStore | None
 
     async def get_task(self, task_id: str) -> AgentTaskRecord | None:
-        result: AgentTaskRecord | None = await self._read("get_task", entity_key("task", task_id), task_id=task_id)
-        return result
+        return await self._read("get_task", entity_key("task", task_id), lambda s: s.get_task(task_id))
 
     async def list_tasks(
         self,
@@ -712,34 +693,25 @@ class CutoverAgentTaskStore(_Router):
         limit: int = 20,
         offset: int = 0,
     ) -> tuple[list[AgentTaskRecord], int]:
-        result: tuple[list[AgentTaskRecord], int] = await self._read(
-            "list_tasks", None, status=status, task_type=task_type, limit=limit, offset=offset
-        )
-        return result
+        return await self._read("list_tasks", None, lambda s: s.list_tasks(status, task_type, limit, offset))
 
     async def get_attention_tasks(self, limit: int = 20) -> tuple[list[AgentTaskRecord], int]:
-        result: tuple[list[AgentTaskRecord], int] = await self._read("get_attention_tasks", None, limit=limit)
-        return result
+        return await self._read("get_attention_tasks", None, lambda s: s.get_attention_tasks(limit))
 
     async def get_task_count(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self._read("get_task_count", None)
-        return result
+        return await self._read("get_task_count", None, lambda s: s.get_task_count())
 
     async def get_review_summary(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self._read("get_review_summary", None)
-        return result
+        return await self._read("get_review_summary", None, lambda s: s.get_review_summary())
 
     async def get_usage_summary(self, routing: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = await self._read("get_usage_summary", None, routing=routing)
-        return result
+        return await self._read("get_usage_summary", None, lambda s: s.get_usage_summary(routing))
 
     async def get_pipeline_status(
         self, now_utc: datetime | None = None, metrics: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self._read(
-            "get_pipeline_status", None, now_utc=utcnow() if now_utc is None else now_utc, metrics=metrics
-        )
-        return result
+        moment = utcnow() if now_utc is None else now_utc  # one instant for both stores
+        return await self._read("get_pipeline_status", None, lambda s: s.get_pipeline_status(moment, metrics))
 
     async def create_task(self, task: AgentTaskRecord) -> AgentTaskRecord:
         task = rules.checked_model(task, AgentTaskRecord, "task")

@@ -18,7 +18,7 @@ from operator import attrgetter
 from typing import Any, Final
 from uuid import UUID
 
-from coherence_sql.errors import CONSTRAINT_MESSAGES, DuplicateError, InvalidValueError, UnknownReferenceError
+from coherence_sql.errors import CONSTRAINT_MESSAGES, DuplicateError, UnknownReferenceError
 from coherence_sql.models import (
     AgentTaskRecord,
     Asset,
@@ -32,13 +32,13 @@ from coherence_sql.models import (
     TaskType,
 )
 from coherence_sql.stores import rules
+from coherence_sql.stores.pipeline import pipeline_status
 from coherence_sql.stores.protocol import DependencyEdge
 
 ProjectKey = tuple[str, str]
 EdgeKey = tuple[ProjectKey, ProjectKey]
 
 _ATTENTION: Final = (TaskStatus.NEEDS_DECISION, TaskStatus.FAILED)
-_PHASES: Final = ("spec", "impl", "test", "review")
 _ZERO: Final = Decimal("0.00")
 
 _by_created_at = attrgetter("created_at")
@@ -106,10 +106,10 @@ class MemoryGraphStore:
             self._projects[key] = stored
 
     async def add_dependency(self, from_eco: str, from_name: str, to_eco: str, to_name: str) -> None:
-        self._record_edge(self._validated_edge(from_eco, from_name, to_eco, to_name))
+        self._record_edge(rules.edge_keys(from_eco, from_name, to_eco, to_name))
 
     async def add_dependencies(self, edges: Sequence[DependencyEdge]) -> None:
-        validated = [self._validated_edge(*edge) for edge in rules.checked_edges(edges)]
+        validated = [rules.edge_keys(*edge) for edge in rules.checked_edges(edges)]
         for edge in validated:
             self._record_edge(edge)
 
@@ -125,20 +125,7 @@ class MemoryGraphStore:
 
     @staticmethod
     def _validated_project(project: Project) -> tuple[ProjectKey, Project]:
-        key = rules.project_key(project.ecosystem, project.name)
-        rules.text("version", project.version)
-        rules.text("description", project.description)
-        rules.text("homepage_url", project.homepage_url, rules.URL_MAX)
-        rules.text("repository_url", project.repository_url, rules.URL_MAX)
-        return key, project.model_copy(update={"dependency_count": 0})
-
-    @staticmethod
-    def _validated_edge(from_eco: str, from_name: str, to_eco: str, to_name: str) -> EdgeKey:
-        source = rules.project_key(from_eco, from_name)
-        target = rules.project_key(to_eco, to_name)
-        if source == target:
-            raise InvalidValueError(f"{CONSTRAINT_MESSAGES['project_dependencies_not_self']}: {from_eco}/{from_name}")
-        return source, target
+        return rules.project_fields(project), project.model_copy(update={"dependency_count": 0})
 
     def _record_edge(self, edge: EdgeKey) -> None:
         if edge in self._edges:
@@ -472,8 +459,7 @@ class MemoryAgentTaskStore:
     async def get_pipeline_status(
         self, now_utc: datetime | None = None, metrics: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        now = rules.moment("now_utc", now_utc)
-        return _pipeline_status(list(self._tasks.values()), now, metrics)
+        return pipeline_status(self._tasks.values(), rules.moment("now_utc", now_utc), metrics)
 
     async def claim_next_task(self, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
         rules.text("worker", worker, rules.NAME_MAX, required=True)
@@ -537,109 +523,6 @@ class MemoryAgentTaskStore:
                 "claimed_at": rules.optional_aware(task.claimed_at, "claimed_at"),
             }
         )
-
-
-def _pipeline_status(tasks: list[AgentTaskRecord], now: datetime, metrics: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The API's get_pipeline_status (client-contract §3.5) over `tasks` in insertion order."""
-    by_id = {t.id: t for t in tasks}
-    running: list[dict[str, Any]] = []
-    pending: list[dict[str, Any]] = []
-    completed: list[dict[str, Any]] = []
-    for t in tasks:
-        status = t.status.value
-        item: dict[str, Any] = {
-            "id": t.id,
-            "task_type": t.task_type,
-            "model": t.model,
-            "direction": t.direction[:100],
-            "created_at": t.created_at.isoformat(),
-            "updated_at": str(None) if t.updated_at is None else t.updated_at.isoformat(),  # the API's "None"
-            "wait_seconds": int((now - t.created_at).total_seconds()) if status == "pending" else None,
-            "running_seconds": (
-                int((now - t.started_at).total_seconds()) if status == "running" and t.started_at else None
-            ),
-            "duration_seconds": (
-                int((t.updated_at - t.started_at).total_seconds())
-                if status in ("completed", "failed") and t.started_at and t.updated_at
-                else None
-            ),
-        }
-        (running if status == "running" else pending if status == "pending" else completed).append(item)
-    # Sorted by ISO strings as the API does ("None" sorts after every date); stable, so ties keep insertion.
-    completed.sort(key=lambda x: x["updated_at"] or x["created_at"], reverse=True)
-
-    latest_request: dict[str, Any] | None = None
-    latest_response: dict[str, Any] | None = None
-    if running:
-        first = by_id[running[0]["id"]]
-        latest_request = {
-            "task_id": first.id,
-            "status": "running",
-            "direction": first.direction,
-            "prompt_preview": first.command[:500],
-        }
-    if completed:
-        last = by_id[completed[0]["id"]]
-        if latest_request is None:
-            latest_request = {
-                "task_id": last.id,
-                "status": last.status,
-                "direction": last.direction,
-                "prompt_preview": last.command[:500],
-            }
-        out = last.output or ""
-        latest_response = {
-            "task_id": last.id,
-            "status": last.status,
-            "output_preview": out[:2000],
-            "output_len": len(out),
-        }
-
-    flags: list[str] = []
-    waits = [p["wait_seconds"] for p in pending]
-    stuck = bool(pending) and not running and max(waits) > 600
-    repeated_failures = len(completed) >= 3 and all(by_id[c["id"]].status == TaskStatus.FAILED for c in completed[:3])
-    recent = [by_id[c["id"]] for c in completed[:5]]
-    output_empty = any(not t.output and t.status == TaskStatus.COMPLETED for t in recent)
-    executor_fail = any(not t.output and t.status == TaskStatus.FAILED for t in recent)
-    low_success_rate = False
-    if metrics is not None:
-        try:  # as the API: unusable metrics leave the flag off
-            low_success_rate = (metrics.get("total", 0) or 0) >= 10 and float(metrics.get("rate", 0) or 0) < 0.8
-        except (TypeError, ValueError, AttributeError):
-            low_success_rate = False
-    for name, on in (
-        ("stuck", stuck),
-        ("repeated_failures", repeated_failures),
-        ("output_empty", output_empty),
-        ("executor_fail", executor_fail),
-        ("low_success_rate", low_success_rate),
-    ):
-        if on:
-            flags.append(name)
-
-    by_phase = dict.fromkeys(_PHASES, 0)
-    for item in running + pending:
-        phase = item["task_type"].value
-        if phase in by_phase:
-            by_phase[phase] += 1
-
-    return {
-        "running": running[:10],
-        "pending": sorted(pending, key=lambda x: x["created_at"])[:20],
-        "running_by_phase": by_phase,
-        "recent_completed": [{**c, "output_len": len(by_id[c["id"]].output or "")} for c in completed[:10]],
-        "latest_request": latest_request,
-        "latest_response": latest_response,
-        "attention": {
-            "stuck": stuck,
-            "repeated_failures": repeated_failures,
-            "output_empty": output_empty,
-            "executor_fail": executor_fail,
-            "low_success_rate": low_success_rate,
-            "flags": flags,
-        },
-    }
 
 
 # -- both stores together, shaped like `postgres.connect(dsn)` --------------------------------

@@ -53,7 +53,7 @@ from coherence_sql.sql import contributions as contributions_sql
 from coherence_sql.sql import contributors as contributors_sql
 from coherence_sql.sql import github as github_sql
 from coherence_sql.sql import projects as projects_sql
-from coherence_sql.stores import rules
+from coherence_sql.stores import pipeline, rules
 from coherence_sql.stores.protocol import DependencyEdge
 
 if TYPE_CHECKING:  # generic in the stubs only
@@ -73,11 +73,7 @@ _BIGINT_MAX: Final = 2**63 - 1
 # is shared by all sessions (max_locks_per_transaction x max_connections). A bulk write with more
 # takes the one all-project-keys lock instead (schema/016); either way it is one transaction.
 BULK_KEYS_PER_TRANSACTION: Final = 500
-_PHASES: Final = ("spec", "impl", "test", "review")
 CLOSE_TIMEOUT_S: Final = 30.0
-_PIPELINE_RUNNING: Final = 10
-_PIPELINE_PENDING: Final = 20
-_PIPELINE_RECENT: Final = 10
 
 # -- argument checks (the same ones the in-memory store makes) ----------------------------------
 
@@ -345,13 +341,13 @@ class PostgresGraphStore:
             )
 
     async def add_dependency(self, from_eco: str, from_name: str, to_eco: str, to_name: str) -> None:
-        source, target = _validated_edge(from_eco, from_name, to_eco, to_name)
+        source, target = rules.edge_keys(from_eco, from_name, to_eco, to_name)
         await projects_sql.add_dependency(
             self._pool, from_ecosystem=source[0], from_name=source[1], to_ecosystem=target[0], to_name=target[1]
         )
 
     async def add_dependencies(self, edges: Sequence[DependencyEdge]) -> None:
-        validated = [_validated_edge(*edge) for edge in rules.checked_edges(edges)]
+        validated = [rules.edge_keys(*edge) for edge in rules.checked_edges(edges)]
         if not validated:
             return
         async with _transaction(self._pool, "PostgresGraphStore.add_dependencies") as conn:
@@ -570,20 +566,7 @@ class PostgresGraphStore:
 
 
 def _validated_project(project: Project) -> _ProjectWrite:
-    key = rules.project_key(project.ecosystem, project.name)
-    rules.text("version", project.version)
-    rules.text("description", project.description)
-    rules.text("homepage_url", project.homepage_url, rules.URL_MAX)
-    rules.text("repository_url", project.repository_url, rules.URL_MAX)
-    return _ProjectWrite(key, project)
-
-
-def _validated_edge(from_eco: str, from_name: str, to_eco: str, to_name: str) -> tuple[ProjectKey, ProjectKey]:
-    source = rules.project_key(from_eco, from_name)
-    target = rules.project_key(to_eco, to_name)
-    if source == target:
-        raise InvalidValueError(f"{CONSTRAINT_MESSAGES['project_dependencies_not_self']}: {from_eco}/{from_name}")
-    return source, target
+    return _ProjectWrite(rules.project_fields(project), project)
 
 
 # -- the agent task store ------------------------------------------------------------------------
@@ -722,11 +705,13 @@ class PostgresAgentTaskStore:
     ) -> dict[str, Any]:
         now = rules.moment("now_utc", now_utc)
         async with _snapshot(self._pool, "PostgresAgentTaskStore.get_pipeline_status") as conn:
-            running = [_task(r) for r in await tasks_sql.pipeline_running(conn, lim=_PIPELINE_RUNNING)]
-            pending = [_task(r) for r in await tasks_sql.pipeline_pending(conn, lim=_PIPELINE_PENDING)]
-            recent = [_task(r) for r in await tasks_sql.pipeline_recent(conn, lim=_PIPELINE_RECENT)]
+            # Only the tasks the payload shows, each list in the order the API sorts it.
+            running = await tasks_sql.pipeline_running(conn, lim=pipeline.RUNNING_SHOWN)
+            pending = await tasks_sql.pipeline_pending(conn, lim=pipeline.PENDING_SHOWN)
+            recent = await tasks_sql.pipeline_recent(conn, lim=pipeline.RECENT_SHOWN)
             phases = {r.task_type.value: r.tasks for r in await tasks_sql.pipeline_phase_counts(conn)}
-        return _pipeline_status(running, pending, recent, phases, now, metrics)
+        shown = [*map(_task, running), *map(_task, pending), *map(_task, recent)]
+        return pipeline.pipeline_status(shown, now, metrics, running_by_phase=phases)
 
     async def claim_next_task(self, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:
         rules.text("worker", worker, rules.NAME_MAX, required=True)
@@ -763,96 +748,6 @@ def _validated_task(task: AgentTaskRecord) -> AgentTaskRecord:
             "claimed_at": rules.optional_aware(task.claimed_at, "claimed_at"),
         }
     )
-
-
-def _pipeline_item(t: AgentTaskRecord, now: datetime) -> dict[str, Any]:
-    status = t.status.value
-    return {
-        "id": t.id,
-        "task_type": t.task_type,
-        "model": t.model,
-        "direction": t.direction[:100],
-        "created_at": t.created_at.isoformat(),
-        "updated_at": str(None) if t.updated_at is None else t.updated_at.isoformat(),  # the API's "None"
-        "wait_seconds": int((now - t.created_at).total_seconds()) if status == "pending" else None,
-        "running_seconds": (
-            int((now - t.started_at).total_seconds()) if status == "running" and t.started_at else None
-        ),
-        "duration_seconds": (
-            int((t.updated_at - t.started_at).total_seconds())
-            if status in ("completed", "failed") and t.started_at and t.updated_at
-            else None
-        ),
-    }
-
-
-def _pipeline_status(
-    running: list[AgentTaskRecord],
-    pending: list[AgentTaskRecord],
-    recent: list[AgentTaskRecord],
-    phases: Mapping[str, int],
-    now: datetime,
-    metrics: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """client-contract §3.5 from the first running (insertion order), the oldest pending and the most
-    recently updated finished tasks, ordered in SQL exactly as the API sorts them."""
-    latest_request: dict[str, Any] | None = None
-    latest_response: dict[str, Any] | None = None
-    if running:
-        first = running[0]
-        latest_request = {
-            "task_id": first.id,
-            "status": "running",
-            "direction": first.direction,
-            "prompt_preview": first.command[:500],
-        }
-    if recent:
-        last = recent[0]
-        if latest_request is None:
-            latest_request = {
-                "task_id": last.id,
-                "status": last.status,
-                "direction": last.direction,
-                "prompt_preview": last.command[:500],
-            }
-        out = last.output or ""
-        latest_response = {
-            "task_id": last.id,
-            "status": last.status,
-            "output_preview": out[:2000],
-            "output_len": len(out),
-        }
-
-    pending_items = [_pipeline_item(t, now) for t in pending]
-    # The oldest pending task waits longest, and the list is oldest first.
-    stuck = bool(pending_items) and not running and pending_items[0]["wait_seconds"] > 600
-    repeated_failures = len(recent) >= 3 and all(t.status == TaskStatus.FAILED for t in recent[:3])
-    output_empty = any(not t.output and t.status == TaskStatus.COMPLETED for t in recent[:5])
-    executor_fail = any(not t.output and t.status == TaskStatus.FAILED for t in recent[:5])
-    low_success_rate = False
-    if metrics is not None:
-        try:  # as the API: unusable metrics leave the flag off
-            low_success_rate = (metrics.get("total", 0) or 0) >= 10 and float(metrics.get("rate", 0) or 0) < 0.8
-        except (TypeError, ValueError, AttributeError):
-            low_success_rate = False
-    attention: dict[str, Any] = {
-        "stuck": stuck,
-        "repeated_failures": repeated_failures,
-        "output_empty": output_empty,
-        "executor_fail": executor_fail,
-        "low_success_rate": low_success_rate,
-    }
-    attention["flags"] = [name for name, on in attention.items() if on]
-
-    return {
-        "running": [_pipeline_item(t, now) for t in running],
-        "pending": pending_items,
-        "running_by_phase": {phase: phases.get(phase, 0) for phase in _PHASES},
-        "recent_completed": [{**_pipeline_item(t, now), "output_len": len(t.output or "")} for t in recent],
-        "latest_request": latest_request,
-        "latest_response": latest_response,
-        "attention": attention,
-    }
 
 
 # -- both stores on one pool ---------------------------------------------------------------------

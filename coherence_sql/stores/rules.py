@@ -351,6 +351,25 @@ def task_update(
     return TaskUpdate(checked_status, checked_pct, moment("now", now))
 
 
+def project_fields(project: Project) -> tuple[str, str]:
+    """A project's key, once its text fields fit their columns (what both stores check on upsert)."""
+    key = project_key(project.ecosystem, project.name)
+    text("version", project.version)
+    text("description", project.description)
+    text("homepage_url", project.homepage_url, URL_MAX)
+    text("repository_url", project.repository_url, URL_MAX)
+    return key
+
+
+def edge_keys(from_eco: str, from_name: str, to_eco: str, to_name: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The project keys of "from depends on to"; a self-dependency is rejected (the plan's CHECK)."""
+    source = project_key(from_eco, from_name)
+    target = project_key(to_eco, to_name)
+    if source == target:
+        raise InvalidValueError(f"{CONSTRAINT_MESSAGES['project_dependencies_not_self']}: {from_eco}/{from_name}")
+    return source, target
+
+
 def contributor_text(contributor: Any) -> None:
     """A contributor's text fields fit their columns (name and email required)."""
     text("name", contributor.name, NAME_MAX, required=True)
