@@ -1,6 +1,8 @@
 """Connection settings, connections and pools, with the codecs and timeouts every session gets.
 
 `resolve_dsn()` picks the server: an explicit DSN, else DATABASE_URL, else the embedded default.
+The plan's variables (DATABASE_URL, POSTGRES_POOL_SIZE, POSTGRES_MAX_OVERFLOW, POSTGRES_POOL_TIMEOUT)
+are read by pydantic-settings (`ConnectionEnvironment`); `PoolSettings(...)` takes given values.
 Every connection decodes jsonb to Python objects and carries lock and statement timeouts, so a
 hot-row lock can never wedge the writers (upstream's 2026-07 incident).
 """
@@ -9,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, ClassVar, Final, TypeAlias
 
 import asyncpg
+from pydantic import Field
 
 from coherence_sql.embedded import EmbeddedPostgres, default_data_dir
+from coherence_sql.environment import EnvironmentModel, read_environment
 from coherence_sql.errors import ConfigurationError, DatabaseUnavailableError, translate
 from coherence_sql.pool import BoundedPool
 from coherence_sql.redaction import failure_message
@@ -39,17 +42,17 @@ DEFAULT_SERVER_SETTINGS: Final[Mapping[str, str]] = {
 }
 
 
-def _env_int(name: str, default: int, low: int, high: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigurationError(f"{name} must be between {low} and {high}, got {value}")
-    return value
+class ConnectionEnvironment(EnvironmentModel):
+    """The plan's connection variables, as set (read by pydantic-settings)."""
+
+    SECRET: ClassVar[frozenset[str]] = frozenset({"DATABASE_URL"})
+
+    DATABASE_URL: str | None = Field(None, repr=False, description="a PostgreSQL URL")
+    POSTGRES_POOL_SIZE: int = Field(20, ge=1, le=10_000, description="an integer from 1 to 10000")
+    POSTGRES_MAX_OVERFLOW: int = Field(0, ge=0, le=10_000, description="an integer from 0 to 10000")
+    POSTGRES_POOL_TIMEOUT: int = Field(
+        int(DEFAULT_ACQUIRE_TIMEOUT_S), ge=1, le=3_600, description="a whole number of seconds from 1 to 3600"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,19 +73,24 @@ class PoolSettings:
             raise ConfigurationError(f"the pool's acquire timeout must be positive, got {self.acquire_timeout_s!r}")
 
     @classmethod
-    def from_env(cls) -> PoolSettings:
-        """POSTGRES_POOL_SIZE, POSTGRES_MAX_OVERFLOW and POSTGRES_POOL_TIMEOUT (seconds)."""
-        size = _env_int("POSTGRES_POOL_SIZE", 20, 1, 10_000)
-        overflow = _env_int("POSTGRES_MAX_OVERFLOW", 0, 0, 10_000)
-        timeout = _env_int("POSTGRES_POOL_TIMEOUT", int(DEFAULT_ACQUIRE_TIMEOUT_S), 1, 3_600)
-        return cls(min_size=min(2, size), max_size=size + overflow, acquire_timeout_s=float(timeout))
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PoolSettings:
+        """POSTGRES_POOL_SIZE, POSTGRES_MAX_OVERFLOW and POSTGRES_POOL_TIMEOUT (seconds), from
+        `env`, else the process environment."""
+        variables = read_environment(ConnectionEnvironment, env)
+        size = variables.POSTGRES_POOL_SIZE
+        return cls(
+            min_size=min(2, size),
+            max_size=size + variables.POSTGRES_MAX_OVERFLOW,
+            acquire_timeout_s=float(variables.POSTGRES_POOL_TIMEOUT),
+        )
 
 
 def resolve_dsn(dsn: str | None = None) -> str:
-    """An explicit DSN, else $DATABASE_URL, else the embedded server (started if needed)."""
+    """An explicit DSN, else $DATABASE_URL, else the embedded server (started if needed; without
+    the `embedded` extra installed, a ConfigurationError asking for DATABASE_URL)."""
     if dsn:
         return dsn
-    from_env = os.environ.get("DATABASE_URL", "").strip()
+    from_env = read_environment(ConnectionEnvironment).DATABASE_URL
     if from_env:
         return from_env
     return EmbeddedPostgres(default_data_dir()).start()

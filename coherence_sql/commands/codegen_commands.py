@@ -15,6 +15,7 @@ from coherence_sql.codegen.lint import RULES, Catalog, lint_paths
 from coherence_sql.codegen.scratch import scratch_database
 from coherence_sql.commands import data_commands
 from coherence_sql.commands.database import add_database_options
+from coherence_sql.commands.output import emit
 from coherence_sql.resources import queries_dir
 
 
@@ -77,17 +78,20 @@ async def _generate(args: argparse.Namespace) -> int:
     shown = _shown(output)
     if args.check:
         drift = check(files, output)
-        for line in drift.lines(shown):
-            print(line)
+        lines = list(drift.lines(shown))
         if drift.clean:
-            print(f"{len(files)} generated files in {shown} are current")
-            return 0
-        print("generated code is out of date: run `coherence-sql generate`")
-        return 1
+            lines.append(f"{len(files)} generated files in {shown} are current")
+        else:
+            lines.append("generated code is out of date: run `coherence-sql generate`")
+        emit(args, {"output": str(shown), "files": len(files), "current": drift.clean, "drift": lines[:-1]}, lines)
+        return 0 if drift.clean else 1
     drift = write(files, output)
-    for line in drift.lines(shown):
-        print(line.replace("stale:", "rewrote:").replace("missing:", "wrote:").replace("extra:", "removed:"))
-    print(f"{len(files)} generated files in {shown} are current")
+    changes = [
+        line.replace("stale:", "rewrote:").replace("missing:", "wrote:").replace("extra:", "removed:")
+        for line in drift.lines(shown)
+    ]
+    done = f"{len(files)} generated files in {shown} are current"
+    emit(args, {"output": str(shown), "files": len(files), "current": True, "changes": changes}, [*changes, done])
     return 0
 
 
@@ -100,10 +104,9 @@ async def _lint(args: argparse.Namespace) -> int:
         finally:
             await conn.close()
     findings = lint_paths([_shown(p) for p in paths], catalog)
-    for finding in findings:
-        print(finding)
     files = {f.path for f in findings}
-    print(f"{len(findings)} finding(s) in {len(files)} file(s)" if findings else "no hazards found")
+    total = f"{len(findings)} finding(s) in {len(files)} file(s)" if findings else "no hazards found"
+    emit(args, {"findings": [str(f) for f in findings]}, [*(str(f) for f in findings), total])
     return 1 if findings else 0
 
 
@@ -121,9 +124,18 @@ async def _bench_accessors(args: argparse.Namespace) -> int:
         finally:
             await conn.close()
     where = "DATABASE_URL" if (args.database_url or os.environ.get("DATABASE_URL")) else "embedded"
-    print(f"{datetime.date.today().isoformat()}  PostgreSQL {version} ({where}), one connection, {args.rounds} rounds")
-    for result in results:
-        print(result.line())
     below = [r for r in results if r.ratio < TARGET_RATIO]
-    print("target met" if not below else f"below the {TARGET_RATIO} target: " + ", ".join(r.label for r in below))
+    lines = [
+        f"{datetime.date.today().isoformat()}  PostgreSQL {version} ({where}), one connection, {args.rounds} rounds",
+        *(result.line() for result in results),
+        "target met" if not below else f"below the {TARGET_RATIO} target: " + ", ".join(r.label for r in below),
+    ]
+    data = {
+        "server_version": version,
+        "rounds": args.rounds,
+        "results": [{"label": r.label, "ratio": r.ratio, "line": r.line()} for r in results],
+        "target_ratio": TARGET_RATIO,
+        "target_met": not below,
+    }
+    emit(args, data, lines)
     return 1 if below else 0

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 
 from coherence_sql.commands.database import add_database_options, chosen_dsn
+from coherence_sql.commands.output import as_json, emit, wants_json
 from coherence_sql.cutover.journal import WriteJournal
 from coherence_sql.cutover.service import default_journal_path, open_cutover_stores
 from coherence_sql.cutover.settings import CutoverSettings
@@ -58,20 +59,25 @@ def _journal_of(args: argparse.Namespace) -> WriteJournal:
 async def _reconcile(args: argparse.Namespace) -> int:
     journal = _journal_of(args)
     if args.dead_letters:
-        return _list_dead_letters(journal)
+        return _list_dead_letters(args, journal)
     if args.clear_diverged:
         marker = journal.path.with_name(journal.path.name + ".diverged")
         if not marker.exists():
-            print(f"not diverged ({marker} does not exist)")
+            emit(args, {"diverged": None, "cleared": False}, [f"not diverged ({marker} does not exist)"])
             return 0
-        print(f"was diverged: {marker.read_text(encoding='utf-8').strip()}")
+        reason = marker.read_text(encoding="utf-8").strip()
         marker.unlink()
-        print("cleared: the API picks this up within its reconcile interval")
+        emit(
+            args,
+            {"diverged": reason, "cleared": True},
+            [f"was diverged: {reason}", "cleared: the API picks this up within its reconcile interval"],
+        )
         return 0
     # The journal belongs to a real server; replaying it into a guessed one would empty it there.
     dsn = chosen_dsn(args, "reconcile", needs="the PostgreSQL the API dual-writes to")
     settings = CutoverSettings(dual_write=True, journal_path=journal.path, database_url=dsn)
-    print(f"database: {redact(dsn)}")
+    if not wants_json(args):
+        print(f"database: {redact(dsn)}")
     async with open_cutover_stores(settings, reconcile_interval_s=None, drain_on_start=False) as stores:
         before = journal.pending()
         report = await stores.reconcile()
@@ -79,7 +85,6 @@ async def _reconcile(args: argparse.Namespace) -> int:
         if args.replay_dead_letters is not None and report.complete:
             dead_replay = await stores.replay_dead_letters(args.replay_dead_letters or None)
         dead_lettered = list(stores.core.stats.recent_dead_letters)
-    print(f"journal:  {journal.path} ({before} pending)")
     result: dict[str, Any] = {
         "applied": report.applied,
         "already_applied": report.already_applied,
@@ -97,8 +102,12 @@ async def _reconcile(args: argparse.Namespace) -> int:
             "remaining": dead_replay.remaining,
             "error": dead_replay.error,
         }
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    if result["dead_letters"]:
+    if wants_json(args):
+        print(as_json({"database": redact(dsn), "journal": str(journal.path), "pending_before": before, **result}))
+    else:
+        print(f"journal:  {journal.path} ({before} pending)")
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    if result["dead_letters"] and not wants_json(args):
         print(
             f"{result['dead_letters']} dead letter(s): `coherence-sql reconcile --dead-letters` lists them; "
             "docs/runbook.md says what to do with one"
@@ -108,11 +117,23 @@ async def _reconcile(args: argparse.Namespace) -> int:
     return 0 if report.complete else 1
 
 
-def _list_dead_letters(journal: WriteJournal) -> int:
+def _list_dead_letters(args: argparse.Namespace, journal: WriteJournal) -> int:
     letters = journal.dead_letters.read()
-    print(f"dead letters: {journal.dead_letters.path} ({len(letters)})")
+    lines = [f"dead letters: {journal.dead_letters.path} ({len(letters)})"]
+    shown: list[dict[str, Any]] = []
     for letter in letters:
-        arguments = json.dumps(to_jsonable_python(letter.kwargs, fallback=repr), ensure_ascii=False)
-        print(f"{letter.id}  {letter.recorded_at}  {letter.store}.{letter.op}  {letter.error}")
-        print(f"    arguments: {arguments}")
+        arguments = to_jsonable_python(letter.kwargs, fallback=repr)
+        lines.append(f"{letter.id}  {letter.recorded_at}  {letter.store}.{letter.op}  {letter.error}")
+        lines.append(f"    arguments: {json.dumps(arguments, ensure_ascii=False)}")
+        shown.append(
+            {
+                "id": letter.id,
+                "recorded_at": letter.recorded_at,
+                "store": letter.store,
+                "op": letter.op,
+                "error": letter.error,
+                "arguments": arguments,
+            }
+        )
+    emit(args, {"path": str(journal.dead_letters.path), "dead_letters": shown}, lines)
     return 0

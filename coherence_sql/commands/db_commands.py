@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from coherence_sql.commands.output import emit
 from coherence_sql.embedded import EmbeddedPostgres, default_data_dir
 
 
@@ -35,22 +36,31 @@ def _server(args: argparse.Namespace) -> EmbeddedPostgres:
 
 
 def _start(args: argparse.Namespace) -> int:
-    print(_server(args).start())
+    url = _server(args).start()
+    emit(args, {"url": url}, [url])
     return 0
 
 
 def _stop(args: argparse.Namespace) -> int:
     server = _server(args)
     was_running = server.stop()
-    print(f"stopped {server.data_dir}" if was_running else f"not running: {server.data_dir}")
+    text = f"stopped {server.data_dir}" if was_running else f"not running: {server.data_dir}"
+    emit(args, {"stopped": was_running, "data_dir": str(server.data_dir)}, [text])
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
     state = _server(args).status()
+    data = {
+        "running": state.running,
+        "initialized": state.initialized,
+        "pid": state.pid,
+        "data_dir": str(state.data_dir),
+        "url": state.uri,
+    }
     if state.running:
-        print(f"running  pid {state.pid}  {state.data_dir}\n{state.uri}")
+        emit(args, data, [f"running  pid {state.pid}  {state.data_dir}", f"{state.uri}"])
         return 0
     what = "stopped" if state.initialized else "not initialised"
-    print(f"{what}  {state.data_dir}")
+    emit(args, data, [f"{what}  {state.data_dir}"])
     return 1

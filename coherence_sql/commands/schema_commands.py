@@ -8,6 +8,7 @@ from typing import Any
 
 from coherence_sql import schema
 from coherence_sql.commands.database import add_database_options, chosen_dsn
+from coherence_sql.commands.output import emit
 from coherence_sql.redaction import redact
 
 
@@ -33,26 +34,44 @@ def register(subparsers: Any) -> None:
 async def _migrate(args: argparse.Namespace) -> int:
     dsn = chosen_dsn(args, "migrate")
     report = await schema.migrate(dsn, directory=args.schema_dir, dry_run=args.dry_run, lock_wait_s=args.lock_wait)
-    print(f"database: {redact(dsn)}")
+    lines = [f"database: {redact(dsn)}"]
     if not report.applied:
-        print("nothing to apply: the schema is current")
+        lines.append("nothing to apply: the schema is current")
+    files: list[dict[str, Any]] = []
     for i, file in enumerate(report.applied):
         if report.dry_run:
             mode = "" if file.transactional else " (no transaction)"
-            print(f"would apply {file.filename}{mode}")
+            lines.append(f"would apply {file.filename}{mode}")
+            files.append({"filename": file.filename, "transactional": file.transactional})
         else:
-            print(f"applied {file.filename} in {report.durations_ms[i]} ms")
+            lines.append(f"applied {file.filename} in {report.durations_ms[i]} ms")
+            files.append({"filename": file.filename, "duration_ms": report.durations_ms[i]})
+    emit(args, {"database": redact(dsn), "dry_run": report.dry_run, "applied": files}, lines)
     return 0
 
 
 async def _status(args: argparse.Namespace) -> int:
     dsn = chosen_dsn(args, "status")
     state = await schema.status(dsn, directory=args.schema_dir)
-    print(f"database: {redact(dsn)}")
+    lines = [f"database: {redact(dsn)}"]
     for row in state.applied:
         when = f"{row.applied_at:%Y-%m-%d %H:%M:%S%z}"
-        print(f"applied  {row.filename}  {when}  {row.duration_ms} ms  by {row.applied_by}")
-    for file in state.pending:
-        print(f"pending  {file.filename}")
-    print("schema is current" if state.current else f"{len(state.pending)} file(s) pending")
+        lines.append(f"applied  {row.filename}  {when}  {row.duration_ms} ms  by {row.applied_by}")
+    lines.extend(f"pending  {file.filename}" for file in state.pending)
+    lines.append("schema is current" if state.current else f"{len(state.pending)} file(s) pending")
+    data = {
+        "database": redact(dsn),
+        "current": state.current,
+        "applied": [
+            {
+                "filename": row.filename,
+                "applied_at": row.applied_at.isoformat(),
+                "duration_ms": row.duration_ms,
+                "applied_by": row.applied_by,
+            }
+            for row in state.applied
+        ],
+        "pending": [file.filename for file in state.pending],
+    }
+    emit(args, data, lines)
     return 0 if state.current else 1

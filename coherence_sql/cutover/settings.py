@@ -1,17 +1,22 @@
-"""Migration settings: which store is primary, what is dual-written, what share of reads moves.
+"""Cut-over settings: which store is primary, what is dual-written, what share of reads moves.
 
-Read from the plan's environment variables (DUAL_WRITE_MODE, READ_FROM_POSTGRES_PERCENT) plus
-ours for what the plan leaves open; invalid combinations fail at start-up, never mid-traffic.
+`CutoverSettings(...)` takes exactly the values it is given; `CutoverSettings.from_env()` reads the
+plan's environment variables (DUAL_WRITE_MODE, READ_FROM_POSTGRES_PERCENT) plus ours for what the
+plan leaves open, with pydantic-settings (`CutoverEnvironment`). Invalid values and combinations
+fail at start-up with a ConfigurationError naming the variable, never mid-traffic.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
+from typing import ClassVar
 
+from pydantic import Field
+
+from coherence_sql.environment import EnvironmentModel, read_environment
 from coherence_sql.errors import ConfigurationError
 from coherence_sql.redaction import redact
 
@@ -26,42 +31,24 @@ class Phase(str, Enum):
 
 DEFAULT_POSTGRES_BUDGET_S = 0.5
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+class CutoverEnvironment(EnvironmentModel):
+    """The plan's variables (DUAL_WRITE_MODE, READ_FROM_POSTGRES_PERCENT) and ours, as set."""
 
+    SECRET: ClassVar[frozenset[str]] = frozenset({"DATABASE_URL"})
 
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
-
-
-def _percent(env: Mapping[str, str], name: str) -> int:
-    raw = env.get(name, "0").strip() or "0"
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be an integer from 0 to 100, got {raw!r}") from None
-    return _check_percent(name, value)
-
-
-def _milliseconds(env: Mapping[str, str], name: str, default_s: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default_s
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number of milliseconds, got {raw!r}") from None
-    if not 1 <= value <= 3_600_000:
-        raise ConfigurationError(f"{name} must be from 1 to 3600000 milliseconds, got {value}")
-    return value / 1000
+    DUAL_WRITE_MODE: bool = Field(False, description="true or false")
+    READ_FROM_POSTGRES_PERCENT: int = Field(0, ge=0, le=100, description="an integer from 0 to 100")
+    SHADOW_COMPARE_PERCENT: int = Field(0, ge=0, le=100, description="an integer from 0 to 100")
+    POSTGRES_PRIMARY: bool = Field(False, description="true or false")
+    MEMORY_WRITES: bool = Field(True, description="true or false")
+    COHERENCE_SQL_JOURNAL: Path | None = Field(None, description="a file path")
+    DATABASE_URL: str | None = Field(None, repr=False, description="a PostgreSQL URL")
+    POSTGRES_BUDGET_MS: int = Field(
+        round(DEFAULT_POSTGRES_BUDGET_S * 1000),
+        ge=1,
+        le=3_600_000,
+        description="a whole number of milliseconds from 1 to 3600000",
+    )
 
 
 def _check_percent(name: str, value: int) -> int:
@@ -133,18 +120,18 @@ class CutoverSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CutoverSettings:
         """From DUAL_WRITE_MODE, READ_FROM_POSTGRES_PERCENT, SHADOW_COMPARE_PERCENT,
-        POSTGRES_PRIMARY, MEMORY_WRITES, COHERENCE_SQL_JOURNAL, DATABASE_URL and POSTGRES_BUDGET_MS."""
-        source = os.environ if env is None else env
-        journal = source.get("COHERENCE_SQL_JOURNAL", "").strip()
+        POSTGRES_PRIMARY, MEMORY_WRITES, COHERENCE_SQL_JOURNAL, DATABASE_URL and POSTGRES_BUDGET_MS
+        (`env`, else the process environment)."""
+        variables = read_environment(CutoverEnvironment, env)
         settings = cls(
-            dual_write=_flag(source, "DUAL_WRITE_MODE", False),
-            read_from_postgres_percent=_percent(source, "READ_FROM_POSTGRES_PERCENT"),
-            shadow_compare_percent=_percent(source, "SHADOW_COMPARE_PERCENT"),
-            postgres_primary=_flag(source, "POSTGRES_PRIMARY", False),
-            memory_writes=_flag(source, "MEMORY_WRITES", True),
-            journal_path=Path(journal) if journal else None,
-            database_url=source.get("DATABASE_URL", "").strip() or None,
-            postgres_budget_s=_milliseconds(source, "POSTGRES_BUDGET_MS", DEFAULT_POSTGRES_BUDGET_S),
+            dual_write=variables.DUAL_WRITE_MODE,
+            read_from_postgres_percent=variables.READ_FROM_POSTGRES_PERCENT,
+            shadow_compare_percent=variables.SHADOW_COMPARE_PERCENT,
+            postgres_primary=variables.POSTGRES_PRIMARY,
+            memory_writes=variables.MEMORY_WRITES,
+            journal_path=variables.COHERENCE_SQL_JOURNAL,
+            database_url=variables.DATABASE_URL,
+            postgres_budget_s=variables.POSTGRES_BUDGET_MS / 1000,
         )
         if settings.uses_postgres and settings.database_url is None:
             raise ConfigurationError(
