@@ -25,7 +25,7 @@ def _skip_as_failure(report: pytest.TestReport | pytest.CollectReport) -> None:
     if not NO_SKIPS or not report.skipped or hasattr(report, "wasxfail"):
         return
     longrepr = report.longrepr
-    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    reason = (longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)).removeprefix("Skipped: ")
     report.outcome = "failed"
     report.longrepr = f"skipped ({reason}), and COHERENCE_SQL_NO_SKIPS=1 counts a skip as a failure"
 
