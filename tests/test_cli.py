@@ -138,3 +138,14 @@ def test_log_level_and_format_are_checked() -> None:
         with pytest.raises(SystemExit) as caught:
             parser.parse_args([*bad, "db", "status"])
         assert caught.value.code == 2
+
+
+def test_demo_in_json_mode_prints_only_its_result(clean_dsn: str) -> None:
+    ran = cli("--json", "--log-format", "json", "demo", "--database-url", clean_dsn)
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)  # the whole of stdout is one document
+    assert result["schema"]["current"] is True
+    assert result["memory"]["projects"] > 0
+    assert (result["verify"]["mismatched"], result["verify"]["passed"]) == (0, True)
+    assert result["store_status"]["phase"] == "dual-write"
+    assert result["store_status"]["shadow"]["mismatched"] == 0
