@@ -87,7 +87,7 @@ async def _demo(args: argparse.Namespace) -> int:
             await stores.graph.search("core", limit=10)
             await stores.tasks.list_tasks(limit=20)
             await stores.core.shadow.drain()
-            status: dict[str, Any] = await stores.store_status()
+            status: dict[str, Any] = (await stores.store_status()).model_dump()
     _say("5. store status (dual-write, 10% of reads from PostgreSQL, every memory read shadow-compared):")
     _say(json.dumps(status, indent=2, default=str))
     return 0 if status["shadow"]["mismatched"] == 0 else 1

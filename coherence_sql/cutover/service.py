@@ -15,11 +15,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from coherence_sql.cutover.journal import ReplayReport, WriteJournal
 from coherence_sql.cutover.settings import CutoverSettings, Phase
 from coherence_sql.cutover.shadow import Mismatch, ShadowReader
+from coherence_sql.cutover.status import (
+    DeadLetterStatus,
+    Diverged,
+    JournalStatus,
+    LastReplay,
+    PoolStatus,
+    PostgresHealth,
+    ReadCounts,
+    ShadowStatus,
+    StatusSettings,
+    StoreStatus,
+    WriteCounts,
+)
 from coherence_sql.cutover.stores import (
     CutoverAgentTaskStore,
     CutoverCore,
@@ -188,51 +200,46 @@ class CutoverStores:
         """An operator's word that PostgreSQL was backfilled and verified again since it diverged."""
         self.core.clear_diverged()
 
-    async def _postgres_health(self) -> dict[str, Any]:
+    async def _postgres_health(self) -> PostgresHealth:
         if not self.core.settings.uses_postgres:
-            return {"configured": False}
+            return PostgresHealth(configured=False)
         if self.postgres is None:
-            return {"configured": True, "reachable": False, "error": self.last_connect_error}
+            return PostgresHealth(configured=True, reachable=False, error=self.last_connect_error)
         pool = self.postgres.pool
-        health: dict[str, Any] = {
-            "configured": True,
-            "pool": {"size": pool.get_size(), "idle": pool.get_idle_size(), "max": pool.get_max_size()},
-        }
+        sizes = PoolStatus(size=pool.get_size(), idle=pool.get_idle_size(), max=pool.get_max_size())
         try:
             await asyncio.wait_for(health_sql.ping(pool), 2.0)
-            health["reachable"] = True
-            health["server_version"] = await asyncio.wait_for(health_sql.server_version(pool), 2.0)
+            version = await asyncio.wait_for(health_sql.server_version(pool), 2.0)
         except (CoherenceSQLError, TimeoutError) as exc:
-            health["reachable"] = False
-            health["error"] = f"{type(exc).__name__}: {exc}"
-        return health
+            return PostgresHealth(configured=True, pool=sizes, reachable=False, error=f"{type(exc).__name__}: {exc}")
+        return PostgresHealth(configured=True, pool=sizes, reachable=True, server_version=version)
 
-    def _journal_status(self) -> dict[str, Any]:
+    def _journal_status(self) -> JournalStatus:
         journal = self.core.journal
         if journal is None:
-            return {"path": None, "pending": 0, "set_aside": 0, "last_replay": None}
+            return JournalStatus(path=None, pending=0, set_aside=0, last_replay=None)
         try:
             pending: int | str = journal.pending()
             set_aside: int | str = journal.set_aside_count()
         except (OSError, CoherenceSQLError) as exc:
             pending = set_aside = f"unreadable: {exc}"
         last = self.last_replay
-        return {
-            "path": str(journal.path),
-            "pending": pending,
-            "set_aside": set_aside,
-            "last_replay": None
+        return JournalStatus(
+            path=str(journal.path),
+            pending=pending,
+            set_aside=set_aside,
+            last_replay=None
             if last is None
-            else {
-                "applied": last.applied,
-                "already_applied": last.already_applied,
-                "remaining": last.remaining,
-                "set_aside": last.set_aside,
-                "error": last.error,
-            },
-        }
+            else LastReplay(
+                applied=last.applied,
+                already_applied=last.already_applied,
+                remaining=last.remaining,
+                set_aside=last.set_aside,
+                error=last.error,
+            ),
+        )
 
-    def _dead_letter_status(self) -> dict[str, Any]:
+    def _dead_letter_status(self) -> DeadLetterStatus:
         journal = self.core.journal
         count: int | str = 0
         if journal is not None:
@@ -240,59 +247,62 @@ class CutoverStores:
                 count = journal.dead_letters.count()
             except (OSError, CoherenceSQLError) as exc:
                 count = f"unreadable: {exc}"
-        return {
-            "path": None if journal is None else str(journal.dead_letters.path),
-            "count": count,
-            "recent": list(self.core.stats.recent_dead_letters)[-10:],
-        }
+        return DeadLetterStatus(
+            path=None if journal is None else str(journal.dead_letters.path),
+            count=count,
+            recent=list(self.core.stats.recent_dead_letters)[-10:],
+        )
 
-    async def store_status(self) -> dict[str, Any]:
+    async def store_status(self) -> StoreStatus:
+        """The cut-over's state now (coherence_sql.cutover.status); `.model_dump()` is the JSON the API serves."""
         core = self.core
         settings = core.settings
         stats = core.stats
         shadow = core.shadow
         diverged = core.diverged
-        return {
-            "phase": settings.phase.value,
-            "settings": {
-                "dual_write_mode": settings.dual_write,
-                "read_from_postgres_percent": settings.read_from_postgres_percent,
-                "shadow_compare_percent": settings.shadow_compare_percent,
-                "postgres_primary": settings.postgres_primary,
-                "memory_writes": settings.memory_writes,
-                "postgres_budget_ms": round(settings.postgres_budget_s * 1000),
-            },
-            "source_of_truth": "postgres" if settings.phase is Phase.POSTGRES_PRIMARY else "memory",
-            "degraded": self.degraded,
-            "diverged": {
-                "since": diverged,
-                "action": None
+        return StoreStatus(
+            phase=settings.phase.value,
+            settings=StatusSettings(
+                dual_write_mode=settings.dual_write,
+                read_from_postgres_percent=settings.read_from_postgres_percent,
+                shadow_compare_percent=settings.shadow_compare_percent,
+                postgres_primary=settings.postgres_primary,
+                memory_writes=settings.memory_writes,
+                postgres_budget_ms=round(settings.postgres_budget_s * 1000),
+            ),
+            source_of_truth="postgres" if settings.phase is Phase.POSTGRES_PRIMARY else "memory",
+            degraded=self.degraded,
+            diverged=Diverged(
+                since=diverged,
+                action=None
                 if diverged is None
                 else "PostgreSQL misses writes nothing can replay: backfill a new snapshot, verify, "
                 "then clear with `coherence-sql reconcile --clear-diverged` (docs/runbook.md)",
-            },
-            "postgres": await self._postgres_health(),
-            "writes": {
-                "memory_ok": stats.memory_ok,
-                "postgres_ok": stats.postgres_ok,
-                "postgres_failed": stats.postgres_failed,
-                "journaled": stats.journaled,
-                "dead_lettered": stats.dead_lettered,
-                "over_budget": stats.over_budget,
-                "journal_write_failures": stats.journal_write_failures,
-                "memory_failed_after_postgres": stats.memory_failed_after_postgres,
-                "errors_by_type": dict(stats.by_error),
-                "in_flight_after_budget": core.detached,
-            },
-            "reads": {
-                "memory": stats.reads_memory,
-                "postgres": stats.reads_postgres,
-                "fallbacks_to_memory": stats.read_fallbacks,
-            },
-            "journal": self._journal_status(),
-            "dead_letters": self._dead_letter_status(),
-            "shadow": {**shadow.stats.as_dict(), "recent_mismatches": [m.as_json() for m in list(shadow.recent)[-10:]]},
-        }
+            ),
+            postgres=await self._postgres_health(),
+            writes=WriteCounts(
+                memory_ok=stats.memory_ok,
+                postgres_ok=stats.postgres_ok,
+                postgres_failed=stats.postgres_failed,
+                journaled=stats.journaled,
+                dead_lettered=stats.dead_lettered,
+                over_budget=stats.over_budget,
+                journal_write_failures=stats.journal_write_failures,
+                memory_failed_after_postgres=stats.memory_failed_after_postgres,
+                errors_by_type=dict(stats.by_error),
+                in_flight_after_budget=core.detached,
+            ),
+            reads=ReadCounts(
+                memory=stats.reads_memory,
+                postgres=stats.reads_postgres,
+                fallbacks_to_memory=stats.read_fallbacks,
+            ),
+            journal=self._journal_status(),
+            dead_letters=self._dead_letter_status(),
+            shadow=ShadowStatus(
+                **shadow.stats.as_dict(), recent_mismatches=[m.as_json() for m in list(shadow.recent)[-10:]]
+            ),
+        )
 
 
 async def _keep_reconciling(stores: CutoverStores, interval_s: float) -> None:

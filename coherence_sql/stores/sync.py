@@ -6,11 +6,15 @@ so any number of threads may call at once and typed errors reach the caller unch
 
     with SyncStores.open(dsn) as stores:      # or SyncStores.memory()
         stores.graph.upsert_project(project)
+        stores.graph.save("graph_store.json")  # memory-backed stores, as the API's InMemoryGraphStore.save()
+
+The cut-over stores get the same facade from `coherence_sql.cutover.sync.SyncCutoverStores.open()`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -18,10 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 from uuid import UUID
 
-from coherence_sql.errors import CoherenceSQLError, StoreClosedError
+from coherence_sql.errors import CoherenceSQLError, InvalidValueError, SnapshotError, StoreClosedError
 from coherence_sql.models import (
     AgentTaskRecord,
     Asset,
@@ -34,8 +38,11 @@ from coherence_sql.models import (
     TaskStatus,
     TaskType,
 )
-from coherence_sql.stores.memory import memory_stores
+from coherence_sql.stores.memory import MemoryGraphStore, memory_stores
 from coherence_sql.stores.protocol import AgentTaskStore, DependencyEdge, GraphStore
+
+if TYPE_CHECKING:  # transfer sits above stores: its snapshot writer is imported only by `save`
+    from coherence_sql.transfer.snapshot import Snapshot
 
 _T = TypeVar("_T")
 
@@ -119,11 +126,37 @@ class LoopThread:
 
 
 class SyncGraphStore:
-    """`GraphStore` for synchronous callers: the API's GraphStore methods (client-contract §2.2)."""
+    """`GraphStore` for synchronous callers: the API's GraphStore methods (client-contract §2.2),
+    and `save(path)` as the API's InMemoryGraphStore has it."""
 
     def __init__(self, store: GraphStore, runner: LoopThread) -> None:
         self.store = store
         self._run = runner.run
+        # The in-memory graph `save` writes: the store itself when it is one; the cut-over facade
+        # sets its memory store here while memory is kept.
+        self.saves: MemoryGraphStore | None = store if isinstance(store, MemoryGraphStore) else None
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the graph to `path` in the API's persistence format (client-contract §2.5: its keys
+        in its order, no agent_tasks), atomically; `coherence_sql.transfer.snapshot.load_snapshot`
+        and the backfill read it back. SnapshotError when the graph is not held in memory (a
+        PostgreSQL store keeps every write already: `coherence-sql rollback --phase 3` exports it)
+        or the file cannot be written."""
+        if not isinstance(path, str | os.PathLike):
+            raise InvalidValueError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        graph = self.saves
+        if graph is None:
+            raise SnapshotError(
+                "this graph store does not hold its graph in memory (PostgreSQL keeps every write; "
+                "`coherence-sql rollback --phase 3` exports it as a snapshot)"
+            )
+        from coherence_sql.transfer.snapshot import write_snapshot  # deferred: see the TYPE_CHECKING import
+
+        snapshot = self._run(_snapshot_of(graph))  # read on the loop that owns the store
+        try:
+            write_snapshot(path, snapshot)  # written here, so other callers' calls go on meanwhile
+        except (OSError, ValueError) as exc:
+            raise SnapshotError(f"could not write the graph snapshot to {os.fsdecode(path)!r}: {exc}") from None
 
     # -- projects and the dependency graph ---------------------------------------------------
     def get_project(self, ecosystem: str, name: str) -> Project | None:
@@ -222,6 +255,12 @@ class SyncGraphStore:
 
     def get_project_github_contributors(self, ecosystem: str, project_name: str) -> list[GitHubContributor]:
         return self._run(self.store.get_project_github_contributors(ecosystem, project_name))
+
+
+async def _snapshot_of(graph: MemoryGraphStore) -> Snapshot:
+    from coherence_sql.transfer.snapshot import Snapshot
+
+    return Snapshot.of(graph)
 
 
 class SyncAgentTaskStore:
@@ -341,7 +380,7 @@ class SyncStores:
         return cls.from_async(memory_stores)
 
     def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        """Run any coroutine on the stores' loop (e.g. `migration.snapshot.restore_snapshot(...)`)."""
+        """Run any coroutine on the stores' loop (e.g. `transfer.snapshot.restore_snapshot(...)`)."""
         return self._runner.run(coro)
 
     def close(self) -> None:

@@ -139,7 +139,7 @@ async def test_a_verdict_on_the_data_is_dead_lettered_whole_and_replayable(
     assert letters[0].error.startswith("DuplicateError: ")
     assert "a contributor with this email already exists" in letters[0].error
     assert dual.core.journal.pending() == 0
-    status = await dual.store_status()
+    status = (await dual.store_status()).model_dump()
     assert status["dead_letters"]["count"] == 1
     assert status["writes"]["dead_lettered"] == 1
 
@@ -206,7 +206,7 @@ async def test_a_journal_that_cannot_be_written_never_fails_the_caller_and_marks
     async with open_cutover_stores(settings(own_dsn, journal, read=100), reconcile_interval_s=None) as stores:
         await sql(own_dsn, "ALTER TABLE agent_tasks RENAME TO agent_tasks_away")
         made = await stores.tasks.create_task(task())  # memory took it: the caller succeeds
-        status = await stores.store_status()
+        status = (await stores.store_status()).model_dump()
         assert status["writes"]["journal_write_failures"] == 1
         assert status["diverged"]["since"] is not None
         assert "could not be journaled" in status["diverged"]["since"]
@@ -223,7 +223,7 @@ async def test_a_journal_that_cannot_be_written_never_fails_the_caller_and_marks
         assert marker.read_text().strip() == status["diverged"]["since"]
         stores.clear_diverged()
         assert not marker.exists()
-        assert (await stores.store_status())["diverged"]["since"] is None
+        assert (await stores.store_status()).diverged.since is None
 
 
 async def test_the_diverged_mark_survives_a_restart_and_is_cleared_by_reconcile(own_dsn: str, tmp_path: Path) -> None:
@@ -325,7 +325,7 @@ async def test_phases_1_and_2_start_degraded_while_postgres_is_away_and_drain_wh
     async with open_cutover_stores(settings(dsn, tmp_path / "j.jsonl", read=100), reconcile_interval_s=0.05) as s:
         assert s.degraded
         assert s.postgres is None
-        status = await s.store_status()
+        status = (await s.store_status()).model_dump()
         assert status["degraded"] is True
         assert status["postgres"]["reachable"] is False
         ada = await s.graph.create_contributor(contributor())

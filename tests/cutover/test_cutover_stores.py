@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import uuid4
 
 import asyncpg
@@ -30,6 +30,7 @@ from coherence_sql.models import (
     TaskType,
 )
 from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore
+from coherence_sql.stores.protocol import AgentTaskStore
 
 
 def contributor(email: str = "ada@coherence.dev") -> Contributor:
@@ -190,8 +191,8 @@ async def test_phase_three_writes_postgres_first_and_keeps_memory_for_rollback(c
         assert await memory.get_task(claimed.id) == claimed
         assert await stores.postgres.tasks.get_task(claimed.id) == claimed
         status = await stores.store_status()
-    assert status["phase"] == "postgres-primary"
-    assert status["source_of_truth"] == "postgres"
+    assert status.phase == "postgres-primary"
+    assert status.source_of_truth == "postgres"
 
 
 class AnswersLate:
@@ -228,7 +229,7 @@ async def test_phase_three_keeps_memory_in_step_when_the_caller_is_cancelled_aft
         assert stores.postgres is not None
         await stores.tasks.create_task(task())
         late = AnswersLate(stores.tasks.postgres)
-        stores.tasks.postgres = late
+        stores.tasks.postgres = cast(AgentTaskStore, late)  # answers as the store would, late
         if write == "update_task":
             call = stores.tasks.update_task(task().id, progress_pct=40, current_step="half way")
         else:
@@ -320,14 +321,14 @@ async def test_store_status_reports_live_state(dual: CutoverStores) -> None:
     await dual.graph.create_contributor(contributor())
     await dual.graph.get_contributor(uuid4())
     status = await dual.store_status()
-    assert status["phase"] == "dual-write"
-    assert status["settings"]["dual_write_mode"] is True
-    assert status["postgres"]["reachable"] is True
-    assert status["postgres"]["server_version"]
-    assert status["writes"]["memory_ok"] == 1
-    assert status["writes"]["postgres_ok"] == 1
-    assert status["reads"]["memory"] == 1
-    assert status["journal"]["pending"] == 0
+    assert status.phase == "dual-write"
+    assert status.settings.dual_write_mode is True
+    assert status.postgres.reachable is True
+    assert status.postgres.server_version
+    assert status.writes.memory_ok == 1
+    assert status.writes.postgres_ok == 1
+    assert status.reads.memory == 1
+    assert status.journal.pending == 0
 
 
 async def test_memory_mode_never_touches_postgres(tmp_path: Path) -> None:
@@ -335,8 +336,8 @@ async def test_memory_mode_never_touches_postgres(tmp_path: Path) -> None:
         await stores.graph.create_contributor(contributor())
         assert stores.postgres is None
         status = await stores.store_status()
-    assert status["phase"] == "memory"
-    assert status["postgres"] == {"configured": False}
+    assert status.phase == "memory"
+    assert status.model_dump()["postgres"] == {"configured": False}
 
 
 async def test_concurrent_updates_of_one_task_reach_postgres_in_memorys_order(dual: CutoverStores) -> None:

@@ -74,7 +74,7 @@ async def test_an_outage_mid_dual_write_loses_nothing(own_server: EmbeddedPostgr
         await asyncio.gather(operator(), *(writer(w) for w in workloads))
         assert down.is_set()
         assert failures == []
-        outage = await stores.store_status()
+        outage = (await stores.store_status()).model_dump()
         assert outage["postgres"]["reachable"] is False
         assert stores.core.stats.postgres_failed >= 1
         assert stores.core.stats.journaled > 0

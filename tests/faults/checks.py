@@ -23,7 +23,7 @@ async def broken_promises(stores: CutoverStores, traffic: Traffic, verify_dsn: s
         problems.append(f"the fault never reached the stores: nothing journaled ({stats})")
     # A fault is never a verdict on the data: nothing may be dead-lettered, and the journal must
     # have taken every write (else PostgreSQL is marked diverged).
-    status = await stores.store_status()
+    status = (await stores.store_status()).model_dump()
     if stats.dead_lettered or status["dead_letters"]["count"]:
         problems.append(f"{stats.dead_lettered} write(s) dead-lettered: {status['dead_letters']['recent'][:3]}")
     if stats.journal_write_failures or status["diverged"]["since"] is not None:

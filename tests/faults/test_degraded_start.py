@@ -61,7 +61,7 @@ async def test_the_stores_start_while_postgres_is_down_and_drain_when_it_is_back
         assert stores.core.journal is not None
         journaled = stores.core.journal.pending()
         assert journaled == stats.journaled >= WRITES  # every write waits for PostgreSQL, in order
-        status = await stores.store_status()
+        status = (await stores.store_status()).model_dump()
         assert status["postgres"]["reachable"] is False
         assert status["degraded"] is True
         assert status["journal"]["pending"] == journaled
@@ -74,7 +74,7 @@ async def test_the_stores_start_while_postgres_is_down_and_drain_when_it_is_back
         while stores.core.journal.pending():
             assert time.monotonic() < deadline, f"{stores.core.journal.pending()} still journaled"
             await asyncio.sleep(0.1)
-        status = await stores.store_status()
+        status = (await stores.store_status()).model_dump()
         assert status["postgres"]["reachable"] is True
         assert status["degraded"] is False
         assert status["journal"]["pending"] == 0

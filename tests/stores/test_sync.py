@@ -6,6 +6,7 @@ Store behaviour through the facade is covered by the shared suite (the sync-* st
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -13,15 +14,23 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
 
-from coherence_sql.errors import DatabaseUnavailableError, DuplicateError, QueryCancelledError, StoreClosedError
+from coherence_sql.errors import (
+    DatabaseUnavailableError,
+    DuplicateError,
+    InvalidValueError,
+    QueryCancelledError,
+    SnapshotError,
+    StoreClosedError,
+)
 from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore
 from coherence_sql.stores.sync import SyncStores
-from coherence_sql.transfer.snapshot import Snapshot, restore_snapshot
+from coherence_sql.transfer.snapshot import Snapshot, load_snapshot, restore_snapshot
 from tests.stores.records import T0, asset, contributor, project, task
 
 
@@ -43,7 +52,9 @@ def test_many_threads_write_at_once_without_losing_a_write() -> None:
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             list(pool.map(work, range(16)))
-        assert stores.graph.get_asset(code).total_cost == Decimal("4.00")
+        funded = stores.graph.get_asset(code)
+        assert funded is not None
+        assert funded.total_cost == Decimal("4.00")
         assert len(stores.graph.get_asset_contributions(code)) == 400
 
 
@@ -162,3 +173,59 @@ class _Pair:
 @asynccontextmanager
 async def _stores_of(graph: MemoryGraphStore) -> AsyncIterator[_Pair]:
     yield _Pair(graph=graph)
+
+
+# -- save(path): the API's InMemoryGraphStore.save() ---------------------------------------------
+
+
+def test_save_writes_the_graph_in_the_apis_format_and_it_loads_back(tmp_path: Path) -> None:
+    target = tmp_path / "logs" / "graph_store.json"  # a missing directory is made, as the API's makedirs
+    with SyncStores.memory() as stores:
+        stores.graph.upsert_project(project("react"))
+        stores.graph.upsert_project(project("left-pad"))
+        stores.graph.add_dependency("npm", "React", "npm", "left-pad")
+        ada = stores.graph.create_contributor(contributor(1))
+        stores.tasks.create_task(task(1))
+        stores.graph.save(target)
+        saved = stores.graph.store
+        assert isinstance(saved, MemoryGraphStore)
+
+    data = json.loads(target.read_text(encoding="utf-8"))
+    assert list(data) == [
+        "projects", "edges", "contributors", "assets", "contributions",
+        "github_contributors", "github_organizations", "github_contributes_to",
+    ]  # fmt: skip
+    assert data["edges"] == [[["npm", "react"], ["npm", "left-pad"]]]
+    loaded = load_snapshot(target)
+    assert loaded.projects == saved.all_projects()
+    assert [p.dependency_count for p in loaded.projects] == [1, 0]
+    assert loaded.contributors == [ada]
+    assert loaded.agent_tasks is None  # the graph store saves the graph only, as the API's does
+
+
+def test_save_replaces_the_file_whole(tmp_path: Path) -> None:
+    target = tmp_path / "graph_store.json"
+    target.write_text("an older file", encoding="utf-8")
+    with SyncStores.memory() as stores:
+        stores.graph.upsert_project(project("react"))
+        stores.graph.save(str(target))
+    assert [p.name for p in load_snapshot(target).projects] == ["react"]
+    assert [p.name for p in tmp_path.iterdir()] == ["graph_store.json"]  # no temp file left behind
+
+
+def test_save_refuses_a_path_that_is_not_one_and_a_file_it_cannot_write(tmp_path: Path) -> None:
+    with SyncStores.memory() as stores:
+        with pytest.raises(InvalidValueError, match=r"path must be a str or os\.PathLike, got int"):
+            stores.graph.save(3)  # type: ignore[arg-type]
+        with pytest.raises(SnapshotError, match="could not write the graph snapshot to"):
+            stores.graph.save(tmp_path)  # a directory
+        with pytest.raises(SnapshotError, match="could not write the graph snapshot to"):
+            stores.graph.save(tmp_path / "bad\x00name.json")
+    with pytest.raises(StoreClosedError):
+        stores.graph.save(tmp_path / "after-close.json")
+
+
+def test_a_postgres_graph_store_has_nothing_in_memory_to_save(clean_dsn: str, tmp_path: Path) -> None:
+    with SyncStores.open(clean_dsn) as stores, pytest.raises(SnapshotError, match="does not hold its graph in memory"):
+        stores.graph.save(tmp_path / "graph_store.json")
+    assert not (tmp_path / "graph_store.json").exists()
