@@ -28,15 +28,13 @@ def postgres_selection(tasks: list[AgentTaskRecord]) -> tuple[list[AgentTaskReco
     running = [t for t in tasks if t.status is TaskStatus.RUNNING][: pipeline.RUNNING_SHOWN]
     pending = sorted((t for t in tasks if t.status is TaskStatus.PENDING), key=lambda t: (t.created_at, seq[t.id]))
     finished = [t for t in tasks if t.status not in (TaskStatus.RUNNING, TaskStatus.PENDING)]
-    never_updated = [t for t in finished if t.updated_at is None]  # `updated_at IS NULL DESC`: first
-    updated = sorted(
-        (t for t in finished if t.updated_at is not None), key=lambda t: (-t.updated_at.timestamp(), seq[t.id])
-    )
+    # `updated_at IS NULL DESC, updated_at DESC, seq`: never updated first, then the latest update.
+    finished.sort(key=lambda t: (t.updated_at is not None, -(t.updated_at or NOW).timestamp(), seq[t.id]))
     phases: dict[str, int] = {}
     for t in tasks:
         if t.status in (TaskStatus.RUNNING, TaskStatus.PENDING):
             phases[t.task_type.value] = phases.get(t.task_type.value, 0) + 1
-    shown = running + pending[: pipeline.PENDING_SHOWN] + (never_updated + updated)[: pipeline.RECENT_SHOWN]
+    shown = running + pending[: pipeline.PENDING_SHOWN] + finished[: pipeline.RECENT_SHOWN]
     return shown, phases
 
 
@@ -48,7 +46,8 @@ def task_lists(draw: st.DrawFn) -> list[AgentTaskRecord]:
     for n in range(count):
         status = draw(st.sampled_from(TaskStatus))
         created = T0_AWARE + timedelta(seconds=draw(st.integers(0, 5)) * 300)
-        updated = draw(st.none() | st.integers(0, 5).map(lambda s, c=created: c + timedelta(seconds=s * 60)))
+        minutes = draw(st.none() | st.integers(0, 5))
+        updated = None if minutes is None else created + timedelta(minutes=minutes)
         started = draw(st.none() | st.just(created))
         tasks.append(
             task(
