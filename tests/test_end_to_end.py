@@ -53,7 +53,7 @@ async def settle_and_verify(stores: CutoverStores, graph: MemoryGraphStore, task
         await asyncio.sleep(0.1)
     assert stores.postgres is not None
     report = await verify_memory(stores.postgres.pool, graph, tasks)
-    assert report.ok, report.format_table(limit=20)
+    assert report.ok, report.differences[:20]
     assert stores.core.shadow.stats.mismatched == 0
     assert stores.core.stats.dead_lettered == 0
 

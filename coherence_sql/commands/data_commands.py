@@ -8,31 +8,32 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
+import functools
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from coherence_sql.commands import render
 from coherence_sql.commands.database import add_database_options, chosen_dsn
 from coherence_sql.cutover.service import default_journal_path
+from coherence_sql.errors import CoherenceSQLError
 from coherence_sql.redaction import redact
 from coherence_sql.stores.memory import MemoryStores
 from coherence_sql.transfer.backfill import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_JOBS,
     DirtySnapshotError,
-    ProgressBar,
     backfill,
-    format_problems,
     read_snapshot_file,
 )
+from coherence_sql.transfer.export import export_to_file
 from coherence_sql.transfer.rollback import (
     check_live,
     check_settings,
-    export_to_file,
     read_env_file,
     rollback_settings,
     write_env_file,
@@ -41,6 +42,27 @@ from coherence_sql.transfer.snapshot import load_into, write_snapshot
 from coherence_sql.transfer.verify import DEFAULT_THRESHOLD_PERCENT, verify
 
 BENCH_TARGET_S = 5.0  # issue 5: the generated snapshot below loads in under 5 seconds
+
+
+def _json_errors(run: Callable[[argparse.Namespace], Awaitable[int]]) -> Callable[[argparse.Namespace], Awaitable[int]]:
+    """With --json, an error is JSON on stdout too (`{"error": {"type", "message"}}`), exit 2 as ever."""
+
+    @functools.wraps(run)
+    async def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return await run(args)
+        except CoherenceSQLError as exc:
+            if not args.json:
+                raise
+            render.print_json_error(exc, args.database_url, os.environ.get("DATABASE_URL"))
+            return 2
+
+    return wrapped
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    """Progress only on a terminal, and never with --json or --quiet: a pipe gets the result alone."""
+    return render.interactive() and not args.json and not getattr(args, "quiet", False)
 
 
 def _database_option(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +106,7 @@ def register(subparsers: Any) -> None:
     fill.add_argument("--restart", action="store_true", help="ignore earlier checkpoints of this snapshot")
     fill.add_argument("--no-vacuum", action="store_true", help="skip the VACUUM/ANALYZE of the loaded tables")
     _foreign_keys_option(fill)
-    fill.add_argument("--quiet", action="store_true", help="no progress bar")
+    fill.add_argument("--quiet", action="store_true", help="no progress bar (there is none on a pipe either)")
     fill.add_argument("--json", action="store_true", help="print the report as JSON")
     fill.add_argument(
         "--quarantine",
@@ -190,25 +212,27 @@ def register_bench(kinds: Any) -> None:
 # -- backfill ------------------------------------------------------------------------------------
 
 
+@_json_errors
 async def _backfill(args: argparse.Namespace) -> int:
     dsn = chosen_dsn(args, "backfill", needs="the PostgreSQL to load the snapshot into")
-    bar = ProgressBar(quiet=args.quiet or args.json)
     try:
-        report = await backfill(
-            dsn,
-            args.snapshot,
-            batch_size=args.batch_size,
-            jobs=args.jobs,
-            restart=args.restart,
-            vacuum=not args.no_vacuum,
-            per_row_foreign_keys=args.per_row_foreign_keys,
-            progress=bar,
-            quarantine=args.quarantine,
-        )
+        with render.section_progress("backfill", enabled=_show_progress(args)) as progress:
+            report = await backfill(
+                dsn,
+                args.snapshot,
+                batch_size=args.batch_size,
+                jobs=args.jobs,
+                restart=args.restart,
+                vacuum=not args.no_vacuum,
+                per_row_foreign_keys=args.per_row_foreign_keys,
+                progress=progress,
+                quarantine=args.quarantine,
+            )
     except DirtySnapshotError as exc:  # every problem listed, nothing written
         if args.json:
-            print(json.dumps({**exc.report.as_json(), "loaded": False}, indent=2))
-        print(format_problems(exc.report.problems, exc.report.normalised), file=sys.stderr)
+            error = {"type": type(exc).__name__, "message": str(exc).split("\n", 1)[0]}
+            render.print_json({**exc.report.as_json(), "loaded": False, "error": error})
+        print(render.problems_text(exc.report.problems, exc.report.normalised), file=sys.stderr)
         print(
             f"coherence-sql: DirtySnapshotError: {len(exc.report.problems):,} record(s) refused, nothing was "
             "written: fix them in the snapshot, or run again with --quarantine FILE to load the others",
@@ -216,42 +240,54 @@ async def _backfill(args: argparse.Namespace) -> int:
         )
         return 2
     if args.json:
-        print(json.dumps(report.as_json(), indent=2))
+        render.print_json(report.as_json())
     else:
         print(f"database: {redact(dsn)}")
-        print(report.format_table())
+        render.print_backfill(report)
     return 1 if report.problems else 0
 
 
 # -- verify --------------------------------------------------------------------------------------
 
 
+@_json_errors
 async def _verify(args: argparse.Namespace) -> int:
-    report = await verify(
-        args.source,
-        chosen_dsn(args, "verify", needs="the PostgreSQL to compare the source with"),
-        sample_percent=args.sample_percent,
-        threshold_percent=args.threshold,
-        journal=args.journal or default_journal_path(),
-    )
+    dsn = chosen_dsn(args, "verify", needs="the PostgreSQL to compare the source with")
+    with render.step_progress("verify", "tables", enabled=_show_progress(args)) as progress:
+        report = await verify(
+            args.source,
+            dsn,
+            sample_percent=args.sample_percent,
+            threshold_percent=args.threshold,
+            journal=args.journal or default_journal_path(),
+            progress=progress,
+        )
     if args.json:
-        print(json.dumps(report.as_json(), indent=2))
+        render.print_json(report.as_json())
     else:
-        print(report.format_table(limit=args.limit))
+        render.print_verify(report, limit=args.limit)
     return report.exit_code
 
 
 # -- rollback ------------------------------------------------------------------------------------
 
 
+def _refuse(args: argparse.Namespace, message: str) -> int:
+    """A usage error of rollback: one line on stderr, or JSON with --json; exit 2."""
+    if args.json:
+        render.print_json({"error": {"type": "UsageError", "message": message}})
+    else:
+        print(f"coherence-sql rollback: {message}", file=sys.stderr)
+    return 2
+
+
+@_json_errors
 async def _rollback(args: argparse.Namespace) -> int:
     if args.phase == 3 and args.out is None and not args.check_only:
-        print("coherence-sql rollback: phase 3 needs --out PATH for the snapshot (or --check-only)", file=sys.stderr)
-        return 2
+        return _refuse(args, "phase 3 needs --out PATH for the snapshot (or --check-only)")
     for option, path in (("--out", args.out), ("--env-file", args.env_file)):
         if path is not None and path.is_dir():
-            print(f"coherence-sql rollback: {option} {path} is a directory; give a file path", file=sys.stderr)
-            return 2
+            return _refuse(args, f"{option} {path} is a directory; give a file path")
     outcome: dict[str, Any] = {"phase": args.phase}
     lines: list[str] = []
     ok = True
@@ -262,7 +298,10 @@ async def _rollback(args: argparse.Namespace) -> int:
     if args.status_url:
         ok = _live(args.status_url, settings, outcome, lines) and ok
     outcome["ok"] = ok
-    print(json.dumps(outcome, indent=2, default=str) if args.json else "\n".join(lines))
+    if args.json:
+        render.print_json(outcome)
+    else:
+        print("\n".join(lines))
     return 0 if ok else 1
 
 
@@ -270,7 +309,8 @@ async def _export(args: argparse.Namespace, outcome: dict[str, Any], lines: list
     """Phase 3: PostgreSQL to the snapshot file, loaded back into memory stores, verified."""
     dsn = chosen_dsn(args, "rollback --phase 3", needs="the PostgreSQL to export")
     started = time.perf_counter()
-    snapshot = await export_to_file(dsn, args.out)
+    with render.step_progress("export", "tables", enabled=_show_progress(args)) as progress:
+        snapshot = await export_to_file(dsn, args.out, progress=progress)
     stores = MemoryStores()
     await load_into(args.out, stores.graph, stores.tasks)  # the load the API will do at start-up
     counts = {
@@ -287,10 +327,11 @@ async def _export(args: argparse.Namespace, outcome: dict[str, Any], lines: list
     lines.append("  the file loads into the in-memory stores")
     if args.no_verify:
         return True
-    report = await verify(stores, dsn, threshold_percent=0.0)
+    with render.step_progress("verify the export", "tables", enabled=_show_progress(args)) as progress:
+        report = await verify(stores, dsn, threshold_percent=0.0, progress=progress)
     outcome["verify"] = {"mismatched": report.mismatch_count, "compared": report.compared_count}
     if report.mismatch_count:
-        lines.append(report.format_table(limit=50))
+        lines.append(render.verify_text(report, limit=50))
         lines.append("  PostgreSQL changed after the export (writes still arriving?): stop writes, export again")
         return False
     lines.append(f"  verified against PostgreSQL: 0 differences in {report.compared_count:,} records")
@@ -376,16 +417,18 @@ async def _bench_backfill(args: argparse.Namespace) -> int:
             version = await conn.fetchval("SHOW server_version")
         finally:
             await conn.close()
-        report = await backfill(
-            dsn,
-            parsed,
-            snapshot_sha256=sha,
-            batch_size=args.batch_size,
-            jobs=args.jobs,
-            per_row_foreign_keys=args.per_row_foreign_keys,
-            progress=ProgressBar(),
-        )
-        checked = await verify(parsed, dsn, threshold_percent=0.0)
+        with render.section_progress("backfill", enabled=render.interactive()) as progress:
+            report = await backfill(
+                dsn,
+                parsed,
+                snapshot_sha256=sha,
+                batch_size=args.batch_size,
+                jobs=args.jobs,
+                per_row_foreign_keys=args.per_row_foreign_keys,
+                progress=progress,
+            )
+        with render.step_progress("verify", "tables", enabled=render.interactive()) as progress:
+            checked = await verify(parsed, dsn, threshold_percent=0.0, progress=progress)
     where = "DATABASE_URL" if (args.database_url or os.environ.get("DATABASE_URL")) else "embedded, tmpfs"
     print(
         f"{datetime.date.today().isoformat()}  PostgreSQL {version} ({where}), {args.jobs} connection(s), "
@@ -394,7 +437,7 @@ async def _bench_backfill(args: argparse.Namespace) -> int:
     print(
         f"generated {report.records:,} records in {generated:.2f} s; file {size_mb:.1f} MB, parsed in {parse_s:.2f} s"
     )
-    print(report.format_table())
+    render.print_backfill(report)
     print(f"verify: {checked.mismatch_count} mismatched of {checked.compared_count:,} in {checked.seconds:.2f} s")
     met = report.seconds < BENCH_TARGET_S and checked.mismatch_count == 0
     print(

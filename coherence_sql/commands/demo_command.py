@@ -22,6 +22,7 @@ from coherence_sql.cutover.settings import CutoverSettings
 from coherence_sql.redaction import redact
 from coherence_sql.resources import example_snapshot
 from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore
+from coherence_sql.commands.render import backfill_summary, verify_summary, verify_text
 from coherence_sql.transfer.backfill import backfill
 from coherence_sql.transfer.snapshot import load_into
 from coherence_sql.transfer.verify import verify_memory
@@ -59,12 +60,12 @@ async def _demo(args: argparse.Namespace) -> int:
     )
 
     loaded = await backfill(dsn, snapshot_path, progress=None)
-    _say(f"3. backfill: {loaded.summary()}")
+    _say(f"3. backfill: {backfill_summary(loaded)}")
 
     checked = await verify_memory(dsn, graph, tasks)
-    _say(f"4. verify: {checked.summary()}")
+    _say(f"4. verify: {verify_summary(checked)}")
     if not checked.ok:
-        print(checked.format_table(), file=sys.stderr)
+        print(verify_text(checked), file=sys.stderr)
         return 1
 
     with tempfile.TemporaryDirectory(prefix="coherence-sql-demo-") as scratch:

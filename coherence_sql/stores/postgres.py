@@ -12,7 +12,7 @@ They implement `stores.protocol` on the generated accessors of `coherence_sql/sq
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -261,6 +261,17 @@ def _task(row: _TaskRow) -> AgentTaskRecord:
         claimed_by=row.claimed_by,
         claimed_at=rules.optional_aware(row.claimed_at),
     )
+
+
+# Public for coherence_sql.transfer (export, verify): rows become models here only. Typed on Any:
+# any row with the columns the mapper reads will do (the transfer reads with its own scans).
+project_model: Callable[[Any], Project] = _project
+contributor_model: Callable[[Any], Contributor] = _contributor
+asset_model: Callable[[Any], Asset] = _asset
+contribution_model: Callable[[Any], Contribution] = _contribution
+github_contributor_model: Callable[[Any], GitHubContributor] = _github_contributor
+github_organization_model: Callable[[Any], GitHubOrganization] = _github_organization
+task_model: Callable[[Any], AgentTaskRecord] = _task
 
 
 # -- the graph store -----------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Phases 1 and 2 are configuration: the exact environment settings to apply (printed, or merged into
 an env file), checked against `CutoverSettings` so the API will accept them, and optionally
 against the live API's store status. Phase 3 also exports PostgreSQL, the source of truth by then,
-to a snapshot file in the API's format that the in-memory stores load at start-up.
+to a snapshot file in the API's format that the in-memory stores load at start-up (the export
+itself is `coherence_sql.transfer.export`; its names are re-exported here).
 
     snapshot = await export_snapshot(pool)                 # PostgreSQL → Snapshot, one moment
     await export_to_file(pool, "rollback.json")            # … written atomically
@@ -28,24 +29,9 @@ from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
 from coherence_sql.cutover.settings import CutoverSettings, Phase
-from coherence_sql.db import Pool
-from coherence_sql.errors import ConfigurationError, SnapshotError
-from coherence_sql.models import (
-    AgentTaskRecord,
-    Asset,
-    AssetType,
-    Contribution,
-    Contributor,
-    ContributorType,
-    GitHubContributor,
-    GitHubOrganization,
-    Project,
-)
+from coherence_sql.errors import ConfigurationError
 from coherence_sql.redaction import redact, scrub
-from coherence_sql.stores import rules
-from coherence_sql.stores.protocol import DependencyEdge
-from coherence_sql.transfer.snapshot import ContributesTo, Snapshot, write_snapshot
-from coherence_sql.transfer.verify import PostgresContents, read_postgres
+from coherence_sql.transfer.export import export_snapshot, export_to_file, snapshot_from_contents
 
 __all__ = [
     "PHASE_SETTINGS",
@@ -283,146 +269,3 @@ def check_live(url: str, settings: Mapping[str, str], *, timeout_s: float = 5.0)
             mismatches.append((variable, live.get(name), convert(wanted)))
     phase = status.get("phase")
     return LiveCheck(shown, phase if isinstance(phase, str) else None, tuple(mismatches), status=status)
-
-
-# -- phase 3: PostgreSQL to a snapshot ------------------------------------------------------------
-
-
-def snapshot_from_contents(pg: PostgresContents) -> Snapshot:
-    """The stores' records as models, in insertion order (edges: by the time they were recorded)."""
-    edges = sorted(
-        [
-            (r.created_at, 0, r.id, DependencyEdge(r.from_ecosystem, r.from_name, r.to_ecosystem, r.to_name))
-            for r in pg.resolved_edges
-        ]
-        + [
-            (r.created_at, 1, r.id, DependencyEdge(r.from_ecosystem, r.from_name, r.to_ecosystem, r.to_name))
-            for r in pg.pending_edges
-        ],
-        key=lambda item: item[:3],
-    )
-    try:
-        return Snapshot(
-            projects=[
-                Project(
-                    name=r.display_name,
-                    ecosystem=r.display_ecosystem,
-                    version=r.version,
-                    description=r.description,
-                    dependency_count=r.dependency_count,
-                    homepage_url=r.homepage_url,
-                    repository_url=r.repository_url,
-                )
-                for r in pg.projects
-            ],
-            edges=[edge for *_, edge in edges],
-            contributors=[
-                Contributor(
-                    id=r.id,
-                    type=ContributorType(r.type),
-                    name=r.name,
-                    email=r.email,
-                    wallet_address=r.wallet_address,
-                    hourly_rate=r.hourly_rate,
-                    created_at=rules.naive_utc(r.created_at),
-                    github_username=r.github_username,
-                    metadata=r.metadata,
-                )
-                for r in pg.contributors
-            ],
-            assets=[
-                Asset(
-                    id=r.id,
-                    type=AssetType(r.type),
-                    name=r.name,
-                    description=r.description,
-                    total_cost=r.total_cost,
-                    created_at=rules.naive_utc(r.created_at),
-                    metadata=r.metadata,
-                )
-                for r in pg.assets
-            ],
-            contributions=[
-                Contribution(
-                    id=r.id,
-                    contributor_id=r.contributor_id,
-                    asset_id=r.asset_id,
-                    cost_amount=r.cost_amount,
-                    coherence_score=float(r.coherence_score),
-                    metadata=r.metadata,
-                    timestamp=rules.naive_utc(r.timestamp),
-                )
-                for r in pg.contributions
-            ],
-            github_contributors=[
-                GitHubContributor(
-                    id=r.id,
-                    source=r.source,
-                    login=r.login,
-                    name=r.name,
-                    avatar_url=r.avatar_url,
-                    contributions_count=r.contributions_count,
-                    created_at=rules.naive_utc(r.created_at),
-                    updated_at=None if r.updated_at is None else rules.naive_utc(r.updated_at),
-                )
-                for r in pg.github_contributors
-            ],
-            github_organizations=[
-                GitHubOrganization(
-                    id=r.id,
-                    login=r.login,
-                    type=r.type,
-                    name=r.name,
-                    avatar_url=r.avatar_url,
-                    created_at=rules.naive_utc(r.created_at),
-                    updated_at=None if r.updated_at is None else rules.naive_utc(r.updated_at),
-                )
-                for r in pg.github_organizations
-            ],
-            github_contributes_to=[
-                ContributesTo(r.contributor_id, r.ecosystem, r.name) for r in pg.github_contributes_to
-            ],
-            agent_tasks=[
-                AgentTaskRecord(
-                    id=r.id,
-                    direction=r.direction,
-                    task_type=r.task_type,
-                    status=r.status,
-                    model=r.model,
-                    command=r.command,
-                    tier=r.tier,
-                    context=r.context,
-                    output=r.output,
-                    progress_pct=r.progress_pct,
-                    current_step=r.current_step,
-                    decision_prompt=r.decision_prompt,
-                    decision=r.decision,
-                    started_at=None if r.started_at is None else rules.aware_utc(r.started_at),
-                    created_at=rules.aware_utc(r.created_at),
-                    updated_at=None if r.updated_at is None else rules.aware_utc(r.updated_at),
-                    claimed_by=r.claimed_by,
-                    claimed_at=None if r.claimed_at is None else rules.aware_utc(r.claimed_at),
-                )
-                for r in pg.agent_tasks
-            ],
-        )
-    except ValueError as exc:  # a row the models refuse (pydantic's ValidationError is a ValueError)
-        raise SnapshotError(f"PostgreSQL holds a row the API's models refuse: {exc}") from None
-
-
-async def export_snapshot(target: Pool | str | None) -> Snapshot:
-    """Everything the stores hold in PostgreSQL, read in one REPEATABLE READ transaction."""
-    return snapshot_from_contents(await read_postgres(target))
-
-
-def _refuse_directory(path: str | Path) -> None:
-    if Path(path).is_dir():
-        raise ConfigurationError(f"the snapshot path {path} is a directory; give a file path")
-
-
-async def export_to_file(target: Pool | str | None, path: str | Path) -> Snapshot:
-    """`export_snapshot`, written to `path` atomically in the API's format (plus agent_tasks)."""
-    _refuse_directory(path)
-    snapshot = await export_snapshot(target)
-    write_snapshot(path, snapshot)
-    return snapshot

@@ -18,6 +18,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 
+from coherence_sql.commands.render import backfill_text
 from coherence_sql.errors import SnapshotError
 from coherence_sql.schema import migrate
 from coherence_sql.stores.postgres import connect
@@ -523,7 +524,7 @@ async def test_the_cli_reports_a_bad_snapshot_with_exit_status_2(clean_dsn: str,
 
 def test_the_report_formats_every_section() -> None:
     report = BackfillReport("0" * 64)
-    assert "total" in report.format_table()
+    assert "total" in backfill_text(report)
     assert report.as_json()["sections"] == []
 
 

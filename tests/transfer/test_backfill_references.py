@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from coherence_sql.commands.render import backfill_text
 from coherence_sql.db import connect as connect_db
 from coherence_sql.errors import UnknownReferenceError
 from coherence_sql.schema import migrate
@@ -75,7 +76,7 @@ async def test_a_superuser_checks_references_per_batch_and_ends_where_the_per_ro
     slow = await backfill(per_row_dsn, data, batch_size=64, per_row_foreign_keys=True)
 
     assert (fast.references_per_batch, slow.references_per_batch) == (True, False)
-    assert "checked per batch" in fast.format_table()
+    assert "checked per batch" in backfill_text(fast)
     assert fast.as_json()["references_per_batch"] is True
     assert fast.inserted == slow.inserted == fast.records
     for dsn in (migrated, per_row_dsn):

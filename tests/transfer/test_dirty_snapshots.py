@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coherence_sql.cli import main
+from coherence_sql.commands.render import backfill_text
 from coherence_sql.errors import SnapshotError
 from coherence_sql.schema import migrate
 from coherence_sql.transfer.backfill import DirtySnapshotError, backfill
@@ -548,7 +549,7 @@ async def test_the_report_lists_what_it_normalised_with_counts_and_examples(clea
     assert parked.count >= 1
     assert len(parked.examples) <= 3
     assert report.problems == []
-    assert "normalised (loaded as the stores would have them):" in report.format_table()
+    assert "normalised (loaded as the stores would have them):" in backfill_text(report)
 
 
 # -- nothing lost, nothing dropped silently (property) ---------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from coherence_sql.commands.render import verify_text
 from coherence_sql.models import TaskType
 from coherence_sql.stores.memory import MemoryStores
 from coherence_sql.stores.postgres import connect
@@ -188,7 +189,7 @@ async def test_a_wrong_total_cost_is_reported_on_the_postgresql_side(loaded: tup
     assert (aggregate.side, aggregate.field) == ("postgres", "total_cost")
     assert (Decimal(aggregate.stated), Decimal(aggregate.computed)) == (asset.total_cost + 1, asset.total_cost)
     assert report.mismatch_count == 1
-    assert "total_cost on postgres: stored" in report.format_table()
+    assert "total_cost on postgres: stored" in verify_text(report)
 
 
 async def test_a_wrong_dependency_count_is_reported_on_the_postgresql_side(loaded: tuple[Snapshot, str]) -> None:

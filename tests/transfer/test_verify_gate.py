@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from coherence_sql.commands.render import verify_text
 from coherence_sql.cutover.journal import WriteJournal
 from coherence_sql.errors import ConfigurationError
 from coherence_sql.stores.protocol import DependencyEdge
@@ -144,7 +145,7 @@ async def test_an_edge_listed_twice_in_the_source_is_a_difference_with_its_key(
     assert report.entities["edges"].problems == 1
     assert (report.mismatch_count, report.problem_count, report.exit_code) == (1, 1, 1)
     assert f"edges {key}: on source: listed 2 times (keys compared case-insensitively); kept once" in (
-        report.format_table()
+        verify_text(report)
     )
 
     code, out, err = await cli("--database-url", dsn, "verify", str(path), "--json", "--journal", no_journal(tmp_path))
@@ -214,7 +215,7 @@ async def test_an_unknown_contributor_on_both_sides_is_reported_on_each(
     ]
     assert report.entities["github_contributes_to"].problems == 1
     assert (report.mismatch_count, report.problem_count) == (1, 1)  # one record, a problem on each side
-    assert "contributor 'github:ghost' is not a known GitHub contributor" in report.format_table()
+    assert "contributor 'github:ghost' is not a known GitHub contributor" in verify_text(report)
 
     code, out, err = await cli("--database-url", dsn, "verify", str(path), "--json", "--journal", no_journal(tmp_path))
     assert code == 1, err
@@ -313,8 +314,8 @@ async def test_a_clean_journal_passes_and_is_shown(loaded: tuple[Snapshot, str],
 
     assert report.journal == JournalBacklog(str(journal), exists=False)
     assert (report.passed, report.ok) == (True, True)
-    assert f"journal {journal}: none there (nothing pending, no dead letters)" in report.format_table()
-    assert report.format_table().endswith("verify: PASSED")
+    assert f"journal {journal}: none there (nothing pending, no dead letters)" in verify_text(report)
+    assert verify_text(report).endswith("verify: PASSED")
 
 
 async def test_without_journal_the_api_default_is_read(loaded: tuple[Snapshot, str], tmp_path: Path) -> None:
