@@ -17,12 +17,13 @@ from typing import Any
 
 from coherence_sql import schema
 from coherence_sql.commands.database import add_database_options, chosen_dsn
+from coherence_sql.commands.output import as_json, wants_json
+from coherence_sql.commands.render import backfill_summary, verify_summary, verify_text
 from coherence_sql.cutover.service import open_cutover_stores
 from coherence_sql.cutover.settings import CutoverSettings
 from coherence_sql.redaction import redact
 from coherence_sql.resources import example_snapshot
 from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore
-from coherence_sql.commands.render import backfill_summary, verify_summary, verify_text
 from coherence_sql.transfer.backfill import backfill
 from coherence_sql.transfer.snapshot import load_into
 from coherence_sql.transfer.verify import verify_memory
@@ -38,17 +39,21 @@ def register(subparsers: Any) -> None:
     demo.set_defaults(run=_demo)
 
 
-def _say(text: str) -> None:
-    print(text, flush=True)
-
-
 async def _demo(args: argparse.Namespace) -> int:
     dsn = chosen_dsn(args, "demo")
     snapshot_path = args.snapshot or example_snapshot()
+    quiet = wants_json(args)  # JSON mode prints one document at the end
+    outcome: dict[str, Any] = {"database": redact(dsn)}
+
+    def _say(text: str) -> None:
+        if not quiet:
+            print(text, flush=True)
+
     _say(f"database: {redact(dsn)}")
 
     report = await schema.migrate(dsn)
     state = await schema.status(dsn)
+    outcome["schema"] = {"applied_now": len(report.applied), "applied": len(state.applied), "current": state.current}
     _say(f"1. schema: applied {len(report.applied)} file(s) now; {len(state.applied)} applied in all, current")
 
     graph, tasks = MemoryGraphStore(), MemoryAgentTaskStore()
@@ -59,13 +64,27 @@ async def _demo(args: argparse.Namespace) -> int:
         f"{len(snapshot.contributions)} contributions, {len(snapshot.agent_tasks or [])} tasks"
     )
 
+    outcome["memory"] = {
+        "projects": len(snapshot.projects),
+        "edges": len(snapshot.edges),
+        "contributors": len(snapshot.contributors),
+        "assets": len(snapshot.assets),
+        "contributions": len(snapshot.contributions),
+        "tasks": len(snapshot.agent_tasks or []),
+    }
+
     loaded = await backfill(dsn, snapshot_path, progress=None)
+    outcome["backfill"] = loaded.as_json()
     _say(f"3. backfill: {backfill_summary(loaded)}")
 
     checked = await verify_memory(dsn, graph, tasks)
+    outcome["verify"] = checked.as_json()
     _say(f"4. verify: {verify_summary(checked)}")
     if not checked.ok:
-        print(verify_text(checked), file=sys.stderr)
+        if quiet:
+            print(as_json(outcome))
+        else:
+            print(verify_text(checked), file=sys.stderr)
         return 1
 
     with tempfile.TemporaryDirectory(prefix="coherence-sql-demo-") as scratch:
@@ -91,4 +110,6 @@ async def _demo(args: argparse.Namespace) -> int:
             status: dict[str, Any] = (await stores.store_status()).model_dump()
     _say("5. store status (dual-write, 10% of reads from PostgreSQL, every memory read shadow-compared):")
     _say(json.dumps(status, indent=2, default=str))
+    if quiet:
+        print(as_json({**outcome, "store_status": status}))
     return 0 if status["shadow"]["mismatched"] == 0 else 1
