@@ -5,11 +5,11 @@ The names the API imports (README.md shows them at work):
 - schema: `migrate(dsn)` applies pending schema files; `require_current(conn)` refuses a database
   behind or ahead of the code (`SchemaNotCurrentError`).
 - stores: `connect(dsn)` opens the PostgreSQL stores (`PostgresStores`: `.graph`, `.tasks`);
-  `SyncStores` puts any async stores behind synchronous methods (`SyncStores.open(dsn)`,
-  `SyncStores.from_async(lambda: open_cutover_stores(settings))`).
+  `SyncStores` puts them behind synchronous methods (`SyncStores.open(dsn)`).
 - cut-over: `open_cutover_stores(settings)` opens the stores the API serves while it moves
   (`CutoverStores`), routed by `CutoverSettings` (`CutoverSettings.from_env()` reads the plan's
-  variables); `Phase` names the phase.
+  variables); `Phase` names the phase; `store_status()` returns a `StoreStatus`.
+  `SyncCutoverStores.open(settings)` is the same for synchronous callers.
 - errors: every failure is a `CoherenceSQLError`; the ones a caller handles are exported here.
 
 They load on first use, so `import coherence_sql.errors` (or the CLI's start) stays cheap.
@@ -25,6 +25,8 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from coherence_sql.cutover.service import CutoverStores, open_cutover_stores
     from coherence_sql.cutover.settings import CutoverSettings, Phase
+    from coherence_sql.cutover.status import StoreStatus
+    from coherence_sql.cutover.sync import SyncCutoverStores
     from coherence_sql.errors import (
         CoherenceSQLError,
         ConfigurationError,
@@ -54,6 +56,8 @@ _HOMES: dict[str, str] = {
     "CutoverStores": "coherence_sql.cutover.service",
     "CutoverSettings": "coherence_sql.cutover.settings",
     "Phase": "coherence_sql.cutover.settings",
+    "StoreStatus": "coherence_sql.cutover.status",
+    "SyncCutoverStores": "coherence_sql.cutover.sync",
     **dict.fromkeys(
         (
             "CoherenceSQLError",
@@ -91,6 +95,8 @@ __all__ = [
     "QueryTimeoutError",
     "SchemaNotCurrentError",
     "StoreClosedError",
+    "StoreStatus",
+    "SyncCutoverStores",
     "SyncStores",
     "UnknownReferenceError",
     "__version__",

@@ -9,7 +9,8 @@ import pytest
 
 import coherence_sql
 from coherence_sql import errors, schema
-from coherence_sql.cutover import service, settings
+from coherence_sql.cutover import service, settings, status
+from coherence_sql.cutover import sync as cutover_sync
 from coherence_sql.stores import postgres, sync
 
 
@@ -23,6 +24,8 @@ def test_every_exported_name_resolves_to_its_home() -> None:
     assert coherence_sql.CutoverStores is service.CutoverStores
     assert coherence_sql.CutoverSettings is settings.CutoverSettings
     assert coherence_sql.Phase is settings.Phase
+    assert coherence_sql.StoreStatus is status.StoreStatus
+    assert coherence_sql.SyncCutoverStores is cutover_sync.SyncCutoverStores
     for name in coherence_sql.__all__:
         value = getattr(coherence_sql, name)
         if isinstance(value, type) and issubclass(value, Exception):
