@@ -21,10 +21,6 @@ class ConfigurationError(CoherenceSQLError):
     """A setting (environment variable or argument) is missing or out of range."""
 
 
-class NotFoundError(CoherenceSQLError):
-    """The entity a call needs does not exist."""
-
-
 class DuplicateError(CoherenceSQLError):
     """A unique key is already taken."""
 
@@ -190,15 +186,12 @@ _BY_SQLSTATE_CLASS: Final[dict[str, type[CoherenceSQLError]]] = {
     "53": DatabaseUnavailableError,  # insufficient resources
 }
 
-# Everything a driver call can raise, for `except DRIVER_FAILURES as exc: raise translate(exc)`.
-DRIVER_FAILURES: Final[tuple[type[BaseException], ...]] = (
-    asyncpg.PostgresError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.InternalClientError,
-    OSError,
-    TimeoutError,
-    asyncio.CancelledError,
-)
+# What a driver call can raise, for `except DRIVER_FAILURES as exc: raise translate(exc, ...) from None`
+# (the generated accessors, the stores, the schema runner): asyncpg's errors, OSError, timeouts, and
+# whatever a codec raises (json.dumps on a deeply nested value raises RecursionError unwrapped), so
+# every Exception; plus a cancellation, which `translate` turns into QueryCancelledError (still an
+# asyncio.CancelledError). Catch CoherenceSQLError first where one may pass through.
+DRIVER_FAILURES: Final[tuple[type[BaseException], ...]] = (Exception, asyncio.CancelledError)
 
 _CONNECTION_LOST: Final = (
     asyncpg.exceptions.ConnectionDoesNotExistError,

@@ -24,6 +24,7 @@ from coherence_sql.db import Connection, connect, resolve_dsn
 from coherence_sql.errors import (
     DRIVER_FAILURES,
     ChecksumMismatchError,
+    CoherenceSQLError,
     DirtyDatabaseError,
     MigrationError,
     MigrationLockTimeoutError,
@@ -235,6 +236,8 @@ async def _apply(conn: Connection, file: SchemaFile, applied_by: str) -> int:
         return duration
     except asyncio.CancelledError:
         raise  # a cancelled run stays a cancellation (asyncio.timeout, task groups)
+    except CoherenceSQLError:
+        raise  # the MigrationError above, already saying what failed
     except DRIVER_FAILURES as exc:
         how = "rolled back" if file.transactional else "NOT rolled back: the database is dirty"
         raise MigrationError(f"{file.filename} failed and was {how}: {translate(exc)}") from None
@@ -254,6 +257,8 @@ async def migrate(
         return await _migrate_on(conn, files, dry_run=dry_run, lock_wait_s=lock_wait_s)
     except asyncio.CancelledError:
         raise
+    except CoherenceSQLError:
+        raise  # the runner's own refusals (dirty, edited or removed file, lock timeout)
     except DRIVER_FAILURES as exc:  # e.g. no CREATE privilege for the history table
         raise MigrationError(f"migrate: {translate(exc)}") from None
     finally:

@@ -1,4 +1,4 @@
--- Backfill of a JSON snapshot (coherence_sql.migration.backfill): the session's temporary staging
+-- Backfill of a JSON snapshot (coherence_sql.transfer.backfill): the session's temporary staging
 -- tables, filled one batch at a time by COPY (asyncpg's copy_records_to_table), and one merge
 -- script per section that moves the staged batch into the real tables with ON CONFLICT DO NOTHING
 -- and records the batch's checkpoint in the same transaction (schema/011_backfill_checkpoints.sql).
@@ -247,6 +247,7 @@ SELECT
 
 -- name: existing_contributor_ids(ids)
 -- Which of these contributor ids PostgreSQL already has.
+-- row: ExistingIdRow
 SELECT c.id
 FROM contributors AS c
 WHERE c.id = any(:ids::UUID[]);

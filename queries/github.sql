@@ -3,6 +3,7 @@
 
 -- name: upsert_github_contributor(id, source, login, name, avatar_url, contributions_count, created_at, updated_at)<!
 -- Insert or replace one GitHub contributor.
+-- row: GithubContributorRow
 -- nullable: name, avatar_url, updated_at
 INSERT INTO github_contributors (id, source, login, name, avatar_url, contributions_count, created_at, updated_at)
 VALUES (:id, :source, :login, :name, :avatar_url, :contributions_count, :created_at, :updated_at)
@@ -46,43 +47,9 @@ FROM github_contributors AS g
 ORDER BY g.created_at DESC, g.seq ASC
 LIMIT :lim;
 
--- name: upsert_github_contributors(ids, sources, logins, names, avatar_urls, contributions_counts, created_ats, updated_ats)!
--- Bulk upsert_github_contributor in array order; ids must be unique within one call.
--- nullable: names[], avatar_urls[], updated_ats[]
-INSERT INTO github_contributors (id, source, login, name, avatar_url, contributions_count, created_at, updated_at)
-SELECT
-    u.id,
-    u.source,
-    u.login,
-    u.name,
-    u.avatar_url,
-    u.contributions_count,
-    u.created_at,
-    u.updated_at
-FROM
-    unnest(
-        :ids::text[],
-        :sources::text[],
-        :logins::text[],
-        :names::text[],
-        :avatar_urls::text[],
-        :contributions_counts::integer[],
-        :created_ats::timestamptz[],
-        :updated_ats::timestamptz[]
-    ) WITH ORDINALITY
-        AS u (id, source, login, name, avatar_url, contributions_count, created_at, updated_at, ord)
-ORDER BY u.ord
-ON CONFLICT (id) DO UPDATE SET
-    source = excluded.source,
-    login = excluded.login,
-    name = excluded.name,
-    avatar_url = excluded.avatar_url,
-    contributions_count = excluded.contributions_count,
-    created_at = excluded.created_at,
-    updated_at = excluded.updated_at;
-
 -- name: upsert_github_organization(id, login, type, name, avatar_url, created_at, updated_at)<!
 -- Insert or replace one GitHub organization.
+-- row: GithubOrganizationRow
 -- nullable: name, avatar_url, updated_at
 INSERT INTO github_organizations (id, login, type, name, avatar_url, created_at, updated_at)
 VALUES (:id, :login, :type, :name, :avatar_url, :created_at, :updated_at)
@@ -109,55 +76,10 @@ SELECT
 FROM github_organizations AS o
 WHERE o.id = :id;
 
--- name: upsert_github_organizations(ids, logins, types, names, avatar_urls, created_ats, updated_ats)!
--- Bulk upsert_github_organization in array order; ids must be unique within one call.
--- nullable: names[], avatar_urls[], updated_ats[]
-INSERT INTO github_organizations (id, login, type, name, avatar_url, created_at, updated_at)
-SELECT
-    u.id,
-    u.login,
-    u.type,
-    u.name,
-    u.avatar_url,
-    u.created_at,
-    u.updated_at
-FROM
-    unnest(
-        :ids::text[],
-        :logins::text[],
-        :types::text[],
-        :names::text[],
-        :avatar_urls::text[],
-        :created_ats::timestamptz[],
-        :updated_ats::timestamptz[]
-    ) WITH ORDINALITY AS u (id, login, type, name, avatar_url, created_at, updated_at, ord)
-ORDER BY u.ord
-ON CONFLICT (id) DO UPDATE SET
-    login = excluded.login,
-    type = excluded.type,
-    name = excluded.name,
-    avatar_url = excluded.avatar_url,
-    created_at = excluded.created_at,
-    updated_at = excluded.updated_at;
-
 -- name: add_github_contributes_to(contributor_id, ecosystem, name)!
 -- Record "contributor works on project" by project key; a repeat is a no-op (0 rows).
 INSERT INTO github_contributes_to (contributor_id, ecosystem, name)
 VALUES (:contributor_id, :ecosystem, :name)
-ON CONFLICT ON CONSTRAINT github_contributes_to_pkey DO NOTHING;
-
--- name: add_github_contributes_to_many(contributor_ids, ecosystems, names)!
--- Bulk add_github_contributes_to in array order.
-INSERT INTO github_contributes_to (contributor_id, ecosystem, name)
-SELECT
-    u.contributor_id,
-    u.ecosystem,
-    u.name
-FROM
-    unnest(
-        :contributor_ids::text[], :ecosystems::text[], :names::text[]
-    ) WITH ORDINALITY AS u (contributor_id, ecosystem, name, ord)
-ORDER BY u.ord
 ON CONFLICT ON CONSTRAINT github_contributes_to_pkey DO NOTHING;
 
 -- name: get_project_github_contributors(ecosystem, name)
@@ -212,57 +134,4 @@ SELECT
 FROM github_organizations AS o
 WHERE o.seq > :after
 ORDER BY o.seq
-LIMIT :lim;
-
--- name: scan_github_contributes_to(after, lim)
--- Keyset page of every contributes-to edge in insertion order (seq > after).
-SELECT
-    e.seq,
-    e.contributor_id,
-    e.ecosystem,
-    e.name
-FROM github_contributes_to AS e
-WHERE e.seq > :after
-ORDER BY e.seq
-LIMIT :lim;
-
--- name: digest_github_contributors(after, lim)
--- Keyset page of (id, md5 of the canonical row text) by id, for consistency checks.
-SELECT
-    g.id,
-    md5(
-        jsonb_build_array(
-            g.id,
-            g.source,
-            g.login,
-            g.name,
-            g.avatar_url,
-            g.contributions_count,
-            to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-            to_char(g.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
-        )::text
-    ) AS "digest!"
-FROM github_contributors AS g
-WHERE g.id > :after
-ORDER BY g.id
-LIMIT :lim;
-
--- name: digest_github_organizations(after, lim)
--- Keyset page of (id, md5 of the canonical row text) by id, for consistency checks.
-SELECT
-    o.id,
-    md5(
-        jsonb_build_array(
-            o.id,
-            o.login,
-            o.type,
-            o.name,
-            o.avatar_url,
-            to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-            to_char(o.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
-        )::text
-    ) AS "digest!"
-FROM github_organizations AS o
-WHERE o.id > :after
-ORDER BY o.id
 LIMIT :lim;

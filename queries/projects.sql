@@ -5,6 +5,7 @@
 
 -- name: get_project(ecosystem, name)^
 -- One project by its lower-case key, in its display spelling.
+-- row: ProjectRow
 SELECT
     p.display_ecosystem AS ecosystem,
     p.display_name AS name,
@@ -203,60 +204,4 @@ SELECT
 FROM projects AS p
 WHERE p.id > :after
 ORDER BY p.id
-LIMIT :lim;
-
--- name: digest_projects(after_ecosystem, after_name, lim)
--- Keyset page of (key, md5 of the canonical row text) by key, for consistency checks.
-SELECT
-    p.ecosystem,
-    p.name,
-    md5(
-        jsonb_build_array(
-            p.display_ecosystem,
-            p.display_name,
-            p.version,
-            coalesce(p.description, ''),
-            p.homepage_url,
-            p.repository_url,
-            p.dependency_count
-        )::text
-    ) AS "digest!"
-FROM projects AS p
-WHERE (p.ecosystem, p.name) > (:after_ecosystem::text, :after_name::text)
-ORDER BY p.ecosystem, p.name
-LIMIT :lim;
-
--- name: scan_dependencies(after, lim)
--- Keyset page of resolved edges (both projects indexed) by key, in edge insertion order.
-SELECT
-    d.id,
-    f.ecosystem AS from_ecosystem,
-    f.name AS from_name,
-    t.ecosystem AS to_ecosystem,
-    t.name AS to_name
-FROM (
-    SELECT
-        e.id,
-        e.from_project_id,
-        e.to_project_id
-    FROM project_dependencies AS e
-    WHERE e.id > :after
-    ORDER BY e.id
-    LIMIT :lim
-) AS d
-INNER JOIN projects AS f ON d.from_project_id = f.id
-INNER JOIN projects AS t ON d.to_project_id = t.id
-ORDER BY d.id;
-
--- name: scan_pending_dependencies(after, lim)
--- Keyset page of pending edges (an endpoint not indexed yet) by key, in insertion order.
-SELECT
-    q.id,
-    q.from_ecosystem,
-    q.from_name,
-    q.to_ecosystem,
-    q.to_name
-FROM pending_dependencies AS q
-WHERE q.id > :after
-ORDER BY q.id
 LIMIT :lim;

@@ -7,24 +7,3 @@ INSERT INTO shadow_mismatches (
 VALUES (
     :operation, :entity_key, :control_side, :control, :candidate, :control_ms, :candidate_ms, :error, :observed_at
 );
-
--- name: recent_mismatches(lim)
--- The newest mismatches first.
-SELECT
-    id,
-    operation,
-    entity_key,
-    control_side,
-    control,
-    candidate,
-    control_ms,
-    candidate_ms,
-    error,
-    observed_at
-FROM shadow_mismatches
-ORDER BY observed_at DESC, id DESC
-LIMIT :lim;
-
--- name: count_mismatches()$
--- How many mismatches were ever recorded.
-SELECT count(*) AS "total!" FROM shadow_mismatches;

@@ -1,28 +1,12 @@
--- Whole-table reads for verification and for the rollback's export (coherence_sql.migration.verify,
--- coherence_sql.migration.rollback): keyset pages in insertion order (id or seq > after), every
--- column the API's models carry, plus the aggregate checks run in the database itself. Tables whose
--- table-group file already has such a scan (contributors, assets, contributions, GitHub) use it.
-
--- name: scan_projects(after, lim)
--- Projects in insertion order, with keys and display spelling.
-SELECT
-    p.id,
-    p.ecosystem AS ecosystem_key,
-    p.name AS name_key,
-    p.display_ecosystem,
-    p.display_name,
-    p.version,
-    p.homepage_url,
-    p.repository_url,
-    p.dependency_count,
-    coalesce(p.description, '') AS "description!"
-FROM projects AS p
-WHERE p.id > :after
-ORDER BY p.id
-LIMIT :lim;
+-- Whole-table reads for verification and the phase-3 export (coherence_sql.transfer.postgres_reader):
+-- keyset pages in insertion order (id or seq > after), every column the API's models carry, and the
+-- one invariant no snapshot can show (pending edges the database could resolve). Tables whose
+-- table-group file already has such a scan (projects, contributors, assets, contributions, GitHub) use it.
 
 -- name: scan_resolved_edges(after, lim)
 -- Edges between two indexed projects, by key, in insertion order.
+-- row: DependencyEdgeRow
+-- alias: ScanResolvedEdgesRow
 WITH page AS (
     SELECT
         d.id,
@@ -49,6 +33,7 @@ ORDER BY page.id;
 
 -- name: scan_pending_edges(after, lim)
 -- Edges with an endpoint not indexed yet, by key, in insertion order.
+-- alias: ScanPendingEdgesRow
 SELECT
     q.id,
     q.from_ecosystem,
@@ -99,55 +84,6 @@ FROM agent_tasks AS t
 WHERE t.seq > :after
 ORDER BY t.seq
 LIMIT :lim;
-
--- name: total_cost_violations()
--- Assets whose total_cost is not the exact sum of their contributions.
-WITH sums AS (
-    SELECT
-        c.asset_id,
-        sum(c.cost_amount) AS cost
-    FROM contributions AS c
-    GROUP BY c.asset_id
-)
-
-SELECT
-    a.id,
-    a.total_cost,
-    coalesce(s.cost, 0) AS "contributions_sum!"
-FROM assets AS a
-LEFT JOIN sums AS s ON a.id = s.asset_id
-WHERE a.total_cost <> coalesce(s.cost, 0)
-ORDER BY a.seq;
-
--- name: dependency_count_violations()
--- Projects whose dependency_count is not their out-degree (resolved plus pending edges).
-WITH resolved AS (
-    SELECT
-        d.from_project_id,
-        count(*) AS edges
-    FROM project_dependencies AS d
-    GROUP BY d.from_project_id
-),
-
-pending AS (
-    SELECT
-        e.from_ecosystem,
-        e.from_name,
-        count(*) AS edges
-    FROM pending_dependencies AS e
-    GROUP BY e.from_ecosystem, e.from_name
-)
-
-SELECT
-    p.ecosystem,
-    p.name,
-    p.dependency_count,
-    coalesce(r.edges, 0) + coalesce(q.edges, 0) AS "out_degree!"
-FROM projects AS p
-LEFT JOIN resolved AS r ON p.id = r.from_project_id
-LEFT JOIN pending AS q ON p.ecosystem = q.from_ecosystem AND p.name = q.from_name
-WHERE p.dependency_count <> coalesce(r.edges, 0) + coalesce(q.edges, 0)
-ORDER BY p.id;
 
 -- name: resolvable_pending_edges()
 -- Pending edges whose two projects both exist: they should have moved into project_dependencies.

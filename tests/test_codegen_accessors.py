@@ -46,7 +46,8 @@ async def seed_projects(q: ModuleType, conn: Connection) -> list[int]:
 async def test_select_one_returns_a_row_with_enums_or_none(q: ModuleType, conn: Connection) -> None:
     await q.insert_task(conn, id="t1", direction="do it", task_type=TaskType.IMPL, model="m", command="c", context=None)
     row = await q.get_task(conn, id="t1")
-    assert row == q.GetTaskRow("t1", TaskType.IMPL, TaskStatus.PENDING, None, None, None)
+    assert row == q.TaskRow("t1", TaskType.IMPL, TaskStatus.PENDING, None, None, None)
+    assert await q.tasks_in(conn, status=TaskStatus.PENDING) == [row]  # the same class, from another query
     assert type(row.task_type) is TaskType
     assert type(row.status) is TaskStatus
     assert await q.get_task(conn, id="missing") is None

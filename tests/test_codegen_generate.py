@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -98,13 +100,19 @@ async def generated_dir(migrated_dsn: str, tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_generated_code_is_ruff_clean_and_formatted(generated_dir: Path) -> None:
+def assert_ruff_clean(*paths: Path) -> None:
+    """`ruff format --diff` and `ruff check` (the project's configuration) find nothing."""
     ruff = [sys.executable, "-m", "ruff"]
-    config = ["--config", str(ROOT / "pyproject.toml")]
-    fmt = subprocess.run([*ruff, "format", "--diff", *config, str(generated_dir)], capture_output=True, text=True)
+    # Modules written outside the package still sort their `coherence_sql.sql.<x>` imports as first-party.
+    config = ["--config", str(ROOT / "pyproject.toml"), "--config", "lint.isort.known-first-party = ['coherence_sql']"]
+    fmt = subprocess.run([*ruff, "format", "--diff", *config, *map(str, paths)], capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
-    lint = subprocess.run([*ruff, "check", *config, str(generated_dir)], capture_output=True, text=True)
+    lint = subprocess.run([*ruff, "check", *config, *map(str, paths)], capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_generated_code_is_ruff_clean_and_formatted(generated_dir: Path) -> None:
+    assert_ruff_clean(generated_dir)
 
 
 async def test_a_record_row_may_have_a_column_named_count(migrated_dsn: str, tmp_path: Path) -> None:
@@ -154,3 +162,112 @@ async def test_a_statement_postgres_rejects_is_reported_with_its_name(migrated_d
     (tmp_path / "bad.sql").write_text("-- name: ghost()\nSELECT nope FROM projects;\n")
     with pytest.raises(GenerateError, match=r'bad\.ghost: PostgreSQL rejects the statement: column "nope"'):
         await generate_files(migrated_dsn, tmp_path)
+
+
+# -- one row class per row shape ---------------------------------------------------------------
+
+SAME_SHAPE = "SELECT p.id, p.name FROM projects AS p"
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        (  # two queries of one shape, neither names the class
+            f"-- name: a()\n{SAME_SHAPE};\n\n-- name: b()\n{SAME_SHAPE};\n",
+            r"bad\.a, bad\.b return rows of one shape: name their shared class with a 'row: <Name>Row' docstring "
+            r"line on one of them",
+        ),
+        (  # two names for one shape
+            f"-- name: a()\n-- row: ARow\n{SAME_SHAPE};\n\n-- name: b()\n-- row: BRow\n{SAME_SHAPE};\n",
+            r"bad\.a, bad\.b return rows of one shape but name its class ARow and BRow; keep one 'row:' name",
+        ),
+        (  # one name for two shapes
+            f"-- name: a()\n-- row: NameRow\n{SAME_SHAPE};\n\n-- name: b()\n-- row: NameRow\nSELECT 1 AS x;\n",
+            r"bad\.b and bad\.a name rows of different shapes 'NameRow'",
+        ),
+        (  # a row name where no row comes back
+            "-- name: touch()!\n-- row: TouchRow\nUPDATE projects SET version = version;\n",
+            r"bad\.touch: 'row:' and 'alias:' name a row class, but operator '!' returns no rows",
+        ),
+        (
+            "-- name: a()\n-- row: ARow, BRow\nSELECT 1 AS x;\n",
+            r"bad\.a: 'row:' names ARow, BRow; a row class has one name",
+        ),
+        (
+            "-- name: a()\n-- alias: _Hidden\nSELECT 1 AS x;\n",
+            r"bad\.a: 'alias: _Hidden' is not usable as a class name",
+        ),
+        (  # an alias may not take a name the module already uses
+            "-- name: a()\n-- alias: A_SQL\nSELECT 1 AS x;\n",
+            r"bad: the SQL of a and an alias of ARow \(for a\) would both be named 'A_SQL'",
+        ),
+    ],
+)
+async def test_row_class_names_are_checked(migrated_dsn: str, tmp_path: Path, sql: str, message: str) -> None:
+    (tmp_path / "bad.sql").write_text(sql)
+    with pytest.raises(GenerateError, match=message):
+        await generate_files(migrated_dsn, tmp_path)
+
+
+async def test_a_shape_shared_across_files_is_defined_once_and_imported(migrated_dsn: str, tmp_path: Path) -> None:
+    # Defined in the first module by name; later modules import it, so imports never form a cycle.
+    task = "SELECT t.id, t.status FROM agent_tasks AS t"
+    (tmp_path / "alpha.sql").write_text(f"-- name: open_tasks()\n{task};\n\n-- name: names()\n{SAME_SHAPE};\n")
+    (tmp_path / "beta.sql").write_text(
+        f"-- name: task_by_id(id)^\n-- row: TaskStateRow\n{task} WHERE t.id = :id;\n\n"
+        f"-- name: project_names()\n-- row: ProjectNameRow\n{SAME_SHAPE};\n"
+    )
+    files = await generate_files(migrated_dsn, tmp_path)
+    alpha, beta = files["alpha.py"], files["beta.py"]
+    assert "class TaskStateRow(NamedTuple):" in alpha
+    assert "def _task_state_row(record: Record) -> TaskStateRow:" in alpha
+    assert '    """One row of open_tasks, beta.task_by_id."""' in alpha
+    assert "class ProjectNameRow(Record):" in alpha
+    assert "class " not in beta
+    assert "from coherence_sql.sql.alpha import ProjectNameRow, TaskStateRow, _task_state_row" in beta
+    assert "return None if record is None else _task_state_row(record)" in beta
+    assert "record_class=ProjectNameRow" in beta
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert_ruff_clean(tmp_path / "alpha.py", tmp_path / "beta.py")
+
+
+def _row_shapes(path: Path) -> dict[str, tuple[str, ...]]:
+    """Each row class of a generated module → its fields with their annotations, in order."""
+    shapes: dict[str, tuple[str, ...]] = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ClassDef) and node.name.endswith("Row"):
+            fields = [
+                f"{item.target.id}: {ast.unparse(item.annotation)}"
+                for item in ast.walk(node)
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
+            ]
+            fields += [
+                f"{item.name}: {ast.unparse(item.returns)}"
+                for item in ast.walk(node)
+                if isinstance(item, ast.FunctionDef) and item.returns is not None
+            ]
+            shapes[f"{path.stem}.{node.name}"] = (ast.unparse(node.bases[0]), *fields)
+    return shapes
+
+
+def test_the_committed_modules_define_one_row_class_per_shape() -> None:
+    shapes: dict[str, tuple[str, ...]] = {}
+    for path in sorted((ROOT / "coherence_sql" / "sql").glob("[!_]*.py")):
+        shapes |= _row_shapes(path)
+    by_shape: dict[tuple[str, ...], list[str]] = {}
+    for name, shape in shapes.items():
+        by_shape.setdefault(shape, []).append(name)
+    assert [names for names in by_shape.values() if len(names) > 1] == []
+    # What the PostgreSQL store reads: one class for every query of a table group.
+    from coherence_sql.sql import agent_tasks
+
+    task_readers = [
+        agent_tasks.insert_task,
+        agent_tasks.get_task,
+        agent_tasks.list_tasks,
+        agent_tasks.update_task,
+        agent_tasks.claim_next_task,
+        agent_tasks.claim_task,
+    ]
+    assert {inspect.signature(f).return_annotation for f in task_readers} == {"TaskRow | None", "list[TaskRow]"}

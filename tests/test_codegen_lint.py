@@ -8,7 +8,8 @@ import asyncpg
 import pytest
 
 from coherence_sql.cli import main
-from coherence_sql.codegen.lint import Catalog, lint_file
+from coherence_sql.codegen.callers import referenced_names
+from coherence_sql.codegen.lint import RULES, Catalog, lint_file, lint_paths
 from tests.data.codegen.support import FIXTURE_DIR
 from tests.pg import PgServer
 
@@ -104,3 +105,63 @@ def test_lint_command_prints_findings_and_exits_1(
     assert out == [EXPECTED["cs301_undeclared.sql"], "1 finding(s) in 1 file(s)"]
     assert main(["--database-url", pg_server.admin_dsn, "lint", "clean.sql"]) == 0
     assert capsys.readouterr().out.splitlines() == ["no hazards found"]
+
+
+# -- CS401: a named query nothing in the package calls ---------------------------------------
+
+UNCALLED = (
+    "-- name: get_project(id)^\n-- One.\nSELECT p.name FROM projects AS p WHERE p.id = :id;\n\n"
+    "-- name: count_projects()$\n-- How many.\nSELECT count(*) FROM projects;\n\n"
+    "-- name: scan_projects(after)\n-- Read through its SQL constant only.\n"
+    "SELECT p.id FROM projects AS p WHERE p.id > :after;\n\n"
+    "-- name: old_digest()\n-- Kept on purpose.\n-- noqa: CS401\nSELECT p.id FROM projects AS p;\n"
+)
+
+
+def test_a_query_nothing_refers_to_is_reported_at_its_name_line(tmp_path: Path) -> None:
+    path = tmp_path / "projects.sql"
+    path.write_text(UNCALLED)
+    referenced = {("projects", "get_project"), ("projects", "SCAN_PROJECTS_SQL"), ("assets", "count_projects")}
+    assert [str(f) for f in lint_file(path, referenced=referenced, display="projects.sql")] == [
+        "projects.sql:5: CS401 nothing in the package calls count_projects "
+        "(coherence_sql.sql.projects.count_projects); delete the query, or call it"
+    ]
+    assert lint_file(path, display="projects.sql") == []  # without `referenced`, CS401 is not checked
+
+
+def _write(root: Path, relative: str, text: str) -> None:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_references_are_read_through_every_import_form(tmp_path: Path) -> None:
+    package = tmp_path / "coherence_sql"
+    _write(package, "__init__.py", "")
+    _write(
+        package,
+        "stores/one.py",
+        "from coherence_sql.sql import projects as p\nasync def f(c): await p.get_project(c)\n",
+    )
+    _write(package, "stores/two.py", "from coherence_sql.sql.assets import get_asset, ScanAssetsRow as Row\n")
+    _write(package, "stores/three.py", "import coherence_sql.sql.github as gh\nX = gh.SCAN_GITHUB_SQL\n")
+    _write(package, "stores/four.py", "from ..sql import contributors\nY = contributors.scan_contributors\n")
+    _write(package, "stores/five.py", "import coherence_sql.sql.health\nZ = coherence_sql.sql.health.ping\n")
+    _write(package, "stores/six.py", "projects = object()\nW = projects.not_a_query\n")  # not an import of sql/
+    _write(package, "sql/projects.py", "from coherence_sql.sql import shadow\nV = shadow.record_mismatch\n")
+    assert referenced_names(package) == {
+        ("projects", "get_project"),
+        ("assets", "get_asset"),
+        ("assets", "ScanAssetsRow"),
+        ("github", "SCAN_GITHUB_SQL"),
+        ("contributors", "scan_contributors"),
+        ("health", "ping"),
+    }
+
+
+def test_lint_paths_checks_only_the_package_query_files_for_callers(tmp_path: Path) -> None:
+    # `coherence-sql lint` (no paths) lints queries/, so CS401 runs in CI (the whole list:
+    # tests/test_queries_sql.py::test_every_named_query_is_called_by_the_package).
+    (tmp_path / "projects.sql").write_text(UNCALLED)
+    assert lint_paths([tmp_path]) == []  # a query file elsewhere is not the package's
+    assert RULES["CS401"] == "named query called by nothing in the package"

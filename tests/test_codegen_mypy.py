@@ -36,7 +36,18 @@ PROPER = textwrap.dedent(
     from coherence_sql.db import Connection, Pool
     from coherence_sql.models import TaskStatus
     from coherence_sql.sql._runtime import Executor
-    from {FIXTURE_MODULE} import DependenciesOfRow, dependencies_of, get_task, insert_asset
+    from {FIXTURE_MODULE} import (
+        ContributorNameRow,
+        DependenciesOfRow,
+        GetTaskRow,
+        TaskRow,
+        contributor_names,
+        contributor_names_like,
+        dependencies_of,
+        get_task,
+        insert_asset,
+        tasks_in,
+    )
 
 
     async def proper(conn: Executor) -> str:
@@ -56,6 +67,14 @@ PROPER = textwrap.dedent(
             asset = await insert_asset(proxy, id=UUID(int=1), name="n", description="d", asset_type="CODE")
         total: Decimal = Decimal(0) if asset is None else asset.total_cost
         return [row.to_project_id for row in rows] + [int(total)]
+
+
+    async def shared_rows(conn: Executor) -> list[str]:
+        one: GetTaskRow | None = await get_task(conn, id="42")  # an alias names the shared class too
+        many: list[TaskRow] = await tasks_in(conn, status=TaskStatus.PENDING)
+        names: list[ContributorNameRow] = await contributor_names(conn)
+        names += await contributor_names_like(conn, pattern="a%")
+        return [task.id for task in many] + ([one.id] if one is not None else []) + [row.name for row in names]
     """
 )
 

@@ -89,13 +89,17 @@ RECORD_ROWS = (
     "ProjectIdsRow",
     "DependenciesOfRow",
     "EcosystemStatsRow",
+    "ContributorNameRow",
 )
 # Rows with enum columns: NamedTuples built by the module's converter (row → its converter).
-CONVERTED_ROWS = {"InsertTaskRow": "_insert_task_row", "GetTaskRow": "_get_task_row"}
+CONVERTED_ROWS = {"InsertTaskRow": "_insert_task_row", "TaskRow": "_task_row"}
+ALIASES = {"GetTaskRow": "TaskRow"}  # `-- alias:` names
 
 
 def test_rows_without_enum_columns_are_records_read_by_position(generated: ModuleType) -> None:
-    assert {name for name in vars(generated) if name.endswith("Row")} == {*RECORD_ROWS, *CONVERTED_ROWS}
+    assert {name for name in vars(generated) if name.endswith("Row")} == {*RECORD_ROWS, *CONVERTED_ROWS, *ALIASES}
+    for alias, row in ALIASES.items():
+        assert getattr(generated, alias) is getattr(generated, row)
     for row in RECORD_ROWS:
         cls = getattr(generated, row)
         assert cls.__bases__ == (asyncpg.Record,), row
@@ -125,8 +129,31 @@ def test_parameters_are_keyword_only_and_nullable_only_when_declared(generated: 
     )
 
 
+def test_queries_of_one_row_shape_share_one_class_named_by_row(generated: ModuleType) -> None:
+    # NamedTuple rows (enum columns): get_task names the class, tasks_in has the same columns.
+    assert signature(generated.get_task) == "(conn: 'Executor', *, id: 'str') -> 'TaskRow | None'"
+    assert signature(generated.tasks_in) == "(conn: 'Executor', *, status: 'TaskStatus') -> 'list[TaskRow]'"
+    assert fields(generated, "TaskRow") == {
+        "id": "str",
+        "task_type": "TaskType",
+        "status": "TaskStatus",
+        "context": "Any",
+        "progress_pct": "int | None",
+        "updated_at": "datetime | None",
+    }
+    # Record rows: the second query of the pair names the class.
+    assert signature(generated.contributor_names) == "(conn: 'Executor') -> 'list[ContributorNameRow]'"
+    assert signature(generated.contributor_names_like).endswith("-> 'list[ContributorNameRow]'")
+    # insert_task's row differs (no updated_at), so it keeps a class of its own, named for its query.
+    assert signature(generated.insert_task).endswith("-> 'InsertTaskRow | None'")
+    assert generated.TaskRow.__doc__.split() == ["One", "row", "of", "get_task,", "tasks_in."]
+    # Neither `row:` nor `alias:` lines are part of an accessor's docstring.
+    assert "row:" not in (generated.get_task.__doc__ or "")
+    assert "alias:" not in (generated.get_task.__doc__ or "")
+
+
 def test_return_shapes_follow_the_operator(generated: ModuleType) -> None:
-    assert signature(generated.get_task) == "(conn: 'Executor', *, id: 'str') -> 'GetTaskRow | None'"
+    assert signature(generated.get_task) == "(conn: 'Executor', *, id: 'str') -> 'TaskRow | None'"
     assert signature(generated.dependencies_of) == (
         "(conn: 'Executor', *, ecosystem: 'str') -> 'list[DependenciesOfRow]'"
     )

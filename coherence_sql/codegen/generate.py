@@ -15,6 +15,7 @@ import asyncpg
 from coherence_sql.codegen.introspect import Introspector
 from coherence_sql.codegen.loader import load_file
 from coherence_sql.codegen.render import GENERATED_MARK, render_module, render_package_init
+from coherence_sql.codegen.rows import plan_rows
 
 PACKAGE_INIT: Final = "__init__.py"
 
@@ -34,10 +35,13 @@ async def build(conn: asyncpg.Connection[asyncpg.Record], queries_dir: Path) -> 
     """
     introspector = Introspector(conn)
     source_dir = queries_dir.name
+    described = {
+        path: [await introspector.describe(spec) for spec in load_file(path)] for path in query_files(queries_dir)
+    }
+    rows = plan_rows([accessor for accessors in described.values() for accessor in accessors])
     files: dict[str, str] = {}
-    for path in query_files(queries_dir):
-        accessors = [await introspector.describe(spec) for spec in load_file(path)]
-        files[f"{path.stem}.py"] = render_module(path.stem, f"{source_dir}/{path.name}", accessors)
+    for path, accessors in described.items():
+        files[f"{path.stem}.py"] = render_module(path.stem, f"{source_dir}/{path.name}", accessors, rows)
     files[PACKAGE_INIT] = render_package_init([name[:-3] for name in files], source_dir)
     return files
 

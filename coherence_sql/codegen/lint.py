@@ -5,6 +5,7 @@ a `:word` in a trailing comment or inside `$$ … $$`, or a comment on the `-- n
 file; and nothing checks that an operator fits its statement. This module tokenizes each query
 just enough to see those (quotes, comments, dollar quotes, brackets, parentheses) and reports
 `path:line: RULE message`. Rules and their exact messages are listed in docs/accessors.md.
+Rule CS401 (a named query nothing in the package calls) looks at the package's own query files only.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import aiosql
 import asyncpg
 from aiosql.utils import VAR_REF
 
+from coherence_sql.codegen.callers import QueryName, is_called, referenced_names
+from coherence_sql.resources import queries_dir
 from coherence_sql.sqltext import Token, tokenize
 
 # -- findings ------------------------------------------------------------------------------------
@@ -36,6 +39,7 @@ RULES: Final[dict[str, str]] = {
     "CS203": "row-returning operator on a statement without RETURNING",
     "CS301": "undeclared parameter",
     "CS302": "declared parameter not used",
+    "CS401": "named query called by nothing in the package",
 }
 
 
@@ -105,11 +109,12 @@ class _Block:
 
 
 class _FileLint:
-    def __init__(self, path: Path, display: str, catalog: Catalog | None) -> None:
+    def __init__(self, path: Path, display: str, catalog: Catalog | None, referenced: set[QueryName] | None) -> None:
         self.text = path.read_text(encoding="utf-8")
         self.path = path
         self.display = display
         self.catalog = catalog
+        self.referenced = referenced  # for CS401: what the package refers to; None: not checked
         self.findings: list[Finding] = []
         self._newlines = [i for i, ch in enumerate(self.text) if ch == "\n"]
 
@@ -190,6 +195,14 @@ class _FileLint:
                 "(empty parentheses when there are none)",
             )
         self._check_hidden_parameters(block)
+        if self.referenced is not None and not is_called(self.path.stem, block.name, self.referenced):
+            self.report(
+                block,
+                block.name_offset,
+                "CS401",
+                f"nothing in the package calls {block.name} (coherence_sql.sql.{self.path.stem}.{block.name}); "
+                "delete the query, or call it",
+            )
         code = [t for t in block.tokens if t.kind not in ("comment", "block_comment")]
         self._check_parameters(block, code)
         if code:
@@ -525,9 +538,12 @@ def _closing(code: list[Token], depth: list[int], open_index: int) -> int:
 # -- entry points --------------------------------------------------------------------------------
 
 
-def lint_file(path: Path, catalog: Catalog | None = None, *, display: str | None = None) -> list[Finding]:
-    """The findings for one query file. Without a catalog, rule CS202 is not checked."""
-    return _FileLint(path, display or str(path), catalog).run()
+def lint_file(
+    path: Path, catalog: Catalog | None = None, *, display: str | None = None, referenced: set[QueryName] | None = None
+) -> list[Finding]:
+    """The findings for one query file. Without a catalog, rule CS202 is not checked; without
+    `referenced` (the package's references to generated modules, `callers.referenced_names()`), CS401."""
+    return _FileLint(path, display or str(path), catalog, referenced).run()
 
 
 def sql_files(paths: Iterable[Path]) -> list[Path]:
@@ -538,8 +554,22 @@ def sql_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+def _is_package_query_file(path: Path) -> bool:
+    try:
+        return path.resolve().parent == queries_dir().resolve()
+    except FileNotFoundError:  # no queries/ beside or inside the package
+        return False
+
+
 def lint_paths(paths: Iterable[Path], catalog: Catalog | None = None) -> list[Finding]:
+    """The findings for every file named (directories expanded); the package's own query files are
+    also checked for queries nothing calls (CS401)."""
     findings: list[Finding] = []
+    referenced: set[QueryName] | None = None
     for path in sql_files(paths):
-        findings.extend(lint_file(path, catalog))
+        if _is_package_query_file(path):
+            referenced = referenced_names() if referenced is None else referenced
+            findings.extend(lint_file(path, catalog, referenced=referenced))
+        else:
+            findings.extend(lint_file(path, catalog))
     return findings

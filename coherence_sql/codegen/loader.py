@@ -1,8 +1,8 @@
 """Query files read through aiosql: the records the generator works from.
 
 aiosql parses each `queries/<stem>.sql` (name, operation, `$n`-rewritten SQL, parameters in `$n`
-order, docstring); this module only reshapes its answer and reads our one docstring convention,
-`nullable: a, b[]`.
+order, docstring); this module only reshapes its answer and reads our docstring conventions,
+`nullable: a, b[]`, `row: NameRow` (the row class's name) and `alias: OldNameRow` (another name for it).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from aiosql.types import SQLOperationType
 from coherence_sql.errors import CoherenceSQLError
 
 NULLABLE_PREFIX = "nullable:"
+ROW_PREFIX = "row:"
+ALIAS_PREFIX = "alias:"
 
 
 class GenerateError(CoherenceSQLError):
@@ -65,6 +67,8 @@ class QuerySpec:
     line: int
     nullable: frozenset[str]  # parameters that accept None
     nullable_elements: frozenset[str]  # array parameters whose elements accept None
+    row_name: str | None = None  # `row: NameRow`: the name of the row class (shared by its shape)
+    row_aliases: tuple[str, ...] = ()  # `alias: OldRow`: more names for the row class, in this module
 
     @property
     def qualified_name(self) -> str:
@@ -87,6 +91,28 @@ def _nullable(doc: str, name: str, parameters: tuple[str, ...]) -> tuple[frozens
                 raise GenerateError(f"{name}: 'nullable: {entry}' names no parameter of the query")
             bucket.add(target)
     return frozenset(whole), frozenset(elements)
+
+
+def _class_names(doc: str, where: str, prefix: str) -> list[str]:
+    """The names on every `<prefix> A, B` docstring line (class names: identifiers, not `_x`)."""
+    names: list[str] = []
+    for line in doc.splitlines():
+        text = line.strip()
+        if not text.lower().startswith(prefix):
+            continue
+        for item in text[len(prefix) :].split(","):
+            entry = item.strip()
+            if not entry.isidentifier() or keyword.iskeyword(entry) or entry.startswith("_"):
+                raise GenerateError(f"{where}: '{prefix} {entry}' is not usable as a class name")
+            names.append(entry)
+    return names
+
+
+def _row_name(doc: str, where: str) -> str | None:
+    names = _class_names(doc, where, ROW_PREFIX)
+    if len(names) > 1:
+        raise GenerateError(f"{where}: 'row:' names {', '.join(names)}; a row class has one name")
+    return names[0] if names else None
 
 
 def _parameters(name: str, where: str, fn: Any, adapter: Any) -> tuple[str, ...]:
@@ -139,6 +165,8 @@ def load_file(path: Path) -> list[QuerySpec]:
                 line=fn.__func__.__code__.co_firstlineno,
                 nullable=nullable,
                 nullable_elements=nullable_elements,
+                row_name=_row_name(doc, where),
+                row_aliases=tuple(_class_names(doc, where, ALIAS_PREFIX)),
             )
         )
     specs.sort(key=lambda s: (s.line, s.name))

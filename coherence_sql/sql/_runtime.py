@@ -1,28 +1,22 @@
 """What every generated accessor in `coherence_sql/sql/` shares (hand-written, not generated).
 
 `Executor` is what an accessor runs on (an asyncpg Connection, a pool, or a pool's connection);
-the helpers parse status strings and name the failures the accessors translate. Rows need no
+`rowcount` parses a command status string. What an accessor catches and how it is translated
+live in `coherence_sql.errors` (`DRIVER_FAILURES`, `translate`). Rows need no
 helper: a row class is an asyncpg Record subclass the driver builds (`record_class=`), or, for
 rows with enum columns, a NamedTuple built by the module's own converter.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Sequence
-from typing import Any, Final, Protocol, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
 from asyncpg import Record
 
-from coherence_sql.errors import translate
-
-__all__ = ["FAILURES", "Executor", "rowcount", "translate"]
+__all__ = ["Executor", "rowcount"]
 
 RecordT = TypeVar("RecordT", bound=Record)
-
-# What a driver call can raise: every Exception (asyncpg, OSError, timeouts, codec errors) plus a
-# cancellation, which `translate` turns into QueryCancelledError (still an asyncio.CancelledError).
-FAILURES: Final[tuple[type[BaseException], ...]] = (Exception, asyncio.CancelledError)
 
 
 class Executor(Protocol):

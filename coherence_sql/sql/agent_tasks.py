@@ -8,18 +8,21 @@ change the SQL and run `coherence-sql generate` again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from asyncpg import Record
 
+from coherence_sql.errors import DRIVER_FAILURES, translate
 from coherence_sql.models import TaskStatus, TaskType
-from coherence_sql.sql._runtime import FAILURES, Executor, rowcount, translate
+from coherence_sql.sql._runtime import Executor, rowcount
 
 
-class InsertTaskRow(NamedTuple):
+class TaskRow(NamedTuple):
+    """One row of insert_task, get_task, list_tasks, update_task, list_attention_tasks, review_attention_tasks,
+    pipeline_running, pipeline_pending, pipeline_recent, claim_next_task, claim_task.
+    """
+
     id: str
     direction: str
     task_type: TaskType
@@ -40,8 +43,8 @@ class InsertTaskRow(NamedTuple):
     claimed_at: datetime | None
 
 
-def _insert_task_row(record: Record) -> InsertTaskRow:
-    return InsertTaskRow(
+def _task_row(record: Record) -> TaskRow:
+    return TaskRow(
         record[0],
         record[1],
         TaskType(record[2]),
@@ -98,7 +101,7 @@ async def insert_task(
     updated_at: datetime | None,
     claimed_by: str | None,
     claimed_at: datetime | None,
-) -> InsertTaskRow | None:
+) -> TaskRow | None:
     """Store a task exactly as given; an existing id is a unique violation.
     nullable: tier, context, output, progress_pct, current_step, decision_prompt, decision, started_at, updated_at, claimed_by, claimed_at
     """
@@ -124,53 +127,9 @@ async def insert_task(
             claimed_by,
             claimed_at,
         )
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.insert_task") from None
-    return None if record is None else _insert_task_row(record)
-
-
-class GetTaskRow(NamedTuple):
-    id: str
-    direction: str
-    task_type: TaskType
-    status: TaskStatus
-    model: str
-    command: str
-    tier: str | None
-    context: Any
-    output: str | None
-    progress_pct: int | None
-    current_step: str | None
-    decision_prompt: str | None
-    decision: str | None
-    started_at: datetime | None
-    created_at: datetime
-    updated_at: datetime | None
-    claimed_by: str | None
-    claimed_at: datetime | None
-
-
-def _get_task_row(record: Record) -> GetTaskRow:
-    return GetTaskRow(
-        record[0],
-        record[1],
-        TaskType(record[2]),
-        TaskStatus(record[3]),
-        record[4],
-        record[5],
-        record[6],
-        record[7],
-        record[8],
-        record[9],
-        record[10],
-        record[11],
-        record[12],
-        record[13],
-        record[14],
-        record[15],
-        record[16],
-        record[17],
-    )
+    return None if record is None else _task_row(record)
 
 
 GET_TASK_SQL: Final = """\
@@ -197,57 +156,13 @@ FROM agent_tasks AS t
 WHERE t.id = $1;"""
 
 
-async def get_task(conn: Executor, *, id: str) -> GetTaskRow | None:
+async def get_task(conn: Executor, *, id: str) -> TaskRow | None:
     """One task by id."""
     try:
         record = await conn.fetchrow(GET_TASK_SQL, id)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.get_task") from None
-    return None if record is None else _get_task_row(record)
-
-
-class ListTasksRow(NamedTuple):
-    id: str
-    direction: str
-    task_type: TaskType
-    status: TaskStatus
-    model: str
-    command: str
-    tier: str | None
-    context: Any
-    output: str | None
-    progress_pct: int | None
-    current_step: str | None
-    decision_prompt: str | None
-    decision: str | None
-    started_at: datetime | None
-    created_at: datetime
-    updated_at: datetime | None
-    claimed_by: str | None
-    claimed_at: datetime | None
-
-
-def _list_tasks_row(record: Record) -> ListTasksRow:
-    return ListTasksRow(
-        record[0],
-        record[1],
-        TaskType(record[2]),
-        TaskStatus(record[3]),
-        record[4],
-        record[5],
-        record[6],
-        record[7],
-        record[8],
-        record[9],
-        record[10],
-        record[11],
-        record[12],
-        record[13],
-        record[14],
-        record[15],
-        record[16],
-        record[17],
-    )
+    return None if record is None else _task_row(record)
 
 
 LIST_TASKS_SQL: Final = """\
@@ -280,15 +195,15 @@ LIMIT $3 OFFSET $4;"""
 
 async def list_tasks(
     conn: Executor, *, status: TaskStatus | None, task_type: TaskType | None, lim: int, off: int
-) -> list[ListTasksRow]:
+) -> list[TaskRow]:
     """One page of the tasks matching the optional filters (NULL = any), newest first.
     nullable: status, task_type
     """
     try:
         records = await conn.fetch(LIST_TASKS_SQL, status, task_type, lim, off)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.list_tasks") from None
-    return [_list_tasks_row(record) for record in records]
+    return [_task_row(record) for record in records]
 
 
 COUNT_TASKS_SQL: Final = """\
@@ -305,53 +220,9 @@ async def count_tasks(conn: Executor, *, status: TaskStatus | None, task_type: T
     """
     try:
         value: int | None = await conn.fetchval(COUNT_TASKS_SQL, status, task_type)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.count_tasks") from None
     return value
-
-
-class UpdateTaskRow(NamedTuple):
-    id: str
-    direction: str
-    task_type: TaskType
-    status: TaskStatus
-    model: str
-    command: str
-    tier: str | None
-    context: Any
-    output: str | None
-    progress_pct: int | None
-    current_step: str | None
-    decision_prompt: str | None
-    decision: str | None
-    started_at: datetime | None
-    created_at: datetime
-    updated_at: datetime | None
-    claimed_by: str | None
-    claimed_at: datetime | None
-
-
-def _update_task_row(record: Record) -> UpdateTaskRow:
-    return UpdateTaskRow(
-        record[0],
-        record[1],
-        TaskType(record[2]),
-        TaskStatus(record[3]),
-        record[4],
-        record[5],
-        record[6],
-        record[7],
-        record[8],
-        record[9],
-        record[10],
-        record[11],
-        record[12],
-        record[13],
-        record[14],
-        record[15],
-        record[16],
-        record[17],
-    )
 
 
 UPDATE_TASK_SQL: Final = """\
@@ -393,7 +264,7 @@ async def update_task(
     current_step: str | None,
     decision_prompt: str | None,
     id: str,
-) -> UpdateTaskRow | None:
+) -> TaskRow | None:
     """client-contract section 3.4 in one statement, so concurrent updates are never lost: NULL leaves a
     field alone; a decision on a needs_decision task resumes it (an explicit status wins), otherwise
     the first decision wins; started_at is set once, when status becomes running; updated_at always.
@@ -403,53 +274,9 @@ async def update_task(
         record = await conn.fetchrow(
             UPDATE_TASK_SQL, status, decision, now, output, progress_pct, current_step, decision_prompt, id
         )
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.update_task") from None
-    return None if record is None else _update_task_row(record)
-
-
-class ListAttentionTasksRow(NamedTuple):
-    id: str
-    direction: str
-    task_type: TaskType
-    status: TaskStatus
-    model: str
-    command: str
-    tier: str | None
-    context: Any
-    output: str | None
-    progress_pct: int | None
-    current_step: str | None
-    decision_prompt: str | None
-    decision: str | None
-    started_at: datetime | None
-    created_at: datetime
-    updated_at: datetime | None
-    claimed_by: str | None
-    claimed_at: datetime | None
-
-
-def _list_attention_tasks_row(record: Record) -> ListAttentionTasksRow:
-    return ListAttentionTasksRow(
-        record[0],
-        record[1],
-        TaskType(record[2]),
-        TaskStatus(record[3]),
-        record[4],
-        record[5],
-        record[6],
-        record[7],
-        record[8],
-        record[9],
-        record[10],
-        record[11],
-        record[12],
-        record[13],
-        record[14],
-        record[15],
-        record[16],
-        record[17],
-    )
+    return None if record is None else _task_row(record)
 
 
 LIST_ATTENTION_TASKS_SQL: Final = """\
@@ -478,13 +305,13 @@ ORDER BY t.created_at DESC, t.seq ASC
 LIMIT $1;"""
 
 
-async def list_attention_tasks(conn: Executor, *, lim: int) -> list[ListAttentionTasksRow]:
+async def list_attention_tasks(conn: Executor, *, lim: int) -> list[TaskRow]:
     """Tasks that need a person (needs_decision or failed), newest first."""
     try:
         records = await conn.fetch(LIST_ATTENTION_TASKS_SQL, lim)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.list_attention_tasks") from None
-    return [_list_attention_tasks_row(record) for record in records]
+    return [_task_row(record) for record in records]
 
 
 COUNT_ATTENTION_TASKS_SQL: Final = """\
@@ -497,53 +324,9 @@ async def count_attention_tasks(conn: Executor) -> int | None:
     """How many tasks need a person (needs_decision or failed)."""
     try:
         value: int | None = await conn.fetchval(COUNT_ATTENTION_TASKS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.count_attention_tasks") from None
     return value
-
-
-class ReviewAttentionTasksRow(NamedTuple):
-    id: str
-    direction: str
-    task_type: TaskType
-    status: TaskStatus
-    model: str
-    command: str
-    tier: str | None
-    context: Any
-    output: str | None
-    progress_pct: int | None
-    current_step: str | None
-    decision_prompt: str | None
-    decision: str | None
-    started_at: datetime | None
-    created_at: datetime
-    updated_at: datetime | None
-    claimed_by: str | None
-    claimed_at: datetime | None
-
-
-def _review_attention_tasks_row(record: Record) -> ReviewAttentionTasksRow:
-    return ReviewAttentionTasksRow(
-        record[0],
-        record[1],
-        TaskType(record[2]),
-        TaskStatus(record[3]),
-        record[4],
-        record[5],
-        record[6],
-        record[7],
-        record[8],
-        record[9],
-        record[10],
-        record[11],
-        record[12],
-        record[13],
-        record[14],
-        record[15],
-        record[16],
-        record[17],
-    )
 
 
 REVIEW_ATTENTION_TASKS_SQL: Final = """\
@@ -571,16 +354,18 @@ WHERE t.status IN ('needs_decision', 'failed')
 ORDER BY t.seq;"""
 
 
-async def review_attention_tasks(conn: Executor) -> list[ReviewAttentionTasksRow]:
+async def review_attention_tasks(conn: Executor) -> list[TaskRow]:
     """Every task that needs a person, in insertion order (get_review_summary)."""
     try:
         records = await conn.fetch(REVIEW_ATTENTION_TASKS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.review_attention_tasks") from None
-    return [_review_attention_tasks_row(record) for record in records]
+    return [_task_row(record) for record in records]
 
 
 class TaskStatusCountsRow(NamedTuple):
+    """One row of task_status_counts."""
+
     status: TaskStatus
     tasks: int
 
@@ -602,12 +387,14 @@ async def task_status_counts(conn: Executor) -> list[TaskStatusCountsRow]:
     """Tasks per status present, in the order each status first occurs (insertion order)."""
     try:
         records = await conn.fetch(TASK_STATUS_COUNTS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.task_status_counts") from None
     return [_task_status_counts_row(record) for record in records]
 
 
 class UsageByModelRow(NamedTuple):
+    """One row of usage_by_model."""
+
     model: str
     status: TaskStatus
     tasks: int
@@ -653,53 +440,9 @@ async def usage_by_model(conn: Executor) -> list[UsageByModelRow]:
     """
     try:
         records = await conn.fetch(USAGE_BY_MODEL_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.usage_by_model") from None
     return [_usage_by_model_row(record) for record in records]
-
-
-class PipelineRunningRow(NamedTuple):
-    id: str
-    direction: str
-    task_type: TaskType
-    status: TaskStatus
-    model: str
-    command: str
-    tier: str | None
-    context: Any
-    output: str | None
-    progress_pct: int | None
-    current_step: str | None
-    decision_prompt: str | None
-    decision: str | None
-    started_at: datetime | None
-    created_at: datetime
-    updated_at: datetime | None
-    claimed_by: str | None
-    claimed_at: datetime | None
-
-
-def _pipeline_running_row(record: Record) -> PipelineRunningRow:
-    return PipelineRunningRow(
-        record[0],
-        record[1],
-        TaskType(record[2]),
-        TaskStatus(record[3]),
-        record[4],
-        record[5],
-        record[6],
-        record[7],
-        record[8],
-        record[9],
-        record[10],
-        record[11],
-        record[12],
-        record[13],
-        record[14],
-        record[15],
-        record[16],
-        record[17],
-    )
 
 
 PIPELINE_RUNNING_SQL: Final = """\
@@ -728,57 +471,13 @@ ORDER BY t.seq
 LIMIT $1;"""
 
 
-async def pipeline_running(conn: Executor, *, lim: int) -> list[PipelineRunningRow]:
+async def pipeline_running(conn: Executor, *, lim: int) -> list[TaskRow]:
     """Running tasks in insertion order (get_pipeline_status)."""
     try:
         records = await conn.fetch(PIPELINE_RUNNING_SQL, lim)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.pipeline_running") from None
-    return [_pipeline_running_row(record) for record in records]
-
-
-class PipelinePendingRow(NamedTuple):
-    id: str
-    direction: str
-    task_type: TaskType
-    status: TaskStatus
-    model: str
-    command: str
-    tier: str | None
-    context: Any
-    output: str | None
-    progress_pct: int | None
-    current_step: str | None
-    decision_prompt: str | None
-    decision: str | None
-    started_at: datetime | None
-    created_at: datetime
-    updated_at: datetime | None
-    claimed_by: str | None
-    claimed_at: datetime | None
-
-
-def _pipeline_pending_row(record: Record) -> PipelinePendingRow:
-    return PipelinePendingRow(
-        record[0],
-        record[1],
-        TaskType(record[2]),
-        TaskStatus(record[3]),
-        record[4],
-        record[5],
-        record[6],
-        record[7],
-        record[8],
-        record[9],
-        record[10],
-        record[11],
-        record[12],
-        record[13],
-        record[14],
-        record[15],
-        record[16],
-        record[17],
-    )
+    return [_task_row(record) for record in records]
 
 
 PIPELINE_PENDING_SQL: Final = """\
@@ -807,57 +506,13 @@ ORDER BY t.created_at ASC, t.seq ASC
 LIMIT $1;"""
 
 
-async def pipeline_pending(conn: Executor, *, lim: int) -> list[PipelinePendingRow]:
+async def pipeline_pending(conn: Executor, *, lim: int) -> list[TaskRow]:
     """Pending tasks, oldest first; ties in insertion order (get_pipeline_status)."""
     try:
         records = await conn.fetch(PIPELINE_PENDING_SQL, lim)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.pipeline_pending") from None
-    return [_pipeline_pending_row(record) for record in records]
-
-
-class PipelineRecentRow(NamedTuple):
-    id: str
-    direction: str
-    task_type: TaskType
-    status: TaskStatus
-    model: str
-    command: str
-    tier: str | None
-    context: Any
-    output: str | None
-    progress_pct: int | None
-    current_step: str | None
-    decision_prompt: str | None
-    decision: str | None
-    started_at: datetime | None
-    created_at: datetime
-    updated_at: datetime | None
-    claimed_by: str | None
-    claimed_at: datetime | None
-
-
-def _pipeline_recent_row(record: Record) -> PipelineRecentRow:
-    return PipelineRecentRow(
-        record[0],
-        record[1],
-        TaskType(record[2]),
-        TaskStatus(record[3]),
-        record[4],
-        record[5],
-        record[6],
-        record[7],
-        record[8],
-        record[9],
-        record[10],
-        record[11],
-        record[12],
-        record[13],
-        record[14],
-        record[15],
-        record[16],
-        record[17],
-    )
+    return [_task_row(record) for record in records]
 
 
 PIPELINE_RECENT_SQL: Final = """\
@@ -886,18 +541,20 @@ ORDER BY t.updated_at IS NULL DESC, t.updated_at DESC, t.seq ASC
 LIMIT $1;"""
 
 
-async def pipeline_recent(conn: Executor, *, lim: int) -> list[PipelineRecentRow]:
+async def pipeline_recent(conn: Executor, *, lim: int) -> list[TaskRow]:
     """Finished tasks (every status but running and pending), most recently updated first. A task never
     updated comes first, as the API's sort on the text "None" puts it; ties in insertion order.
     """
     try:
         records = await conn.fetch(PIPELINE_RECENT_SQL, lim)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.pipeline_recent") from None
-    return [_pipeline_recent_row(record) for record in records]
+    return [_task_row(record) for record in records]
 
 
 class PipelinePhaseCountsRow(NamedTuple):
+    """One row of pipeline_phase_counts."""
+
     task_type: TaskType
     tasks: int
 
@@ -920,53 +577,9 @@ async def pipeline_phase_counts(conn: Executor) -> list[PipelinePhaseCountsRow]:
     """Running plus pending tasks per task type (get_pipeline_status running_by_phase)."""
     try:
         records = await conn.fetch(PIPELINE_PHASE_COUNTS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.pipeline_phase_counts") from None
     return [_pipeline_phase_counts_row(record) for record in records]
-
-
-class ClaimNextTaskRow(NamedTuple):
-    id: str
-    direction: str
-    task_type: TaskType
-    status: TaskStatus
-    model: str
-    command: str
-    tier: str | None
-    context: Any
-    output: str | None
-    progress_pct: int | None
-    current_step: str | None
-    decision_prompt: str | None
-    decision: str | None
-    started_at: datetime | None
-    created_at: datetime
-    updated_at: datetime | None
-    claimed_by: str | None
-    claimed_at: datetime | None
-
-
-def _claim_next_task_row(record: Record) -> ClaimNextTaskRow:
-    return ClaimNextTaskRow(
-        record[0],
-        record[1],
-        TaskType(record[2]),
-        TaskStatus(record[3]),
-        record[4],
-        record[5],
-        record[6],
-        record[7],
-        record[8],
-        record[9],
-        record[10],
-        record[11],
-        record[12],
-        record[13],
-        record[14],
-        record[15],
-        record[16],
-        record[17],
-    )
 
 
 CLAIM_NEXT_TASK_SQL: Final = """\
@@ -991,59 +604,15 @@ RETURNING
     current_step, decision_prompt, decision, started_at, created_at, updated_at, claimed_by, claimed_at;"""
 
 
-async def claim_next_task(conn: Executor, *, worker: str, now: datetime) -> ClaimNextTaskRow | None:
+async def claim_next_task(conn: Executor, *, worker: str, now: datetime) -> TaskRow | None:
     """Claim the oldest pending task (created_at, then seq) for worker and mark it running; a task
     another claimer holds is skipped, so two claimers never get the same task.
     """
     try:
         record = await conn.fetchrow(CLAIM_NEXT_TASK_SQL, worker, now)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.claim_next_task") from None
-    return None if record is None else _claim_next_task_row(record)
-
-
-class ClaimTaskRow(NamedTuple):
-    id: str
-    direction: str
-    task_type: TaskType
-    status: TaskStatus
-    model: str
-    command: str
-    tier: str | None
-    context: Any
-    output: str | None
-    progress_pct: int | None
-    current_step: str | None
-    decision_prompt: str | None
-    decision: str | None
-    started_at: datetime | None
-    created_at: datetime
-    updated_at: datetime | None
-    claimed_by: str | None
-    claimed_at: datetime | None
-
-
-def _claim_task_row(record: Record) -> ClaimTaskRow:
-    return ClaimTaskRow(
-        record[0],
-        record[1],
-        TaskType(record[2]),
-        TaskStatus(record[3]),
-        record[4],
-        record[5],
-        record[6],
-        record[7],
-        record[8],
-        record[9],
-        record[10],
-        record[11],
-        record[12],
-        record[13],
-        record[14],
-        record[15],
-        record[16],
-        record[17],
-    )
+    return None if record is None else _task_row(record)
 
 
 CLAIM_TASK_SQL: Final = """\
@@ -1060,13 +629,13 @@ RETURNING
     current_step, decision_prompt, decision, started_at, created_at, updated_at, claimed_by, claimed_at;"""
 
 
-async def claim_task(conn: Executor, *, worker: str, now: datetime, id: str) -> ClaimTaskRow | None:
+async def claim_task(conn: Executor, *, worker: str, now: datetime, id: str) -> TaskRow | None:
     """Claim this task as claim_next_task would; no row when it does not exist or is not pending."""
     try:
         record = await conn.fetchrow(CLAIM_TASK_SQL, worker, now, id)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.claim_task") from None
-    return None if record is None else _claim_task_row(record)
+    return None if record is None else _task_row(record)
 
 
 CLEAR_TASKS_SQL: Final = """\
@@ -1077,266 +646,6 @@ async def clear_tasks(conn: Executor) -> int:
     """Delete every task (the API's clear_store, for tests and resets)."""
     try:
         status = await conn.execute(CLEAR_TASKS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "agent_tasks.clear_tasks") from None
     return rowcount(status)
-
-
-UPSERT_TASKS_SQL: Final = """\
-INSERT INTO agent_tasks (
-    id, direction, task_type, status, model, command, tier, context, output, progress_pct,
-    current_step, decision_prompt, decision, started_at, created_at, updated_at, claimed_by, claimed_at
-)
-SELECT
-    u.id,
-    u.direction,
-    u.task_type,
-    u.status,
-    u.model,
-    u.command,
-    u.tier,
-    u.context,
-    u.output,
-    u.progress_pct,
-    u.current_step,
-    u.decision_prompt,
-    u.decision,
-    u.started_at,
-    u.created_at,
-    u.updated_at,
-    u.claimed_by,
-    u.claimed_at
-FROM
-    unnest(
-        $1::text[],
-        $2::text[],
-        $3::task_type[],
-        $4::task_status[],
-        $5::text[],
-        $6::text[],
-        $7::text[],
-        $8::jsonb[],
-        $9::text[],
-        $10::integer[],
-        $11::text[],
-        $12::text[],
-        $13::text[],
-        $14::timestamptz[],
-        $15::timestamptz[],
-        $16::timestamptz[],
-        $17::text[],
-        $18::timestamptz[]
-    ) WITH ORDINALITY
-        AS u (
-            id, direction, task_type, status, model, command, tier, context, output, progress_pct,
-            current_step, decision_prompt, decision, started_at, created_at, updated_at, claimed_by, claimed_at,
-            ord
-        )
-ORDER BY u.ord
-ON CONFLICT (id) DO UPDATE
-    SET
-        direction = excluded.direction,
-        task_type = excluded.task_type,
-        status = excluded.status,
-        model = excluded.model,
-        command = excluded.command,
-        tier = excluded.tier,
-        context = excluded.context,
-        output = excluded.output,
-        progress_pct = excluded.progress_pct,
-        current_step = excluded.current_step,
-        decision_prompt = excluded.decision_prompt,
-        decision = excluded.decision,
-        started_at = excluded.started_at,
-        created_at = excluded.created_at,
-        updated_at = excluded.updated_at,
-        claimed_by = excluded.claimed_by,
-        claimed_at = excluded.claimed_at;"""
-
-
-async def upsert_tasks(
-    conn: Executor,
-    *,
-    ids: Sequence[str],
-    directions: Sequence[str],
-    task_types: Sequence[TaskType],
-    statuses: Sequence[TaskStatus],
-    models: Sequence[str],
-    commands: Sequence[str],
-    tiers: Sequence[str | None],
-    contexts: Sequence[Any | None],
-    outputs: Sequence[str | None],
-    progress_pcts: Sequence[int | None],
-    current_steps: Sequence[str | None],
-    decision_prompts: Sequence[str | None],
-    decisions: Sequence[str | None],
-    started_ats: Sequence[datetime | None],
-    created_ats: Sequence[datetime],
-    updated_ats: Sequence[datetime | None],
-    claimed_bys: Sequence[str | None],
-    claimed_ats: Sequence[datetime | None],
-) -> int:
-    """Bulk load in array order; an existing id is replaced in place (keeps its seq).
-    nullable: tiers[], contexts[], outputs[], progress_pcts[], current_steps[], decision_prompts[], decisions[], started_ats[], updated_ats[], claimed_bys[], claimed_ats[]
-    """
-    try:
-        status = await conn.execute(
-            UPSERT_TASKS_SQL,
-            ids,
-            directions,
-            task_types,
-            statuses,
-            models,
-            commands,
-            tiers,
-            contexts,
-            outputs,
-            progress_pcts,
-            current_steps,
-            decision_prompts,
-            decisions,
-            started_ats,
-            created_ats,
-            updated_ats,
-            claimed_bys,
-            claimed_ats,
-        )
-    except FAILURES as exc:
-        raise translate(exc, "agent_tasks.upsert_tasks") from None
-    return rowcount(status)
-
-
-class ScanTasksRow(NamedTuple):
-    seq: int
-    id: str
-    direction: str
-    task_type: TaskType
-    status: TaskStatus
-    model: str
-    command: str
-    tier: str | None
-    context: Any
-    output: str | None
-    progress_pct: int | None
-    current_step: str | None
-    decision_prompt: str | None
-    decision: str | None
-    started_at: datetime | None
-    created_at: datetime
-    updated_at: datetime | None
-    claimed_by: str | None
-    claimed_at: datetime | None
-
-
-def _scan_tasks_row(record: Record) -> ScanTasksRow:
-    return ScanTasksRow(
-        record[0],
-        record[1],
-        record[2],
-        TaskType(record[3]),
-        TaskStatus(record[4]),
-        record[5],
-        record[6],
-        record[7],
-        record[8],
-        record[9],
-        record[10],
-        record[11],
-        record[12],
-        record[13],
-        record[14],
-        record[15],
-        record[16],
-        record[17],
-        record[18],
-    )
-
-
-SCAN_TASKS_SQL: Final = """\
-SELECT
-    t.seq,
-    t.id,
-    t.direction,
-    t.task_type,
-    t.status,
-    t.model,
-    t.command,
-    t.tier,
-    t.context,
-    t.output,
-    t.progress_pct,
-    t.current_step,
-    t.decision_prompt,
-    t.decision,
-    t.started_at,
-    t.created_at,
-    t.updated_at,
-    t.claimed_by,
-    t.claimed_at
-FROM agent_tasks AS t
-WHERE t.seq > $1
-ORDER BY t.seq
-LIMIT $2;"""
-
-
-async def scan_tasks(conn: Executor, *, after: int, lim: int) -> list[ScanTasksRow]:
-    """Keyset page of every task in insertion order (seq > after), for backfill and verification."""
-    try:
-        records = await conn.fetch(SCAN_TASKS_SQL, after, lim)
-    except FAILURES as exc:
-        raise translate(exc, "agent_tasks.scan_tasks") from None
-    return [_scan_tasks_row(record) for record in records]
-
-
-class DigestTasksRow(Record):
-    """One row of digest_tasks: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> str: ...
-        @property
-        def digest(self) -> str: ...
-    else:
-        id = property(itemgetter(0))
-        digest = property(itemgetter(1))
-
-
-DIGEST_TASKS_SQL: Final = """\
-SELECT
-    t.id,
-    md5(
-        jsonb_build_array(
-            t.id,
-            t.direction,
-            t.task_type::text,
-            t.status::text,
-            t.model,
-            t.command,
-            t.tier,
-            t.context,
-            t.output,
-            t.progress_pct,
-            t.current_step,
-            t.decision_prompt,
-            t.decision,
-            to_char(t.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-            to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-            to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-            t.claimed_by,
-            to_char(t.claimed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
-        )::text
-    ) AS "digest!"
-FROM agent_tasks AS t
-WHERE t.id > $1
-ORDER BY t.id
-LIMIT $2;"""
-
-
-async def digest_tasks(conn: Executor, *, after: str, lim: int) -> list[DigestTasksRow]:
-    """Keyset page of (id, md5 of the canonical row text) by id, for consistency checks."""
-    try:
-        return await conn.fetch(DIGEST_TASKS_SQL, after, lim, record_class=DigestTasksRow)
-    except FAILURES as exc:
-        raise translate(exc, "agent_tasks.digest_tasks") from None

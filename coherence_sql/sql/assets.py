@@ -6,7 +6,6 @@ change the SQL and run `coherence-sql generate` again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
@@ -15,11 +14,12 @@ from uuid import UUID
 
 from asyncpg import Record
 
-from coherence_sql.sql._runtime import FAILURES, Executor, rowcount, translate
+from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.sql._runtime import Executor
 
 
-class GetAssetRow(Record):
-    """One row of get_asset: an asyncpg Record (fields by attribute, name or position)."""
+class AssetRow(Record):
+    """One row of get_asset, insert_asset, list_assets: an asyncpg Record (fields by attribute, name or position)."""
 
     __slots__ = ()
     if TYPE_CHECKING:
@@ -61,42 +61,12 @@ FROM assets AS a
 WHERE a.id = $1;"""
 
 
-async def get_asset(conn: Executor, *, id: UUID) -> GetAssetRow | None:
+async def get_asset(conn: Executor, *, id: UUID) -> AssetRow | None:
     """One asset by id."""
     try:
-        return await conn.fetchrow(GET_ASSET_SQL, id, record_class=GetAssetRow)
-    except FAILURES as exc:
+        return await conn.fetchrow(GET_ASSET_SQL, id, record_class=AssetRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "assets.get_asset") from None
-
-
-class InsertAssetRow(Record):
-    """One row of insert_asset: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> UUID: ...
-        @property
-        def type(self) -> str: ...
-        @property
-        def name(self) -> str: ...
-        @property
-        def description(self) -> str: ...
-        @property
-        def total_cost(self) -> Decimal: ...
-        @property
-        def created_at(self) -> datetime: ...
-        @property
-        def metadata(self) -> Any: ...
-    else:
-        id = property(itemgetter(0))
-        type = property(itemgetter(1))
-        name = property(itemgetter(2))
-        description = property(itemgetter(3))
-        total_cost = property(itemgetter(4))
-        created_at = property(itemgetter(5))
-        metadata = property(itemgetter(6))
 
 
 INSERT_ASSET_SQL: Final = """\
@@ -107,44 +77,14 @@ RETURNING id, asset_type AS type, name, description, total_cost, created_at, met
 
 async def insert_asset(
     conn: Executor, *, id: UUID, type: str, name: str, description: str, created_at: datetime, metadata: Any
-) -> InsertAssetRow | None:
+) -> AssetRow | None:
     """Create an asset with total_cost 0.00; an existing id is a unique violation."""
     try:
         return await conn.fetchrow(
-            INSERT_ASSET_SQL, id, type, name, description, created_at, metadata, record_class=InsertAssetRow
+            INSERT_ASSET_SQL, id, type, name, description, created_at, metadata, record_class=AssetRow
         )
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "assets.insert_asset") from None
-
-
-class ListAssetsRow(Record):
-    """One row of list_assets: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> UUID: ...
-        @property
-        def type(self) -> str: ...
-        @property
-        def name(self) -> str: ...
-        @property
-        def description(self) -> str: ...
-        @property
-        def total_cost(self) -> Decimal: ...
-        @property
-        def created_at(self) -> datetime: ...
-        @property
-        def metadata(self) -> Any: ...
-    else:
-        id = property(itemgetter(0))
-        type = property(itemgetter(1))
-        name = property(itemgetter(2))
-        description = property(itemgetter(3))
-        total_cost = property(itemgetter(4))
-        created_at = property(itemgetter(5))
-        metadata = property(itemgetter(6))
 
 
 LIST_ASSETS_SQL: Final = """\
@@ -161,58 +101,12 @@ ORDER BY a.created_at DESC, a.seq ASC
 LIMIT $1;"""
 
 
-async def list_assets(conn: Executor, *, lim: int) -> list[ListAssetsRow]:
+async def list_assets(conn: Executor, *, lim: int) -> list[AssetRow]:
     """Newest first; ties in insertion order."""
     try:
-        return await conn.fetch(LIST_ASSETS_SQL, lim, record_class=ListAssetsRow)
-    except FAILURES as exc:
+        return await conn.fetch(LIST_ASSETS_SQL, lim, record_class=AssetRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "assets.list_assets") from None
-
-
-UPSERT_ASSETS_SQL: Final = """\
-INSERT INTO assets (id, asset_type, name, description, created_at, metadata)
-SELECT
-    u.id,
-    u.asset_type,
-    u.name,
-    u.description,
-    u.created_at,
-    u.metadata
-FROM
-    unnest(
-        $1::uuid[],
-        $2::text[],
-        $3::text[],
-        $4::text[],
-        $5::timestamptz[],
-        $6::jsonb[]
-    ) WITH ORDINALITY AS u (id, asset_type, name, description, created_at, metadata, ord)
-ORDER BY u.ord
-ON CONFLICT (id) DO UPDATE SET
-    asset_type = excluded.asset_type,
-    name = excluded.name,
-    description = excluded.description,
-    created_at = excluded.created_at,
-    metadata = excluded.metadata,
-    updated_at = now();"""
-
-
-async def upsert_assets(
-    conn: Executor,
-    *,
-    ids: Sequence[UUID],
-    types: Sequence[str],
-    names: Sequence[str],
-    descriptions: Sequence[str],
-    created_ats: Sequence[datetime],
-    metadatas: Sequence[Any],
-) -> int:
-    """Bulk load in array order; an existing id is replaced in place, its total_cost kept."""
-    try:
-        status = await conn.execute(UPSERT_ASSETS_SQL, ids, types, names, descriptions, created_ats, metadatas)
-    except FAILURES as exc:
-        raise translate(exc, "assets.upsert_assets") from None
-    return rowcount(status)
 
 
 class ScanAssetsRow(Record):
@@ -268,48 +162,5 @@ async def scan_assets(conn: Executor, *, after: int, lim: int) -> list[ScanAsset
     """Keyset page of every asset in insertion order (seq > after), for backfill and verification."""
     try:
         return await conn.fetch(SCAN_ASSETS_SQL, after, lim, record_class=ScanAssetsRow)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "assets.scan_assets") from None
-
-
-class DigestAssetsRow(Record):
-    """One row of digest_assets: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> UUID: ...
-        @property
-        def digest(self) -> str: ...
-    else:
-        id = property(itemgetter(0))
-        digest = property(itemgetter(1))
-
-
-DIGEST_ASSETS_SQL: Final = """\
-SELECT
-    a.id,
-    md5(
-        jsonb_build_array(
-            a.id::text,
-            a.asset_type,
-            a.name,
-            a.description,
-            a.total_cost::text,
-            to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-            a.metadata
-        )::text
-    ) AS "digest!"
-FROM assets AS a
-WHERE a.id > $1
-ORDER BY a.id
-LIMIT $2;"""
-
-
-async def digest_assets(conn: Executor, *, after: UUID, lim: int) -> list[DigestAssetsRow]:
-    """Keyset page of (id, md5 of the canonical row text) by id, for consistency checks."""
-    try:
-        return await conn.fetch(DIGEST_ASSETS_SQL, after, lim, record_class=DigestAssetsRow)
-    except FAILURES as exc:
-        raise translate(exc, "assets.digest_assets") from None

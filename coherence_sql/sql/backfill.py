@@ -14,7 +14,8 @@ from uuid import UUID
 
 from asyncpg import Record
 
-from coherence_sql.sql._runtime import FAILURES, Executor, rowcount, translate
+from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.sql._runtime import Executor, rowcount
 
 CREATE_STAGING_SQL: Final = """\
 CREATE TEMP TABLE IF NOT EXISTS backfill_stage_contributors (
@@ -135,7 +136,7 @@ async def create_staging(conn: Executor) -> None:
     """
     try:
         await conn.execute(CREATE_STAGING_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.create_staging") from None
 
 
@@ -157,7 +158,7 @@ async def drop_staging(conn: Executor) -> None:
     """Remove this session's staging tables (a pooled connection goes back clean)."""
     try:
         await conn.execute(DROP_STAGING_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.drop_staging") from None
 
 
@@ -169,7 +170,7 @@ async def start_session(conn: Executor, *, snapshot_sha256: str) -> str | None:
     """Name the snapshot this session loads; every merge script records its checkpoint under it."""
     try:
         value: str | None = await conn.fetchval(START_SESSION_SQL, snapshot_sha256)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.start_session") from None
     return value
 
@@ -217,7 +218,7 @@ async def may_skip_foreign_key_triggers(conn: Executor) -> bool | None:
     """
     try:
         value: bool | None = await conn.fetchval(MAY_SKIP_FOREIGN_KEY_TRIGGERS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.may_skip_foreign_key_triggers") from None
     return value
 
@@ -230,7 +231,7 @@ async def set_reference_checks(conn: Executor, *, per_batch: str) -> str | None:
     """'on': the merges below skip the foreign keys' per-row triggers (see merge_contributions)."""
     try:
         value: str | None = await conn.fetchval(SET_REFERENCE_CHECKS_SQL, per_batch)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.set_reference_checks") from None
     return value
 
@@ -243,7 +244,7 @@ async def start_unit(conn: Executor, *, unit: str) -> str | None:
     """Name the checkpoint the next batches record under: a section, or a partition of one."""
     try:
         value: str | None = await conn.fetchval(START_UNIT_SQL, unit)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.start_unit") from None
     return value
 
@@ -256,7 +257,7 @@ async def session_statement_timeout(conn: Executor, *, duration: str) -> str | N
     """The backfill's own statement timeout (VACUUM of a large table outlives the pool's 60 s)."""
     try:
         value: str | None = await conn.fetchval(SESSION_STATEMENT_TIMEOUT_SQL, duration)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.session_statement_timeout") from None
     return value
 
@@ -309,7 +310,7 @@ async def get_checkpoints(conn: Executor, *, snapshot_sha256: str) -> list[GetCh
     """How far earlier runs got with this snapshot, per section."""
     try:
         return await conn.fetch(GET_CHECKPOINTS_SQL, snapshot_sha256, record_class=GetCheckpointsRow)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.get_checkpoints") from None
 
 
@@ -329,7 +330,7 @@ async def clear_checkpoints(conn: Executor, *, snapshot_sha256: str) -> int:
     """
     try:
         status = await conn.execute(CLEAR_CHECKPOINTS_SQL, snapshot_sha256)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.clear_checkpoints") from None
     return rowcount(status)
 
@@ -362,7 +363,7 @@ async def get_reserved_seqs(conn: Executor, *, snapshot_sha256: str) -> list[Get
     """The seq ranges reserved for this snapshot's contributions, in snapshot order."""
     try:
         return await conn.fetch(GET_RESERVED_SEQS_SQL, snapshot_sha256, record_class=GetReservedSeqsRow)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.get_reserved_seqs") from None
 
 
@@ -381,7 +382,7 @@ async def record_reserved_seqs(
     """Keep the ranges reserve_contribution_seqs handed out, in the same transaction."""
     try:
         status = await conn.execute(RECORD_RESERVED_SEQS_SQL, snapshot_sha256, first_seqs, last_seqs)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.record_reserved_seqs") from None
     return rowcount(status)
 
@@ -396,7 +397,7 @@ async def lock_contributions_seq(conn: Executor) -> None:
     """
     try:
         await conn.execute(LOCK_CONTRIBUTIONS_SEQ_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.lock_contributions_seq") from None
 
 
@@ -414,13 +415,15 @@ async def reserve_contribution_seq_block(conn: Executor, *, n: int) -> int | Non
     """
     try:
         value: int | None = await conn.fetchval(RESERVE_CONTRIBUTION_SEQ_BLOCK_SQL, n)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.reserve_contribution_seq_block") from None
     return value
 
 
-class ExistingContributorIdsRow(Record):
-    """One row of existing_contributor_ids: an asyncpg Record (fields by attribute, name or position)."""
+class ExistingIdRow(Record):
+    """One row of existing_contributor_ids, existing_asset_ids: an asyncpg Record
+    (fields by attribute, name or position).
+    """
 
     __slots__ = ()
     if TYPE_CHECKING:
@@ -437,24 +440,12 @@ FROM contributors AS c
 WHERE c.id = any($1::UUID[]);"""
 
 
-async def existing_contributor_ids(conn: Executor, *, ids: Sequence[UUID]) -> list[ExistingContributorIdsRow]:
+async def existing_contributor_ids(conn: Executor, *, ids: Sequence[UUID]) -> list[ExistingIdRow]:
     """Which of these contributor ids PostgreSQL already has."""
     try:
-        return await conn.fetch(EXISTING_CONTRIBUTOR_IDS_SQL, ids, record_class=ExistingContributorIdsRow)
-    except FAILURES as exc:
+        return await conn.fetch(EXISTING_CONTRIBUTOR_IDS_SQL, ids, record_class=ExistingIdRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.existing_contributor_ids") from None
-
-
-class ExistingAssetIdsRow(Record):
-    """One row of existing_asset_ids: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> UUID: ...
-    else:
-        id = property(itemgetter(0))
 
 
 EXISTING_ASSET_IDS_SQL: Final = """\
@@ -463,11 +454,11 @@ FROM assets AS a
 WHERE a.id = any($1::UUID[]);"""
 
 
-async def existing_asset_ids(conn: Executor, *, ids: Sequence[UUID]) -> list[ExistingAssetIdsRow]:
+async def existing_asset_ids(conn: Executor, *, ids: Sequence[UUID]) -> list[ExistingIdRow]:
     """Which of these asset ids PostgreSQL already has."""
     try:
-        return await conn.fetch(EXISTING_ASSET_IDS_SQL, ids, record_class=ExistingAssetIdsRow)
-    except FAILURES as exc:
+        return await conn.fetch(EXISTING_ASSET_IDS_SQL, ids, record_class=ExistingIdRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.existing_asset_ids") from None
 
 
@@ -517,7 +508,7 @@ async def merge_contributors(conn: Executor) -> None:
     """
     try:
         await conn.execute(MERGE_CONTRIBUTORS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.merge_contributors") from None
 
 
@@ -559,7 +550,7 @@ async def merge_assets(conn: Executor) -> None:
     """The staged assets whose id is free; total_cost starts at 0.00 and grows only with contributions."""
     try:
         await conn.execute(MERGE_ASSETS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.merge_assets") from None
 
 
@@ -675,7 +666,7 @@ async def merge_contributions(conn: Executor) -> None:
     """
     try:
         await conn.execute(MERGE_CONTRIBUTIONS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.merge_contributions") from None
 
 
@@ -735,7 +726,7 @@ async def merge_projects(conn: Executor) -> None:
     """
     try:
         await conn.execute(MERGE_PROJECTS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.merge_projects") from None
 
 
@@ -866,7 +857,7 @@ async def merge_edges(conn: Executor) -> None:
     """
     try:
         await conn.execute(MERGE_EDGES_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.merge_edges") from None
 
 
@@ -910,7 +901,7 @@ async def merge_github_contributors(conn: Executor) -> None:
     """The staged GitHub contributors whose id is free."""
     try:
         await conn.execute(MERGE_GITHUB_CONTRIBUTORS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.merge_github_contributors") from None
 
 
@@ -953,7 +944,7 @@ async def merge_github_organizations(conn: Executor) -> None:
     """The staged GitHub organizations whose id is free."""
     try:
         await conn.execute(MERGE_GITHUB_ORGANIZATIONS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.merge_github_organizations") from None
 
 
@@ -992,7 +983,7 @@ async def merge_contributes_to(conn: Executor) -> None:
     """The staged contributes-to edges not recorded yet."""
     try:
         await conn.execute(MERGE_CONTRIBUTES_TO_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.merge_contributes_to") from None
 
 
@@ -1049,7 +1040,7 @@ async def merge_agent_tasks(conn: Executor) -> None:
     """The staged agent tasks whose id is free."""
     try:
         await conn.execute(MERGE_AGENT_TASKS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.merge_agent_tasks") from None
 
 
@@ -1061,7 +1052,7 @@ async def analyze_contributors(conn: Executor) -> None:
     """Statistics for a freshly filled parent table, before the sections that join against it."""
     try:
         await conn.execute(ANALYZE_CONTRIBUTORS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.analyze_contributors") from None
 
 
@@ -1073,7 +1064,7 @@ async def analyze_assets(conn: Executor) -> None:
     """Statistics for a freshly filled parent table, before the sections that join against it."""
     try:
         await conn.execute(ANALYZE_ASSETS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.analyze_assets") from None
 
 
@@ -1085,7 +1076,7 @@ async def analyze_projects(conn: Executor) -> None:
     """Statistics for a freshly filled parent table, before the sections that join against it."""
     try:
         await conn.execute(ANALYZE_PROJECTS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.analyze_projects") from None
 
 
@@ -1097,7 +1088,7 @@ async def vacuum_projects(conn: Executor) -> None:
     """After a bulk load (docs/decisions.md): flush the trigram indexes' pending lists, refresh statistics."""
     try:
         await conn.execute(VACUUM_PROJECTS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.vacuum_projects") from None
 
 
@@ -1109,7 +1100,7 @@ async def analyze_contributions(conn: Executor) -> None:
     """After a bulk load: statistics of the money tables (insert-only: autovacuum sets the visibility map)."""
     try:
         await conn.execute(ANALYZE_CONTRIBUTIONS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.analyze_contributions") from None
 
 
@@ -1121,7 +1112,7 @@ async def analyze_github(conn: Executor) -> None:
     """After a bulk load: statistics of the GitHub tables."""
     try:
         await conn.execute(ANALYZE_GITHUB_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.analyze_github") from None
 
 
@@ -1133,5 +1124,5 @@ async def analyze_agent_tasks(conn: Executor) -> None:
     """After a bulk load: statistics of the agent tasks."""
     try:
         await conn.execute(ANALYZE_AGENT_TASKS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.analyze_agent_tasks") from None

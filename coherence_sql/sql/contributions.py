@@ -6,7 +6,6 @@ change the SQL and run `coherence-sql generate` again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
@@ -15,7 +14,8 @@ from uuid import UUID
 
 from asyncpg import Record
 
-from coherence_sql.sql._runtime import FAILURES, Executor, rowcount, translate
+from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.sql._runtime import Executor
 
 
 class ContributionReferencesRow(Record):
@@ -53,12 +53,14 @@ async def contribution_references(
         return await conn.fetchrow(
             CONTRIBUTION_REFERENCES_SQL, contributor_id, asset_id, record_class=ContributionReferencesRow
         )
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "contributions.contribution_references") from None
 
 
-class InsertContributionRow(Record):
-    """One row of insert_contribution: an asyncpg Record (fields by attribute, name or position)."""
+class ContributionRow(Record):
+    """One row of insert_contribution, get_contribution, list_contributions, get_asset_contributions,
+    get_contributor_contributions: an asyncpg Record (fields by attribute, name or position).
+    """
 
     __slots__ = ()
     if TYPE_CHECKING:
@@ -103,7 +105,7 @@ async def insert_contribution(
     coherence_score: Decimal,
     metadata: Any,
     timestamp: datetime,
-) -> InsertContributionRow | None:
+) -> ContributionRow | None:
     """Record a contribution; the asset's total_cost grows by cost_amount atomically (trigger)."""
     try:
         return await conn.fetchrow(
@@ -115,40 +117,10 @@ async def insert_contribution(
             coherence_score,
             metadata,
             timestamp,
-            record_class=InsertContributionRow,
+            record_class=ContributionRow,
         )
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "contributions.insert_contribution") from None
-
-
-class GetContributionRow(Record):
-    """One row of get_contribution: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> UUID: ...
-        @property
-        def contributor_id(self) -> UUID: ...
-        @property
-        def asset_id(self) -> UUID: ...
-        @property
-        def cost_amount(self) -> Decimal: ...
-        @property
-        def coherence_score(self) -> Decimal: ...
-        @property
-        def metadata(self) -> Any: ...
-        @property
-        def timestamp(self) -> datetime: ...
-    else:
-        id = property(itemgetter(0))
-        contributor_id = property(itemgetter(1))
-        asset_id = property(itemgetter(2))
-        cost_amount = property(itemgetter(3))
-        coherence_score = property(itemgetter(4))
-        metadata = property(itemgetter(5))
-        timestamp = property(itemgetter(6))
 
 
 GET_CONTRIBUTION_SQL: Final = """\
@@ -164,42 +136,12 @@ FROM contributions AS c
 WHERE c.id = $1;"""
 
 
-async def get_contribution(conn: Executor, *, id: UUID) -> GetContributionRow | None:
+async def get_contribution(conn: Executor, *, id: UUID) -> ContributionRow | None:
     """One contribution by id."""
     try:
-        return await conn.fetchrow(GET_CONTRIBUTION_SQL, id, record_class=GetContributionRow)
-    except FAILURES as exc:
+        return await conn.fetchrow(GET_CONTRIBUTION_SQL, id, record_class=ContributionRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "contributions.get_contribution") from None
-
-
-class ListContributionsRow(Record):
-    """One row of list_contributions: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> UUID: ...
-        @property
-        def contributor_id(self) -> UUID: ...
-        @property
-        def asset_id(self) -> UUID: ...
-        @property
-        def cost_amount(self) -> Decimal: ...
-        @property
-        def coherence_score(self) -> Decimal: ...
-        @property
-        def metadata(self) -> Any: ...
-        @property
-        def timestamp(self) -> datetime: ...
-    else:
-        id = property(itemgetter(0))
-        contributor_id = property(itemgetter(1))
-        asset_id = property(itemgetter(2))
-        cost_amount = property(itemgetter(3))
-        coherence_score = property(itemgetter(4))
-        metadata = property(itemgetter(5))
-        timestamp = property(itemgetter(6))
 
 
 LIST_CONTRIBUTIONS_SQL: Final = """\
@@ -216,42 +158,12 @@ ORDER BY c.timestamp DESC, c.seq ASC
 LIMIT $1;"""
 
 
-async def list_contributions(conn: Executor, *, lim: int) -> list[ListContributionsRow]:
+async def list_contributions(conn: Executor, *, lim: int) -> list[ContributionRow]:
     """Newest first; ties in insertion order."""
     try:
-        return await conn.fetch(LIST_CONTRIBUTIONS_SQL, lim, record_class=ListContributionsRow)
-    except FAILURES as exc:
+        return await conn.fetch(LIST_CONTRIBUTIONS_SQL, lim, record_class=ContributionRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "contributions.list_contributions") from None
-
-
-class GetAssetContributionsRow(Record):
-    """One row of get_asset_contributions: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> UUID: ...
-        @property
-        def contributor_id(self) -> UUID: ...
-        @property
-        def asset_id(self) -> UUID: ...
-        @property
-        def cost_amount(self) -> Decimal: ...
-        @property
-        def coherence_score(self) -> Decimal: ...
-        @property
-        def metadata(self) -> Any: ...
-        @property
-        def timestamp(self) -> datetime: ...
-    else:
-        id = property(itemgetter(0))
-        contributor_id = property(itemgetter(1))
-        asset_id = property(itemgetter(2))
-        cost_amount = property(itemgetter(3))
-        coherence_score = property(itemgetter(4))
-        metadata = property(itemgetter(5))
-        timestamp = property(itemgetter(6))
 
 
 GET_ASSET_CONTRIBUTIONS_SQL: Final = """\
@@ -268,42 +180,12 @@ WHERE c.asset_id = $1
 ORDER BY c.timestamp ASC, c.seq ASC;"""
 
 
-async def get_asset_contributions(conn: Executor, *, asset_id: UUID) -> list[GetAssetContributionsRow]:
+async def get_asset_contributions(conn: Executor, *, asset_id: UUID) -> list[ContributionRow]:
     """One asset's contributions, oldest first; ties in insertion order."""
     try:
-        return await conn.fetch(GET_ASSET_CONTRIBUTIONS_SQL, asset_id, record_class=GetAssetContributionsRow)
-    except FAILURES as exc:
+        return await conn.fetch(GET_ASSET_CONTRIBUTIONS_SQL, asset_id, record_class=ContributionRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "contributions.get_asset_contributions") from None
-
-
-class GetContributorContributionsRow(Record):
-    """One row of get_contributor_contributions: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> UUID: ...
-        @property
-        def contributor_id(self) -> UUID: ...
-        @property
-        def asset_id(self) -> UUID: ...
-        @property
-        def cost_amount(self) -> Decimal: ...
-        @property
-        def coherence_score(self) -> Decimal: ...
-        @property
-        def metadata(self) -> Any: ...
-        @property
-        def timestamp(self) -> datetime: ...
-    else:
-        id = property(itemgetter(0))
-        contributor_id = property(itemgetter(1))
-        asset_id = property(itemgetter(2))
-        cost_amount = property(itemgetter(3))
-        coherence_score = property(itemgetter(4))
-        metadata = property(itemgetter(5))
-        timestamp = property(itemgetter(6))
 
 
 GET_CONTRIBUTOR_CONTRIBUTIONS_SQL: Final = """\
@@ -320,71 +202,12 @@ WHERE c.contributor_id = $1
 ORDER BY c.timestamp ASC, c.seq ASC;"""
 
 
-async def get_contributor_contributions(
-    conn: Executor, *, contributor_id: UUID
-) -> list[GetContributorContributionsRow]:
+async def get_contributor_contributions(conn: Executor, *, contributor_id: UUID) -> list[ContributionRow]:
     """One contributor's contributions, oldest first; ties in insertion order."""
     try:
-        return await conn.fetch(
-            GET_CONTRIBUTOR_CONTRIBUTIONS_SQL, contributor_id, record_class=GetContributorContributionsRow
-        )
-    except FAILURES as exc:
+        return await conn.fetch(GET_CONTRIBUTOR_CONTRIBUTIONS_SQL, contributor_id, record_class=ContributionRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "contributions.get_contributor_contributions") from None
-
-
-INSERT_CONTRIBUTIONS_SQL: Final = """\
-INSERT INTO contributions (id, contributor_id, asset_id, cost_amount, coherence_score, metadata, timestamp)
-SELECT
-    u.id,
-    u.contributor_id,
-    u.asset_id,
-    u.cost_amount,
-    u.coherence_score,
-    u.metadata,
-    u.timestamp
-FROM
-    unnest(
-        $1::uuid[],
-        $2::uuid[],
-        $3::uuid[],
-        $4::numeric[],
-        $5::numeric[],
-        $6::jsonb[],
-        $7::timestamptz[]
-    ) WITH ORDINALITY
-        AS u (id, contributor_id, asset_id, cost_amount, coherence_score, metadata, timestamp, ord)
-ORDER BY u.ord
-ON CONFLICT (id) DO NOTHING;"""
-
-
-async def insert_contributions(
-    conn: Executor,
-    *,
-    ids: Sequence[UUID],
-    contributor_ids: Sequence[UUID],
-    asset_ids: Sequence[UUID],
-    cost_amounts: Sequence[Decimal],
-    coherence_scores: Sequence[Decimal],
-    metadatas: Sequence[Any],
-    timestamps: Sequence[datetime],
-) -> int:
-    """Bulk load in array order; an existing id is skipped (a contribution is immutable and its cost
-    is already in total_cost), so the affected count is how many were new.
-    """
-    try:
-        status = await conn.execute(
-            INSERT_CONTRIBUTIONS_SQL,
-            ids,
-            contributor_ids,
-            asset_ids,
-            cost_amounts,
-            coherence_scores,
-            metadatas,
-            timestamps,
-        )
-    except FAILURES as exc:
-        raise translate(exc, "contributions.insert_contributions") from None
-    return rowcount(status)
 
 
 class ScanContributionsRow(Record):
@@ -440,48 +263,5 @@ async def scan_contributions(conn: Executor, *, after: int, lim: int) -> list[Sc
     """Keyset page of every contribution in insertion order (seq > after), for backfill and verification."""
     try:
         return await conn.fetch(SCAN_CONTRIBUTIONS_SQL, after, lim, record_class=ScanContributionsRow)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "contributions.scan_contributions") from None
-
-
-class DigestContributionsRow(Record):
-    """One row of digest_contributions: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> UUID: ...
-        @property
-        def digest(self) -> str: ...
-    else:
-        id = property(itemgetter(0))
-        digest = property(itemgetter(1))
-
-
-DIGEST_CONTRIBUTIONS_SQL: Final = """\
-SELECT
-    c.id,
-    md5(
-        jsonb_build_array(
-            c.id::text,
-            c.contributor_id::text,
-            c.asset_id::text,
-            c.cost_amount::text,
-            c.coherence_score::text,
-            c.metadata,
-            to_char(c.timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
-        )::text
-    ) AS "digest!"
-FROM contributions AS c
-WHERE c.id > $1
-ORDER BY c.id
-LIMIT $2;"""
-
-
-async def digest_contributions(conn: Executor, *, after: UUID, lim: int) -> list[DigestContributionsRow]:
-    """Keyset page of (id, md5 of the canonical row text) by id, for consistency checks."""
-    try:
-        return await conn.fetch(DIGEST_CONTRIBUTIONS_SQL, after, lim, record_class=DigestContributionsRow)
-    except FAILURES as exc:
-        raise translate(exc, "contributions.digest_contributions") from None

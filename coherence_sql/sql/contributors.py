@@ -6,7 +6,6 @@ change the SQL and run `coherence-sql generate` again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
@@ -15,11 +14,14 @@ from uuid import UUID
 
 from asyncpg import Record
 
-from coherence_sql.sql._runtime import FAILURES, Executor, rowcount, translate
+from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.sql._runtime import Executor
 
 
-class GetContributorRow(Record):
-    """One row of get_contributor: an asyncpg Record (fields by attribute, name or position)."""
+class ContributorRow(Record):
+    """One row of get_contributor, insert_contributor, list_contributors, find_contributor_by_email: an asyncpg Record
+    (fields by attribute, name or position).
+    """
 
     __slots__ = ()
     if TYPE_CHECKING:
@@ -69,48 +71,12 @@ FROM contributors AS c
 WHERE c.id = $1;"""
 
 
-async def get_contributor(conn: Executor, *, id: UUID) -> GetContributorRow | None:
+async def get_contributor(conn: Executor, *, id: UUID) -> ContributorRow | None:
     """One contributor by id."""
     try:
-        return await conn.fetchrow(GET_CONTRIBUTOR_SQL, id, record_class=GetContributorRow)
-    except FAILURES as exc:
+        return await conn.fetchrow(GET_CONTRIBUTOR_SQL, id, record_class=ContributorRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "contributors.get_contributor") from None
-
-
-class InsertContributorRow(Record):
-    """One row of insert_contributor: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> UUID: ...
-        @property
-        def type(self) -> str: ...
-        @property
-        def name(self) -> str: ...
-        @property
-        def email(self) -> str: ...
-        @property
-        def wallet_address(self) -> str | None: ...
-        @property
-        def hourly_rate(self) -> Decimal | None: ...
-        @property
-        def created_at(self) -> datetime: ...
-        @property
-        def github_username(self) -> str | None: ...
-        @property
-        def metadata(self) -> Any: ...
-    else:
-        id = property(itemgetter(0))
-        type = property(itemgetter(1))
-        name = property(itemgetter(2))
-        email = property(itemgetter(3))
-        wallet_address = property(itemgetter(4))
-        hourly_rate = property(itemgetter(5))
-        created_at = property(itemgetter(6))
-        github_username = property(itemgetter(7))
-        metadata = property(itemgetter(8))
 
 
 INSERT_CONTRIBUTOR_SQL: Final = """\
@@ -136,7 +102,7 @@ async def insert_contributor(
     created_at: datetime,
     github_username: str | None,
     metadata: Any,
-) -> InsertContributorRow | None:
+) -> ContributorRow | None:
     """Create a contributor; an existing id or email key (rules.email_key) is a unique violation.
     nullable: wallet_address, hourly_rate, github_username
     """
@@ -153,46 +119,10 @@ async def insert_contributor(
             created_at,
             github_username,
             metadata,
-            record_class=InsertContributorRow,
+            record_class=ContributorRow,
         )
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "contributors.insert_contributor") from None
-
-
-class ListContributorsRow(Record):
-    """One row of list_contributors: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> UUID: ...
-        @property
-        def type(self) -> str: ...
-        @property
-        def name(self) -> str: ...
-        @property
-        def email(self) -> str: ...
-        @property
-        def wallet_address(self) -> str | None: ...
-        @property
-        def hourly_rate(self) -> Decimal | None: ...
-        @property
-        def created_at(self) -> datetime: ...
-        @property
-        def github_username(self) -> str | None: ...
-        @property
-        def metadata(self) -> Any: ...
-    else:
-        id = property(itemgetter(0))
-        type = property(itemgetter(1))
-        name = property(itemgetter(2))
-        email = property(itemgetter(3))
-        wallet_address = property(itemgetter(4))
-        hourly_rate = property(itemgetter(5))
-        created_at = property(itemgetter(6))
-        github_username = property(itemgetter(7))
-        metadata = property(itemgetter(8))
 
 
 LIST_CONTRIBUTORS_SQL: Final = """\
@@ -211,48 +141,12 @@ ORDER BY c.created_at DESC, c.seq ASC
 LIMIT $1;"""
 
 
-async def list_contributors(conn: Executor, *, lim: int) -> list[ListContributorsRow]:
+async def list_contributors(conn: Executor, *, lim: int) -> list[ContributorRow]:
     """Newest first; ties in insertion order."""
     try:
-        return await conn.fetch(LIST_CONTRIBUTORS_SQL, lim, record_class=ListContributorsRow)
-    except FAILURES as exc:
+        return await conn.fetch(LIST_CONTRIBUTORS_SQL, lim, record_class=ContributorRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "contributors.list_contributors") from None
-
-
-class FindContributorByEmailRow(Record):
-    """One row of find_contributor_by_email: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> UUID: ...
-        @property
-        def type(self) -> str: ...
-        @property
-        def name(self) -> str: ...
-        @property
-        def email(self) -> str: ...
-        @property
-        def wallet_address(self) -> str | None: ...
-        @property
-        def hourly_rate(self) -> Decimal | None: ...
-        @property
-        def created_at(self) -> datetime: ...
-        @property
-        def github_username(self) -> str | None: ...
-        @property
-        def metadata(self) -> Any: ...
-    else:
-        id = property(itemgetter(0))
-        type = property(itemgetter(1))
-        name = property(itemgetter(2))
-        email = property(itemgetter(3))
-        wallet_address = property(itemgetter(4))
-        hourly_rate = property(itemgetter(5))
-        created_at = property(itemgetter(6))
-        github_username = property(itemgetter(7))
-        metadata = property(itemgetter(8))
 
 
 FIND_CONTRIBUTOR_BY_EMAIL_SQL: Final = """\
@@ -270,93 +164,12 @@ FROM contributors AS c
 WHERE c.email_key = $1;"""
 
 
-async def find_contributor_by_email(conn: Executor, *, email_key: str) -> FindContributorByEmailRow | None:
+async def find_contributor_by_email(conn: Executor, *, email_key: str) -> ContributorRow | None:
     """The contributor with this email, compared case-insensitively: by its key (rules.email_key)."""
     try:
-        return await conn.fetchrow(FIND_CONTRIBUTOR_BY_EMAIL_SQL, email_key, record_class=FindContributorByEmailRow)
-    except FAILURES as exc:
+        return await conn.fetchrow(FIND_CONTRIBUTOR_BY_EMAIL_SQL, email_key, record_class=ContributorRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "contributors.find_contributor_by_email") from None
-
-
-UPSERT_CONTRIBUTORS_SQL: Final = """\
-INSERT INTO contributors (
-    id, type, name, email, email_key, wallet_address, hourly_rate, created_at, github_username, metadata
-)
-SELECT
-    u.id,
-    u.type,
-    u.name,
-    u.email,
-    u.email_key,
-    u.wallet_address,
-    u.hourly_rate,
-    u.created_at,
-    u.github_username,
-    u.metadata
-FROM
-    unnest(
-        $1::uuid[],
-        $2::text[],
-        $3::text[],
-        $4::text[],
-        $5::text[],
-        $6::text[],
-        $7::numeric[],
-        $8::timestamptz[],
-        $9::text[],
-        $10::jsonb[]
-    ) WITH ORDINALITY
-        AS u (
-            id, type, name, email, email_key, wallet_address, hourly_rate, created_at, github_username, metadata, ord
-        )
-ORDER BY u.ord
-ON CONFLICT (id) DO UPDATE SET
-    type = excluded.type,
-    name = excluded.name,
-    email = excluded.email,
-    email_key = excluded.email_key,
-    wallet_address = excluded.wallet_address,
-    hourly_rate = excluded.hourly_rate,
-    created_at = excluded.created_at,
-    github_username = excluded.github_username,
-    metadata = excluded.metadata,
-    updated_at = now();"""
-
-
-async def upsert_contributors(
-    conn: Executor,
-    *,
-    ids: Sequence[UUID],
-    types: Sequence[str],
-    names: Sequence[str],
-    emails: Sequence[str],
-    email_keys: Sequence[str],
-    wallet_addresses: Sequence[str | None],
-    hourly_rates: Sequence[Decimal | None],
-    created_ats: Sequence[datetime],
-    github_usernames: Sequence[str | None],
-    metadatas: Sequence[Any],
-) -> int:
-    """Bulk load in array order; an existing id is replaced in place (keeps its seq).
-    nullable: wallet_addresses[], hourly_rates[], github_usernames[]
-    """
-    try:
-        status = await conn.execute(
-            UPSERT_CONTRIBUTORS_SQL,
-            ids,
-            types,
-            names,
-            emails,
-            email_keys,
-            wallet_addresses,
-            hourly_rates,
-            created_ats,
-            github_usernames,
-            metadatas,
-        )
-    except FAILURES as exc:
-        raise translate(exc, "contributors.upsert_contributors") from None
-    return rowcount(status)
 
 
 class ScanContributorsRow(Record):
@@ -420,50 +233,5 @@ async def scan_contributors(conn: Executor, *, after: int, lim: int) -> list[Sca
     """Keyset page of every contributor in insertion order (seq > after), for backfill and verification."""
     try:
         return await conn.fetch(SCAN_CONTRIBUTORS_SQL, after, lim, record_class=ScanContributorsRow)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "contributors.scan_contributors") from None
-
-
-class DigestContributorsRow(Record):
-    """One row of digest_contributors: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> UUID: ...
-        @property
-        def digest(self) -> str: ...
-    else:
-        id = property(itemgetter(0))
-        digest = property(itemgetter(1))
-
-
-DIGEST_CONTRIBUTORS_SQL: Final = """\
-SELECT
-    c.id,
-    md5(
-        jsonb_build_array(
-            c.id::text,
-            c.type,
-            c.name,
-            c.email,
-            c.wallet_address,
-            c.hourly_rate::text,
-            to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-            c.github_username,
-            c.metadata
-        )::text
-    ) AS "digest!"
-FROM contributors AS c
-WHERE c.id > $1
-ORDER BY c.id
-LIMIT $2;"""
-
-
-async def digest_contributors(conn: Executor, *, after: UUID, lim: int) -> list[DigestContributorsRow]:
-    """Keyset page of (id, md5 of the canonical row text) by id, for consistency checks."""
-    try:
-        return await conn.fetch(DIGEST_CONTRIBUTORS_SQL, after, lim, record_class=DigestContributorsRow)
-    except FAILURES as exc:
-        raise translate(exc, "contributors.digest_contributors") from None

@@ -6,18 +6,20 @@ change the SQL and run `coherence-sql generate` again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Final
 
 from asyncpg import Record
 
-from coherence_sql.sql._runtime import FAILURES, Executor, rowcount, translate
+from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.sql._runtime import Executor, rowcount
 
 
-class UpsertGithubContributorRow(Record):
-    """One row of upsert_github_contributor: an asyncpg Record (fields by attribute, name or position)."""
+class GithubContributorRow(Record):
+    """One row of upsert_github_contributor, get_github_contributor, list_github_contributors,
+    get_project_github_contributors: an asyncpg Record (fields by attribute, name or position).
+    """
 
     __slots__ = ()
     if TYPE_CHECKING:
@@ -75,7 +77,7 @@ async def upsert_github_contributor(
     contributions_count: int,
     created_at: datetime,
     updated_at: datetime | None,
-) -> UpsertGithubContributorRow | None:
+) -> GithubContributorRow | None:
     """Insert or replace one GitHub contributor.
     nullable: name, avatar_url, updated_at
     """
@@ -90,43 +92,10 @@ async def upsert_github_contributor(
             contributions_count,
             created_at,
             updated_at,
-            record_class=UpsertGithubContributorRow,
+            record_class=GithubContributorRow,
         )
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "github.upsert_github_contributor") from None
-
-
-class GetGithubContributorRow(Record):
-    """One row of get_github_contributor: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> str: ...
-        @property
-        def source(self) -> str: ...
-        @property
-        def login(self) -> str: ...
-        @property
-        def name(self) -> str | None: ...
-        @property
-        def avatar_url(self) -> str | None: ...
-        @property
-        def contributions_count(self) -> int: ...
-        @property
-        def created_at(self) -> datetime: ...
-        @property
-        def updated_at(self) -> datetime | None: ...
-    else:
-        id = property(itemgetter(0))
-        source = property(itemgetter(1))
-        login = property(itemgetter(2))
-        name = property(itemgetter(3))
-        avatar_url = property(itemgetter(4))
-        contributions_count = property(itemgetter(5))
-        created_at = property(itemgetter(6))
-        updated_at = property(itemgetter(7))
 
 
 GET_GITHUB_CONTRIBUTOR_SQL: Final = """\
@@ -143,45 +112,12 @@ FROM github_contributors AS g
 WHERE g.id = $1;"""
 
 
-async def get_github_contributor(conn: Executor, *, id: str) -> GetGithubContributorRow | None:
+async def get_github_contributor(conn: Executor, *, id: str) -> GithubContributorRow | None:
     """One GitHub contributor by its exact id ("github:<login>")."""
     try:
-        return await conn.fetchrow(GET_GITHUB_CONTRIBUTOR_SQL, id, record_class=GetGithubContributorRow)
-    except FAILURES as exc:
+        return await conn.fetchrow(GET_GITHUB_CONTRIBUTOR_SQL, id, record_class=GithubContributorRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "github.get_github_contributor") from None
-
-
-class ListGithubContributorsRow(Record):
-    """One row of list_github_contributors: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> str: ...
-        @property
-        def source(self) -> str: ...
-        @property
-        def login(self) -> str: ...
-        @property
-        def name(self) -> str | None: ...
-        @property
-        def avatar_url(self) -> str | None: ...
-        @property
-        def contributions_count(self) -> int: ...
-        @property
-        def created_at(self) -> datetime: ...
-        @property
-        def updated_at(self) -> datetime | None: ...
-    else:
-        id = property(itemgetter(0))
-        source = property(itemgetter(1))
-        login = property(itemgetter(2))
-        name = property(itemgetter(3))
-        avatar_url = property(itemgetter(4))
-        contributions_count = property(itemgetter(5))
-        created_at = property(itemgetter(6))
-        updated_at = property(itemgetter(7))
 
 
 LIST_GITHUB_CONTRIBUTORS_SQL: Final = """\
@@ -199,82 +135,18 @@ ORDER BY g.created_at DESC, g.seq ASC
 LIMIT $1;"""
 
 
-async def list_github_contributors(conn: Executor, *, lim: int) -> list[ListGithubContributorsRow]:
+async def list_github_contributors(conn: Executor, *, lim: int) -> list[GithubContributorRow]:
     """Newest first; ties in insertion order."""
     try:
-        return await conn.fetch(LIST_GITHUB_CONTRIBUTORS_SQL, lim, record_class=ListGithubContributorsRow)
-    except FAILURES as exc:
+        return await conn.fetch(LIST_GITHUB_CONTRIBUTORS_SQL, lim, record_class=GithubContributorRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "github.list_github_contributors") from None
 
 
-UPSERT_GITHUB_CONTRIBUTORS_SQL: Final = """\
-INSERT INTO github_contributors (id, source, login, name, avatar_url, contributions_count, created_at, updated_at)
-SELECT
-    u.id,
-    u.source,
-    u.login,
-    u.name,
-    u.avatar_url,
-    u.contributions_count,
-    u.created_at,
-    u.updated_at
-FROM
-    unnest(
-        $1::text[],
-        $2::text[],
-        $3::text[],
-        $4::text[],
-        $5::text[],
-        $6::integer[],
-        $7::timestamptz[],
-        $8::timestamptz[]
-    ) WITH ORDINALITY
-        AS u (id, source, login, name, avatar_url, contributions_count, created_at, updated_at, ord)
-ORDER BY u.ord
-ON CONFLICT (id) DO UPDATE SET
-    source = excluded.source,
-    login = excluded.login,
-    name = excluded.name,
-    avatar_url = excluded.avatar_url,
-    contributions_count = excluded.contributions_count,
-    created_at = excluded.created_at,
-    updated_at = excluded.updated_at;"""
-
-
-async def upsert_github_contributors(
-    conn: Executor,
-    *,
-    ids: Sequence[str],
-    sources: Sequence[str],
-    logins: Sequence[str],
-    names: Sequence[str | None],
-    avatar_urls: Sequence[str | None],
-    contributions_counts: Sequence[int],
-    created_ats: Sequence[datetime],
-    updated_ats: Sequence[datetime | None],
-) -> int:
-    """Bulk upsert_github_contributor in array order; ids must be unique within one call.
-    nullable: names[], avatar_urls[], updated_ats[]
+class GithubOrganizationRow(Record):
+    """One row of upsert_github_organization, get_github_organization: an asyncpg Record
+    (fields by attribute, name or position).
     """
-    try:
-        status = await conn.execute(
-            UPSERT_GITHUB_CONTRIBUTORS_SQL,
-            ids,
-            sources,
-            logins,
-            names,
-            avatar_urls,
-            contributions_counts,
-            created_ats,
-            updated_ats,
-        )
-    except FAILURES as exc:
-        raise translate(exc, "github.upsert_github_contributors") from None
-    return rowcount(status)
-
-
-class UpsertGithubOrganizationRow(Record):
-    """One row of upsert_github_organization: an asyncpg Record (fields by attribute, name or position)."""
 
     __slots__ = ()
     if TYPE_CHECKING:
@@ -327,7 +199,7 @@ async def upsert_github_organization(
     avatar_url: str | None,
     created_at: datetime,
     updated_at: datetime | None,
-) -> UpsertGithubOrganizationRow | None:
+) -> GithubOrganizationRow | None:
     """Insert or replace one GitHub organization.
     nullable: name, avatar_url, updated_at
     """
@@ -341,40 +213,10 @@ async def upsert_github_organization(
             avatar_url,
             created_at,
             updated_at,
-            record_class=UpsertGithubOrganizationRow,
+            record_class=GithubOrganizationRow,
         )
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "github.upsert_github_organization") from None
-
-
-class GetGithubOrganizationRow(Record):
-    """One row of get_github_organization: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> str: ...
-        @property
-        def login(self) -> str: ...
-        @property
-        def type(self) -> str: ...
-        @property
-        def name(self) -> str | None: ...
-        @property
-        def avatar_url(self) -> str | None: ...
-        @property
-        def created_at(self) -> datetime: ...
-        @property
-        def updated_at(self) -> datetime | None: ...
-    else:
-        id = property(itemgetter(0))
-        login = property(itemgetter(1))
-        type = property(itemgetter(2))
-        name = property(itemgetter(3))
-        avatar_url = property(itemgetter(4))
-        created_at = property(itemgetter(5))
-        updated_at = property(itemgetter(6))
 
 
 GET_GITHUB_ORGANIZATION_SQL: Final = """\
@@ -390,65 +232,12 @@ FROM github_organizations AS o
 WHERE o.id = $1;"""
 
 
-async def get_github_organization(conn: Executor, *, id: str) -> GetGithubOrganizationRow | None:
+async def get_github_organization(conn: Executor, *, id: str) -> GithubOrganizationRow | None:
     """One GitHub organization by its exact id."""
     try:
-        return await conn.fetchrow(GET_GITHUB_ORGANIZATION_SQL, id, record_class=GetGithubOrganizationRow)
-    except FAILURES as exc:
+        return await conn.fetchrow(GET_GITHUB_ORGANIZATION_SQL, id, record_class=GithubOrganizationRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "github.get_github_organization") from None
-
-
-UPSERT_GITHUB_ORGANIZATIONS_SQL: Final = """\
-INSERT INTO github_organizations (id, login, type, name, avatar_url, created_at, updated_at)
-SELECT
-    u.id,
-    u.login,
-    u.type,
-    u.name,
-    u.avatar_url,
-    u.created_at,
-    u.updated_at
-FROM
-    unnest(
-        $1::text[],
-        $2::text[],
-        $3::text[],
-        $4::text[],
-        $5::text[],
-        $6::timestamptz[],
-        $7::timestamptz[]
-    ) WITH ORDINALITY AS u (id, login, type, name, avatar_url, created_at, updated_at, ord)
-ORDER BY u.ord
-ON CONFLICT (id) DO UPDATE SET
-    login = excluded.login,
-    type = excluded.type,
-    name = excluded.name,
-    avatar_url = excluded.avatar_url,
-    created_at = excluded.created_at,
-    updated_at = excluded.updated_at;"""
-
-
-async def upsert_github_organizations(
-    conn: Executor,
-    *,
-    ids: Sequence[str],
-    logins: Sequence[str],
-    types: Sequence[str],
-    names: Sequence[str | None],
-    avatar_urls: Sequence[str | None],
-    created_ats: Sequence[datetime],
-    updated_ats: Sequence[datetime | None],
-) -> int:
-    """Bulk upsert_github_organization in array order; ids must be unique within one call.
-    nullable: names[], avatar_urls[], updated_ats[]
-    """
-    try:
-        status = await conn.execute(
-            UPSERT_GITHUB_ORGANIZATIONS_SQL, ids, logins, types, names, avatar_urls, created_ats, updated_ats
-        )
-    except FAILURES as exc:
-        raise translate(exc, "github.upsert_github_organizations") from None
-    return rowcount(status)
 
 
 ADD_GITHUB_CONTRIBUTES_TO_SQL: Final = """\
@@ -461,67 +250,9 @@ async def add_github_contributes_to(conn: Executor, *, contributor_id: str, ecos
     """Record "contributor works on project" by project key; a repeat is a no-op (0 rows)."""
     try:
         status = await conn.execute(ADD_GITHUB_CONTRIBUTES_TO_SQL, contributor_id, ecosystem, name)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "github.add_github_contributes_to") from None
     return rowcount(status)
-
-
-ADD_GITHUB_CONTRIBUTES_TO_MANY_SQL: Final = """\
-INSERT INTO github_contributes_to (contributor_id, ecosystem, name)
-SELECT
-    u.contributor_id,
-    u.ecosystem,
-    u.name
-FROM
-    unnest(
-        $1::text[], $2::text[], $3::text[]
-    ) WITH ORDINALITY AS u (contributor_id, ecosystem, name, ord)
-ORDER BY u.ord
-ON CONFLICT ON CONSTRAINT github_contributes_to_pkey DO NOTHING;"""
-
-
-async def add_github_contributes_to_many(
-    conn: Executor, *, contributor_ids: Sequence[str], ecosystems: Sequence[str], names: Sequence[str]
-) -> int:
-    """Bulk add_github_contributes_to in array order."""
-    try:
-        status = await conn.execute(ADD_GITHUB_CONTRIBUTES_TO_MANY_SQL, contributor_ids, ecosystems, names)
-    except FAILURES as exc:
-        raise translate(exc, "github.add_github_contributes_to_many") from None
-    return rowcount(status)
-
-
-class GetProjectGithubContributorsRow(Record):
-    """One row of get_project_github_contributors: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> str: ...
-        @property
-        def source(self) -> str: ...
-        @property
-        def login(self) -> str: ...
-        @property
-        def name(self) -> str | None: ...
-        @property
-        def avatar_url(self) -> str | None: ...
-        @property
-        def contributions_count(self) -> int: ...
-        @property
-        def created_at(self) -> datetime: ...
-        @property
-        def updated_at(self) -> datetime | None: ...
-    else:
-        id = property(itemgetter(0))
-        source = property(itemgetter(1))
-        login = property(itemgetter(2))
-        name = property(itemgetter(3))
-        avatar_url = property(itemgetter(4))
-        contributions_count = property(itemgetter(5))
-        created_at = property(itemgetter(6))
-        updated_at = property(itemgetter(7))
 
 
 GET_PROJECT_GITHUB_CONTRIBUTORS_SQL: Final = """\
@@ -545,15 +276,11 @@ INNER JOIN github_contributors AS g ON w.contributor_id = g.id
 ORDER BY w.seq;"""
 
 
-async def get_project_github_contributors(
-    conn: Executor, *, ecosystem: str, name: str
-) -> list[GetProjectGithubContributorsRow]:
+async def get_project_github_contributors(conn: Executor, *, ecosystem: str, name: str) -> list[GithubContributorRow]:
     """The known GitHub contributors of a project key, in edge insertion order; unknown ids are skipped."""
     try:
-        return await conn.fetch(
-            GET_PROJECT_GITHUB_CONTRIBUTORS_SQL, ecosystem, name, record_class=GetProjectGithubContributorsRow
-        )
-    except FAILURES as exc:
+        return await conn.fetch(GET_PROJECT_GITHUB_CONTRIBUTORS_SQL, ecosystem, name, record_class=GithubContributorRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "github.get_project_github_contributors") from None
 
 
@@ -614,7 +341,7 @@ async def scan_github_contributors(conn: Executor, *, after: int, lim: int) -> l
     """Keyset page of every GitHub contributor in insertion order (seq > after)."""
     try:
         return await conn.fetch(SCAN_GITHUB_CONTRIBUTORS_SQL, after, lim, record_class=ScanGithubContributorsRow)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "github.scan_github_contributors") from None
 
 
@@ -671,133 +398,5 @@ async def scan_github_organizations(conn: Executor, *, after: int, lim: int) -> 
     """Keyset page of every GitHub organization in insertion order (seq > after)."""
     try:
         return await conn.fetch(SCAN_GITHUB_ORGANIZATIONS_SQL, after, lim, record_class=ScanGithubOrganizationsRow)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "github.scan_github_organizations") from None
-
-
-class ScanGithubContributesToRow(Record):
-    """One row of scan_github_contributes_to: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def seq(self) -> int: ...
-        @property
-        def contributor_id(self) -> str: ...
-        @property
-        def ecosystem(self) -> str: ...
-        @property
-        def name(self) -> str: ...
-    else:
-        seq = property(itemgetter(0))
-        contributor_id = property(itemgetter(1))
-        ecosystem = property(itemgetter(2))
-        name = property(itemgetter(3))
-
-
-SCAN_GITHUB_CONTRIBUTES_TO_SQL: Final = """\
-SELECT
-    e.seq,
-    e.contributor_id,
-    e.ecosystem,
-    e.name
-FROM github_contributes_to AS e
-WHERE e.seq > $1
-ORDER BY e.seq
-LIMIT $2;"""
-
-
-async def scan_github_contributes_to(conn: Executor, *, after: int, lim: int) -> list[ScanGithubContributesToRow]:
-    """Keyset page of every contributes-to edge in insertion order (seq > after)."""
-    try:
-        return await conn.fetch(SCAN_GITHUB_CONTRIBUTES_TO_SQL, after, lim, record_class=ScanGithubContributesToRow)
-    except FAILURES as exc:
-        raise translate(exc, "github.scan_github_contributes_to") from None
-
-
-class DigestGithubContributorsRow(Record):
-    """One row of digest_github_contributors: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> str: ...
-        @property
-        def digest(self) -> str: ...
-    else:
-        id = property(itemgetter(0))
-        digest = property(itemgetter(1))
-
-
-DIGEST_GITHUB_CONTRIBUTORS_SQL: Final = """\
-SELECT
-    g.id,
-    md5(
-        jsonb_build_array(
-            g.id,
-            g.source,
-            g.login,
-            g.name,
-            g.avatar_url,
-            g.contributions_count,
-            to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-            to_char(g.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
-        )::text
-    ) AS "digest!"
-FROM github_contributors AS g
-WHERE g.id > $1
-ORDER BY g.id
-LIMIT $2;"""
-
-
-async def digest_github_contributors(conn: Executor, *, after: str, lim: int) -> list[DigestGithubContributorsRow]:
-    """Keyset page of (id, md5 of the canonical row text) by id, for consistency checks."""
-    try:
-        return await conn.fetch(DIGEST_GITHUB_CONTRIBUTORS_SQL, after, lim, record_class=DigestGithubContributorsRow)
-    except FAILURES as exc:
-        raise translate(exc, "github.digest_github_contributors") from None
-
-
-class DigestGithubOrganizationsRow(Record):
-    """One row of digest_github_organizations: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> str: ...
-        @property
-        def digest(self) -> str: ...
-    else:
-        id = property(itemgetter(0))
-        digest = property(itemgetter(1))
-
-
-DIGEST_GITHUB_ORGANIZATIONS_SQL: Final = """\
-SELECT
-    o.id,
-    md5(
-        jsonb_build_array(
-            o.id,
-            o.login,
-            o.type,
-            o.name,
-            o.avatar_url,
-            to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-            to_char(o.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
-        )::text
-    ) AS "digest!"
-FROM github_organizations AS o
-WHERE o.id > $1
-ORDER BY o.id
-LIMIT $2;"""
-
-
-async def digest_github_organizations(conn: Executor, *, after: str, lim: int) -> list[DigestGithubOrganizationsRow]:
-    """Keyset page of (id, md5 of the canonical row text) by id, for consistency checks."""
-    try:
-        return await conn.fetch(DIGEST_GITHUB_ORGANIZATIONS_SQL, after, lim, record_class=DigestGithubOrganizationsRow)
-    except FAILURES as exc:
-        raise translate(exc, "github.digest_github_organizations") from None

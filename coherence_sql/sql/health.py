@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from coherence_sql.sql._runtime import FAILURES, Executor, translate
+from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.sql._runtime import Executor
 
 PING_SQL: Final = """\
 SELECT 1 AS "ok!";"""
@@ -18,7 +19,7 @@ async def ping(conn: Executor) -> int | None:
     """Whether the server answers at all."""
     try:
         value: int | None = await conn.fetchval(PING_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "health.ping") from None
     return value
 
@@ -31,6 +32,6 @@ async def server_version(conn: Executor) -> str | None:
     """The server's version string, for status pages."""
     try:
         value: str | None = await conn.fetchval(SERVER_VERSION_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "health.server_version") from None
     return value

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Final
 
 from asyncpg import Record
 
-from coherence_sql.sql._runtime import FAILURES, Executor, rowcount, translate
+from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.sql._runtime import Executor, rowcount
 
 
-class GetProjectRow(Record):
+class ProjectRow(Record):
     """One row of get_project: an asyncpg Record (fields by attribute, name or position)."""
 
     __slots__ = ()
@@ -58,11 +59,11 @@ FROM projects AS p
 WHERE p.ecosystem = $1 AND p.name = $2;"""
 
 
-async def get_project(conn: Executor, *, ecosystem: str, name: str) -> GetProjectRow | None:
+async def get_project(conn: Executor, *, ecosystem: str, name: str) -> ProjectRow | None:
     """One project by its lower-case key, in its display spelling."""
     try:
-        return await conn.fetchrow(GET_PROJECT_SQL, ecosystem, name, record_class=GetProjectRow)
-    except FAILURES as exc:
+        return await conn.fetchrow(GET_PROJECT_SQL, ecosystem, name, record_class=ProjectRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "projects.get_project") from None
 
 
@@ -108,7 +109,7 @@ async def search_projects(conn: Executor, *, pattern: str, query: str, lim: int)
     """
     try:
         return await conn.fetch(SEARCH_PROJECTS_SQL, pattern, query, lim, record_class=SearchProjectsRow)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "projects.search_projects") from None
 
 
@@ -168,7 +169,7 @@ async def upsert_project(
             homepage_url,
             repository_url,
         )
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "projects.upsert_project") from None
     return rowcount(status)
 
@@ -239,7 +240,7 @@ async def upsert_projects(
             homepage_urls,
             repository_urls,
         )
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "projects.upsert_projects") from None
     return rowcount(status)
 
@@ -257,7 +258,7 @@ async def lock_project_keys(conn: Executor, *, ecosystems: Sequence[str], names:
     """Take the per-key transaction locks of a batch in one global order (see docs/decisions.md)."""
     try:
         value: int | None = await conn.fetchval(LOCK_PROJECT_KEYS_SQL, ecosystems, names)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "projects.lock_project_keys") from None
     return value
 
@@ -273,7 +274,7 @@ async def lock_all_project_keys(conn: Executor) -> int | None:
     """
     try:
         value: int | None = await conn.fetchval(LOCK_ALL_PROJECT_KEYS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "projects.lock_all_project_keys") from None
     return value
 
@@ -308,7 +309,7 @@ async def lock_pending_resolution_for(
     """
     try:
         value: bool | None = await conn.fetchval(LOCK_PENDING_RESOLUTION_FOR_SQL, ecosystems, names)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "projects.lock_pending_resolution_for") from None
     return value
 
@@ -323,7 +324,7 @@ async def add_dependency(
     """Record "from depends on to" by key; true when the edge is new."""
     try:
         value: bool | None = await conn.fetchval(ADD_DEPENDENCY_SQL, from_ecosystem, from_name, to_ecosystem, to_name)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "projects.add_dependency") from None
     return value
 
@@ -353,7 +354,7 @@ async def add_dependencies(
         value: int | None = await conn.fetchval(
             ADD_DEPENDENCIES_SQL, from_ecosystems, from_names, to_ecosystems, to_names
         )
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "projects.add_dependencies") from None
     return value
 
@@ -367,7 +368,7 @@ async def count_projects(conn: Executor) -> int | None:
     """How many projects are indexed."""
     try:
         value: int | None = await conn.fetchval(COUNT_PROJECTS_SQL)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "projects.count_projects") from None
     return value
 
@@ -399,7 +400,7 @@ async def count_dependents(conn: Executor, *, ecosystem: str, name: str) -> int 
     """How many edges point at this key, pending edges (from projects not indexed yet) included."""
     try:
         value: int | None = await conn.fetchval(COUNT_DEPENDENTS_SQL, ecosystem, name)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "projects.count_dependents") from None
     return value
 
@@ -465,153 +466,5 @@ async def scan_projects(conn: Executor, *, after: int, lim: int) -> list[ScanPro
     """Keyset page of every project in insertion order (id > after), for backfill and verification."""
     try:
         return await conn.fetch(SCAN_PROJECTS_SQL, after, lim, record_class=ScanProjectsRow)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "projects.scan_projects") from None
-
-
-class DigestProjectsRow(Record):
-    """One row of digest_projects: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def ecosystem(self) -> str: ...
-        @property
-        def name(self) -> str: ...
-        @property
-        def digest(self) -> str: ...
-    else:
-        ecosystem = property(itemgetter(0))
-        name = property(itemgetter(1))
-        digest = property(itemgetter(2))
-
-
-DIGEST_PROJECTS_SQL: Final = """\
-SELECT
-    p.ecosystem,
-    p.name,
-    md5(
-        jsonb_build_array(
-            p.display_ecosystem,
-            p.display_name,
-            p.version,
-            coalesce(p.description, ''),
-            p.homepage_url,
-            p.repository_url,
-            p.dependency_count
-        )::text
-    ) AS "digest!"
-FROM projects AS p
-WHERE (p.ecosystem, p.name) > ($1::text, $2::text)
-ORDER BY p.ecosystem, p.name
-LIMIT $3;"""
-
-
-async def digest_projects(
-    conn: Executor, *, after_ecosystem: str, after_name: str, lim: int
-) -> list[DigestProjectsRow]:
-    """Keyset page of (key, md5 of the canonical row text) by key, for consistency checks."""
-    try:
-        return await conn.fetch(DIGEST_PROJECTS_SQL, after_ecosystem, after_name, lim, record_class=DigestProjectsRow)
-    except FAILURES as exc:
-        raise translate(exc, "projects.digest_projects") from None
-
-
-class ScanDependenciesRow(Record):
-    """One row of scan_dependencies: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> int: ...
-        @property
-        def from_ecosystem(self) -> str: ...
-        @property
-        def from_name(self) -> str: ...
-        @property
-        def to_ecosystem(self) -> str: ...
-        @property
-        def to_name(self) -> str: ...
-    else:
-        id = property(itemgetter(0))
-        from_ecosystem = property(itemgetter(1))
-        from_name = property(itemgetter(2))
-        to_ecosystem = property(itemgetter(3))
-        to_name = property(itemgetter(4))
-
-
-SCAN_DEPENDENCIES_SQL: Final = """\
-SELECT
-    d.id,
-    f.ecosystem AS from_ecosystem,
-    f.name AS from_name,
-    t.ecosystem AS to_ecosystem,
-    t.name AS to_name
-FROM (
-    SELECT
-        e.id,
-        e.from_project_id,
-        e.to_project_id
-    FROM project_dependencies AS e
-    WHERE e.id > $1
-    ORDER BY e.id
-    LIMIT $2
-) AS d
-INNER JOIN projects AS f ON d.from_project_id = f.id
-INNER JOIN projects AS t ON d.to_project_id = t.id
-ORDER BY d.id;"""
-
-
-async def scan_dependencies(conn: Executor, *, after: int, lim: int) -> list[ScanDependenciesRow]:
-    """Keyset page of resolved edges (both projects indexed) by key, in edge insertion order."""
-    try:
-        return await conn.fetch(SCAN_DEPENDENCIES_SQL, after, lim, record_class=ScanDependenciesRow)
-    except FAILURES as exc:
-        raise translate(exc, "projects.scan_dependencies") from None
-
-
-class ScanPendingDependenciesRow(Record):
-    """One row of scan_pending_dependencies: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> int: ...
-        @property
-        def from_ecosystem(self) -> str: ...
-        @property
-        def from_name(self) -> str: ...
-        @property
-        def to_ecosystem(self) -> str: ...
-        @property
-        def to_name(self) -> str: ...
-    else:
-        id = property(itemgetter(0))
-        from_ecosystem = property(itemgetter(1))
-        from_name = property(itemgetter(2))
-        to_ecosystem = property(itemgetter(3))
-        to_name = property(itemgetter(4))
-
-
-SCAN_PENDING_DEPENDENCIES_SQL: Final = """\
-SELECT
-    q.id,
-    q.from_ecosystem,
-    q.from_name,
-    q.to_ecosystem,
-    q.to_name
-FROM pending_dependencies AS q
-WHERE q.id > $1
-ORDER BY q.id
-LIMIT $2;"""
-
-
-async def scan_pending_dependencies(conn: Executor, *, after: int, lim: int) -> list[ScanPendingDependenciesRow]:
-    """Keyset page of pending edges (an endpoint not indexed yet) by key, in insertion order."""
-    try:
-        return await conn.fetch(SCAN_PENDING_DEPENDENCIES_SQL, after, lim, record_class=ScanPendingDependenciesRow)
-    except FAILURES as exc:
-        raise translate(exc, "projects.scan_pending_dependencies") from None

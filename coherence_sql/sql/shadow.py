@@ -7,12 +7,10 @@ change the SQL and run `coherence-sql generate` again.
 from __future__ import annotations
 
 from datetime import datetime
-from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from asyncpg import Record
-
-from coherence_sql.sql._runtime import FAILURES, Executor, rowcount, translate
+from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.sql._runtime import Executor, rowcount
 
 RECORD_MISMATCH_SQL: Final = """\
 INSERT INTO shadow_mismatches (
@@ -52,83 +50,6 @@ async def record_mismatch(
             error,
             observed_at,
         )
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "shadow.record_mismatch") from None
     return rowcount(status)
-
-
-class RecentMismatchesRow(Record):
-    """One row of recent_mismatches: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> int: ...
-        @property
-        def operation(self) -> str: ...
-        @property
-        def entity_key(self) -> str | None: ...
-        @property
-        def control_side(self) -> str: ...
-        @property
-        def control(self) -> Any: ...
-        @property
-        def candidate(self) -> Any: ...
-        @property
-        def control_ms(self) -> float: ...
-        @property
-        def candidate_ms(self) -> float | None: ...
-        @property
-        def error(self) -> str | None: ...
-        @property
-        def observed_at(self) -> datetime: ...
-    else:
-        id = property(itemgetter(0))
-        operation = property(itemgetter(1))
-        entity_key = property(itemgetter(2))
-        control_side = property(itemgetter(3))
-        control = property(itemgetter(4))
-        candidate = property(itemgetter(5))
-        control_ms = property(itemgetter(6))
-        candidate_ms = property(itemgetter(7))
-        error = property(itemgetter(8))
-        observed_at = property(itemgetter(9))
-
-
-RECENT_MISMATCHES_SQL: Final = """\
-SELECT
-    id,
-    operation,
-    entity_key,
-    control_side,
-    control,
-    candidate,
-    control_ms,
-    candidate_ms,
-    error,
-    observed_at
-FROM shadow_mismatches
-ORDER BY observed_at DESC, id DESC
-LIMIT $1;"""
-
-
-async def recent_mismatches(conn: Executor, *, lim: int) -> list[RecentMismatchesRow]:
-    """The newest mismatches first."""
-    try:
-        return await conn.fetch(RECENT_MISMATCHES_SQL, lim, record_class=RecentMismatchesRow)
-    except FAILURES as exc:
-        raise translate(exc, "shadow.recent_mismatches") from None
-
-
-COUNT_MISMATCHES_SQL: Final = """\
-SELECT count(*) AS "total!" FROM shadow_mismatches;"""
-
-
-async def count_mismatches(conn: Executor) -> int | None:
-    """How many mismatches were ever recorded."""
-    try:
-        value: int | None = await conn.fetchval(COUNT_MISMATCHES_SQL)
-    except FAILURES as exc:
-        raise translate(exc, "shadow.count_mismatches") from None
-    return value

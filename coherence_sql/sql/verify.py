@@ -7,84 +7,18 @@ change the SQL and run `coherence-sql generate` again.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
-from uuid import UUID
 
 from asyncpg import Record
 
+from coherence_sql.errors import DRIVER_FAILURES, translate
 from coherence_sql.models import TaskStatus, TaskType
-from coherence_sql.sql._runtime import FAILURES, Executor, translate
+from coherence_sql.sql._runtime import Executor
 
 
-class ScanProjectsRow(Record):
-    """One row of scan_projects: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> int: ...
-        @property
-        def ecosystem_key(self) -> str: ...
-        @property
-        def name_key(self) -> str: ...
-        @property
-        def display_ecosystem(self) -> str: ...
-        @property
-        def display_name(self) -> str: ...
-        @property
-        def version(self) -> str: ...
-        @property
-        def homepage_url(self) -> str | None: ...
-        @property
-        def repository_url(self) -> str | None: ...
-        @property
-        def dependency_count(self) -> int: ...
-        @property
-        def description(self) -> str: ...
-    else:
-        id = property(itemgetter(0))
-        ecosystem_key = property(itemgetter(1))
-        name_key = property(itemgetter(2))
-        display_ecosystem = property(itemgetter(3))
-        display_name = property(itemgetter(4))
-        version = property(itemgetter(5))
-        homepage_url = property(itemgetter(6))
-        repository_url = property(itemgetter(7))
-        dependency_count = property(itemgetter(8))
-        description = property(itemgetter(9))
-
-
-SCAN_PROJECTS_SQL: Final = """\
-SELECT
-    p.id,
-    p.ecosystem AS ecosystem_key,
-    p.name AS name_key,
-    p.display_ecosystem,
-    p.display_name,
-    p.version,
-    p.homepage_url,
-    p.repository_url,
-    p.dependency_count,
-    coalesce(p.description, '') AS "description!"
-FROM projects AS p
-WHERE p.id > $1
-ORDER BY p.id
-LIMIT $2;"""
-
-
-async def scan_projects(conn: Executor, *, after: int, lim: int) -> list[ScanProjectsRow]:
-    """Projects in insertion order, with keys and display spelling."""
-    try:
-        return await conn.fetch(SCAN_PROJECTS_SQL, after, lim, record_class=ScanProjectsRow)
-    except FAILURES as exc:
-        raise translate(exc, "verify.scan_projects") from None
-
-
-class ScanResolvedEdgesRow(Record):
-    """One row of scan_resolved_edges: an asyncpg Record (fields by attribute, name or position)."""
+class DependencyEdgeRow(Record):
+    """One row of scan_resolved_edges, scan_pending_edges: an asyncpg Record (fields by attribute, name or position)."""
 
     __slots__ = ()
     if TYPE_CHECKING:
@@ -108,6 +42,9 @@ class ScanResolvedEdgesRow(Record):
         to_ecosystem = property(itemgetter(3))
         to_name = property(itemgetter(4))
         created_at = property(itemgetter(5))
+
+
+ScanResolvedEdgesRow = DependencyEdgeRow
 
 
 SCAN_RESOLVED_EDGES_SQL: Final = """\
@@ -136,39 +73,15 @@ INNER JOIN projects AS t ON page.to_project_id = t.id
 ORDER BY page.id;"""
 
 
-async def scan_resolved_edges(conn: Executor, *, after: int, lim: int) -> list[ScanResolvedEdgesRow]:
+async def scan_resolved_edges(conn: Executor, *, after: int, lim: int) -> list[DependencyEdgeRow]:
     """Edges between two indexed projects, by key, in insertion order."""
     try:
-        return await conn.fetch(SCAN_RESOLVED_EDGES_SQL, after, lim, record_class=ScanResolvedEdgesRow)
-    except FAILURES as exc:
+        return await conn.fetch(SCAN_RESOLVED_EDGES_SQL, after, lim, record_class=DependencyEdgeRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "verify.scan_resolved_edges") from None
 
 
-class ScanPendingEdgesRow(Record):
-    """One row of scan_pending_edges: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> int: ...
-        @property
-        def from_ecosystem(self) -> str: ...
-        @property
-        def from_name(self) -> str: ...
-        @property
-        def to_ecosystem(self) -> str: ...
-        @property
-        def to_name(self) -> str: ...
-        @property
-        def created_at(self) -> datetime: ...
-    else:
-        id = property(itemgetter(0))
-        from_ecosystem = property(itemgetter(1))
-        from_name = property(itemgetter(2))
-        to_ecosystem = property(itemgetter(3))
-        to_name = property(itemgetter(4))
-        created_at = property(itemgetter(5))
+ScanPendingEdgesRow = DependencyEdgeRow
 
 
 SCAN_PENDING_EDGES_SQL: Final = """\
@@ -185,11 +98,11 @@ ORDER BY q.id
 LIMIT $2;"""
 
 
-async def scan_pending_edges(conn: Executor, *, after: int, lim: int) -> list[ScanPendingEdgesRow]:
+async def scan_pending_edges(conn: Executor, *, after: int, lim: int) -> list[DependencyEdgeRow]:
     """Edges with an endpoint not indexed yet, by key, in insertion order."""
     try:
-        return await conn.fetch(SCAN_PENDING_EDGES_SQL, after, lim, record_class=ScanPendingEdgesRow)
-    except FAILURES as exc:
+        return await conn.fetch(SCAN_PENDING_EDGES_SQL, after, lim, record_class=DependencyEdgeRow)
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "verify.scan_pending_edges") from None
 
 
@@ -230,11 +143,13 @@ async def scan_contributes_to(conn: Executor, *, after: int, lim: int) -> list[S
     """ "GitHub contributor works on project" edges in insertion order."""
     try:
         return await conn.fetch(SCAN_CONTRIBUTES_TO_SQL, after, lim, record_class=ScanContributesToRow)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "verify.scan_contributes_to") from None
 
 
 class ScanAgentTasksRow(NamedTuple):
+    """One row of scan_agent_tasks."""
+
     seq: int
     id: str
     direction: str
@@ -311,113 +226,9 @@ async def scan_agent_tasks(conn: Executor, *, after: int, lim: int) -> list[Scan
     """Agent tasks in insertion order, every column."""
     try:
         records = await conn.fetch(SCAN_AGENT_TASKS_SQL, after, lim)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "verify.scan_agent_tasks") from None
     return [_scan_agent_tasks_row(record) for record in records]
-
-
-class TotalCostViolationsRow(Record):
-    """One row of total_cost_violations: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def id(self) -> UUID: ...
-        @property
-        def total_cost(self) -> Decimal: ...
-        @property
-        def contributions_sum(self) -> Decimal: ...
-    else:
-        id = property(itemgetter(0))
-        total_cost = property(itemgetter(1))
-        contributions_sum = property(itemgetter(2))
-
-
-TOTAL_COST_VIOLATIONS_SQL: Final = """\
-WITH sums AS (
-    SELECT
-        c.asset_id,
-        sum(c.cost_amount) AS cost
-    FROM contributions AS c
-    GROUP BY c.asset_id
-)
-
-SELECT
-    a.id,
-    a.total_cost,
-    coalesce(s.cost, 0) AS "contributions_sum!"
-FROM assets AS a
-LEFT JOIN sums AS s ON a.id = s.asset_id
-WHERE a.total_cost <> coalesce(s.cost, 0)
-ORDER BY a.seq;"""
-
-
-async def total_cost_violations(conn: Executor) -> list[TotalCostViolationsRow]:
-    """Assets whose total_cost is not the exact sum of their contributions."""
-    try:
-        return await conn.fetch(TOTAL_COST_VIOLATIONS_SQL, record_class=TotalCostViolationsRow)
-    except FAILURES as exc:
-        raise translate(exc, "verify.total_cost_violations") from None
-
-
-class DependencyCountViolationsRow(Record):
-    """One row of dependency_count_violations: an asyncpg Record (fields by attribute, name or position)."""
-
-    __slots__ = ()
-    if TYPE_CHECKING:
-
-        @property
-        def ecosystem(self) -> str: ...
-        @property
-        def name(self) -> str: ...
-        @property
-        def dependency_count(self) -> int: ...
-        @property
-        def out_degree(self) -> int: ...
-    else:
-        ecosystem = property(itemgetter(0))
-        name = property(itemgetter(1))
-        dependency_count = property(itemgetter(2))
-        out_degree = property(itemgetter(3))
-
-
-DEPENDENCY_COUNT_VIOLATIONS_SQL: Final = """\
-WITH resolved AS (
-    SELECT
-        d.from_project_id,
-        count(*) AS edges
-    FROM project_dependencies AS d
-    GROUP BY d.from_project_id
-),
-
-pending AS (
-    SELECT
-        e.from_ecosystem,
-        e.from_name,
-        count(*) AS edges
-    FROM pending_dependencies AS e
-    GROUP BY e.from_ecosystem, e.from_name
-)
-
-SELECT
-    p.ecosystem,
-    p.name,
-    p.dependency_count,
-    coalesce(r.edges, 0) + coalesce(q.edges, 0) AS "out_degree!"
-FROM projects AS p
-LEFT JOIN resolved AS r ON p.id = r.from_project_id
-LEFT JOIN pending AS q ON p.ecosystem = q.from_ecosystem AND p.name = q.from_name
-WHERE p.dependency_count <> coalesce(r.edges, 0) + coalesce(q.edges, 0)
-ORDER BY p.id;"""
-
-
-async def dependency_count_violations(conn: Executor) -> list[DependencyCountViolationsRow]:
-    """Projects whose dependency_count is not their out-degree (resolved plus pending edges)."""
-    try:
-        return await conn.fetch(DEPENDENCY_COUNT_VIOLATIONS_SQL, record_class=DependencyCountViolationsRow)
-    except FAILURES as exc:
-        raise translate(exc, "verify.dependency_count_violations") from None
 
 
 class ResolvablePendingEdgesRow(Record):
@@ -464,5 +275,5 @@ async def resolvable_pending_edges(conn: Executor) -> list[ResolvablePendingEdge
     """Pending edges whose two projects both exist: they should have moved into project_dependencies."""
     try:
         return await conn.fetch(RESOLVABLE_PENDING_EDGES_SQL, record_class=ResolvablePendingEdgesRow)
-    except FAILURES as exc:
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "verify.resolvable_pending_edges") from None

@@ -128,41 +128,14 @@ def _snapshot(pool: Pool, what: str) -> AbstractAsyncContextManager[PoolConnecti
 
 # -- rows to models ------------------------------------------------------------------------------
 
-_ProjectRow = projects_sql.GetProjectRow
-_ContributorRow = (
-    contributors_sql.GetContributorRow
-    | contributors_sql.InsertContributorRow
-    | contributors_sql.ListContributorsRow
-    | contributors_sql.FindContributorByEmailRow
-)
-_AssetRow = assets_sql.GetAssetRow | assets_sql.InsertAssetRow | assets_sql.ListAssetsRow
-_ContributionRow = (
-    contributions_sql.InsertContributionRow
-    | contributions_sql.GetContributionRow
-    | contributions_sql.ListContributionsRow
-    | contributions_sql.GetAssetContributionsRow
-    | contributions_sql.GetContributorContributionsRow
-)
-_GitHubContributorRow = (
-    github_sql.UpsertGithubContributorRow
-    | github_sql.GetGithubContributorRow
-    | github_sql.ListGithubContributorsRow
-    | github_sql.GetProjectGithubContributorsRow
-)
-_GitHubOrganizationRow = github_sql.UpsertGithubOrganizationRow | github_sql.GetGithubOrganizationRow
-_TaskRow = (
-    tasks_sql.InsertTaskRow
-    | tasks_sql.GetTaskRow
-    | tasks_sql.ListTasksRow
-    | tasks_sql.UpdateTaskRow
-    | tasks_sql.ListAttentionTasksRow
-    | tasks_sql.ReviewAttentionTasksRow
-    | tasks_sql.PipelineRunningRow
-    | tasks_sql.PipelinePendingRow
-    | tasks_sql.PipelineRecentRow
-    | tasks_sql.ClaimNextTaskRow
-    | tasks_sql.ClaimTaskRow
-)
+# One generated row class per shape (docs/accessors.md): every query of a table group returns it.
+_ProjectRow = projects_sql.ProjectRow
+_ContributorRow = contributors_sql.ContributorRow
+_AssetRow = assets_sql.AssetRow
+_ContributionRow = contributions_sql.ContributionRow
+_GitHubContributorRow = github_sql.GithubContributorRow
+_GitHubOrganizationRow = github_sql.GithubOrganizationRow
+_TaskRow = tasks_sql.TaskRow
 
 
 def _project(row: _ProjectRow) -> Project:

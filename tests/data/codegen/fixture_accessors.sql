@@ -109,6 +109,8 @@ VALUES (:id, :direction, :task_type, :model, :command, :context)
 RETURNING id, task_type, status, context, progress_pct;
 
 -- name: get_task(id)^
+-- row: TaskRow
+-- alias: GetTaskRow
 SELECT
     t.id,
     t.task_type,
@@ -118,6 +120,19 @@ SELECT
     t.updated_at
 FROM agent_tasks AS t
 WHERE t.id = :id;
+
+-- name: tasks_in(status)
+-- The same columns as get_task: its row class (a NamedTuple, for the enums) is shared.
+SELECT
+    t.id,
+    t.task_type,
+    t.status,
+    t.context,
+    t.progress_pct,
+    t.updated_at
+FROM agent_tasks AS t
+WHERE t.status = :status
+ORDER BY t.seq;
 
 -- name: task_statuses()$
 SELECT array_agg(DISTINCT t.status ORDER BY t.status) AS statuses
@@ -133,3 +148,20 @@ LIMIT 1;
 -- Sleeps on the server; for the timeout and cancellation tests.
 SELECT true AS slept
 FROM pg_sleep(:seconds);
+
+-- name: contributor_names()
+-- Two queries of one row shape share one Record class, named on either of them.
+SELECT
+    c.id,
+    c.name
+FROM contributors AS c
+ORDER BY c.seq;
+
+-- name: contributor_names_like(pattern)
+-- row: ContributorNameRow
+SELECT
+    c.id,
+    c.name
+FROM contributors AS c
+WHERE c.name LIKE :pattern
+ORDER BY c.seq;
