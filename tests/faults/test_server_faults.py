@@ -18,7 +18,7 @@ import pytest
 from coherence_sql.cutover.service import open_cutover_stores
 from tests.faults.checks import broken_promises
 from tests.faults.server import PrivateServer
-from tests.faults.traffic import dual_write_settings, run_through_fault
+from tests.faults.traffic import FAULT_HOLD_S, dual_write_settings, run_through_fault
 
 Step = Callable[[], Awaitable[None]]
 
@@ -87,6 +87,9 @@ def faults(server: PrivateServer, database: str) -> dict[str, tuple[Step, Step]]
 
 
 HOLD_S = {"restart": 0.0}  # a restart ends by itself; the others are held 1.5 s
+# Faults of the server's answers, not of its process: injected between calls, so that the stores
+# meet the fault's own error first (see run_through_fault), as the reproductions did.
+BETWEEN_CALLS = {"read-only", "closed-to-connections", "password-rotated", "grants-revoked", "database-renamed"}
 
 
 @pytest.mark.parametrize(
@@ -110,8 +113,14 @@ async def test_a_server_fault_mid_dual_write_fails_no_caller_and_loses_nothing(
     settings = dual_write_settings(server.app_dsn(database), tmp_path / "journal.jsonl")
     async with open_cutover_stores(settings, reconcile_interval_s=None) as stores:
         try:
-            kwargs = {"hold_s": HOLD_S[fault]} if fault in HOLD_S else {}
-            traffic = await run_through_fault(stores, inject, lift, seed=len(fault), **kwargs)
+            traffic = await run_through_fault(
+                stores,
+                inject,
+                lift,
+                seed=len(fault),
+                hold_s=HOLD_S.get(fault, FAULT_HOLD_S),
+                between_calls=fault in BETWEEN_CALLS,
+            )
         finally:
             await server.heal()  # a failed run must not leave the server broken for the exit
         assert traffic.writes_before >= 40

@@ -38,6 +38,7 @@ WARMUP_WRITES = 40  # healthy writes before the fault
 AFTER_WRITES = 40  # writes after the fault is lifted
 FAULT_HOLD_S = 1.5  # how long a fault lasts (at least 3 budgets of 0.5 s)
 FAULT_MIN_WRITES = 40  # writes made while the fault is on
+SETTLE_S = 0.2  # for the pool to see the sessions a fault ended before callers go on
 PHASE_TIMEOUT_S = 20.0  # no phase of the traffic may take longer than this
 
 
@@ -47,6 +48,7 @@ class CallLog:
 
     durations: list[tuple[str, float]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    in_flight: int = 0  # calls started and not yet returned
 
     @property
     def slowest(self) -> tuple[str, float]:
@@ -70,12 +72,14 @@ class Timed:
 
         async def timed(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
+            self._log.in_flight += 1
             try:
                 return await attribute(*args, **kwargs)
             except Exception as exc:
                 self._log.failures.append(f"{name}: {type(exc).__name__}: {exc}")
                 raise
             finally:
+                self._log.in_flight -= 1
                 self._log.durations.append((name, time.perf_counter() - started))
 
         return timed
@@ -118,21 +122,30 @@ async def run_through_fault(
     *,
     hold_s: float = FAULT_HOLD_S,
     seed: int = 0,
+    between_calls: bool = False,
 ) -> Traffic:
     """Healthy traffic, then `inject()`, the fault held `hold_s` (and FAULT_MIN_WRITES writes),
-    then `lift()`, then more traffic. Writers and readers never stop while the operator acts."""
+    then `lift()`, then more traffic. Writers and readers never stop while the operator acts.
+
+    `between_calls` injects while no call is in flight (callers wait a moment): the first error the
+    stores then meet is the fault's own (a refused login, a read-only server...), not the "connection
+    closed" of a call the fault cut, after which every later write is journaled anyway.
+    """
     log = CallLog()
     graph, tasks = Timed(stores.graph, log), Timed(stores.tasks, log)
     # Names stay short: the workload cuts task ids at 21 characters.
     workloads = [Workload(graph, tasks, seed=seed * 100 + i, name=f"w{i}") for i in range(WRITERS)]
     traffic = Traffic(log=log, workloads=workloads)
     stop = asyncio.Event()
+    calling = asyncio.Event()  # cleared while the operator needs no call in flight
+    calling.set()
 
     def written() -> int:
         return sum(w.counter for w in workloads)
 
     async def writer(load: Workload) -> None:
         while not stop.is_set():
+            await calling.wait()
             with contextlib.suppress(Exception):  # Timed logged it; the test counts failed callers
                 await load.step()
             await asyncio.sleep(PACE_S)
@@ -140,6 +153,7 @@ async def run_through_fault(
     async def reader(index: int) -> None:
         r = random.Random(seed * 100 + 50 + index)
         while not stop.is_set():
+            await calling.wait()
             try:
                 await _read_once(r.choice(workloads), graph, tasks, r)
                 traffic.reads += 1
@@ -161,7 +175,14 @@ async def run_through_fault(
         try:
             await until(lambda: written() >= WARMUP_WRITES, "before the fault")
             traffic.writes_before = written()
-            await inject()
+            if between_calls:
+                calling.clear()
+                await until(lambda: log.in_flight == 0, "waiting for calls in flight")
+                await inject()
+                await asyncio.sleep(SETTLE_S)
+                calling.set()
+            else:
+                await inject()
             injected_at, at_inject = time.monotonic(), written()
             await until(
                 lambda: time.monotonic() - injected_at >= hold_s and written() - at_inject >= FAULT_MIN_WRITES,
@@ -182,6 +203,7 @@ async def run_through_fault(
         await operator()
     finally:
         stop.set()
+        calling.set()
         if not lifted:  # the traffic got stuck under the fault: a blocked call may need it lifted to end
             await lift()
         # A call the stores never return from must fail the test, not hang it.
