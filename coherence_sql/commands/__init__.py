@@ -1,7 +1,9 @@
 """Subcommands of `coherence-sql`, one module per group; each has `register(subparsers)`.
 
 A module's `register` adds its parsers and sets `run=` to a function taking the parsed
-arguments and returning an exit code (or a coroutine that returns one).
+arguments and returning an exit code (or a coroutine that returns one). Beside them: `database`
+(which database a command uses), `output` (text or `--json`), `logs` (`--log-level`,
+`--log-format`) and `render` (tables and progress).
 """
 
 from __future__ import annotations
