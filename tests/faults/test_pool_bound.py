@@ -1,7 +1,7 @@
 """Waiting for a pooled connection is bounded: 8 callers on a pool of 2 against a stalled server
 each get a typed error within the configured acquire bound (not after 5, 10, 15 and 20 s).
 
-The PostgreSQL stores are used directly (no migrating stores, no budget). The proxy resets the
+The PostgreSQL stores are used directly (no cut-over stores, no budget). The proxy resets the
 pool's two connections and then stalls, so every caller is waiting to acquire: two of them for a
 reconnect that never completes, six for those two.
 """

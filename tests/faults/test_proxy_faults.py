@@ -1,4 +1,4 @@
-"""Network faults between the migrating stores and PostgreSQL, under concurrent dual-write traffic.
+"""Network faults between the cut-over stores and PostgreSQL, under concurrent dual-write traffic.
 
 Through the loopback proxy: new connections refused (at accept, or nothing listening), every
 connection reset again and again, everything stalled, everything slowed past the budget. For each:

@@ -1,4 +1,4 @@
-"""Concurrent dual-write traffic through the migrating stores, timed call by call, around a fault.
+"""Concurrent dual-write traffic through the cut-over stores, timed call by call, around a fault.
 
 `run_through_fault` keeps writers (tests/cutover/workload.py) and readers busy while it injects a
 fault, holds it, lifts it and lets traffic go on; every store call's duration and every failure a
