@@ -75,36 +75,31 @@ class QuerySpec:
         return f"{self.module}.{self.name}"
 
 
+def _entries(doc: str, prefix: str) -> list[str]:
+    """The comma-separated entries of every `<prefix> a, b` docstring line, stripped."""
+    lines = (line.strip() for line in doc.splitlines())
+    return [
+        item.strip() for text in lines if text.lower().startswith(prefix) for item in text[len(prefix) :].split(",")
+    ]
+
+
 def _nullable(doc: str, name: str, parameters: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
     whole: set[str] = set()
     elements: set[str] = set()
-    for line in doc.splitlines():
-        text = line.strip()
-        if not text.lower().startswith(NULLABLE_PREFIX):
-            continue
-        for item in text[len(NULLABLE_PREFIX) :].split(","):
-            entry = item.strip()
-            if not entry:
-                continue
-            target, bucket = (entry[:-2], elements) if entry.endswith("[]") else (entry, whole)
-            if target not in parameters:
-                raise GenerateError(f"{name}: 'nullable: {entry}' names no parameter of the query")
-            bucket.add(target)
+    for entry in filter(None, _entries(doc, NULLABLE_PREFIX)):
+        target, bucket = (entry[:-2], elements) if entry.endswith("[]") else (entry, whole)
+        if target not in parameters:
+            raise GenerateError(f"{name}: 'nullable: {entry}' names no parameter of the query")
+        bucket.add(target)
     return frozenset(whole), frozenset(elements)
 
 
 def _class_names(doc: str, where: str, prefix: str) -> list[str]:
     """The names on every `<prefix> A, B` docstring line (class names: identifiers, not `_x`)."""
-    names: list[str] = []
-    for line in doc.splitlines():
-        text = line.strip()
-        if not text.lower().startswith(prefix):
-            continue
-        for item in text[len(prefix) :].split(","):
-            entry = item.strip()
-            if not entry.isidentifier() or keyword.iskeyword(entry) or entry.startswith("_"):
-                raise GenerateError(f"{where}: '{prefix} {entry}' is not usable as a class name")
-            names.append(entry)
+    names = _entries(doc, prefix)
+    for entry in names:
+        if not entry.isidentifier() or keyword.iskeyword(entry) or entry.startswith("_"):
+            raise GenerateError(f"{where}: '{prefix} {entry}' is not usable as a class name")
     return names
 
 
