@@ -1,4 +1,4 @@
-"""What the API wires in: both migrating stores, their PostgreSQL pool, the journal and the status.
+"""What the API wires in: both cut-over stores, their PostgreSQL pool, the journal and the status.
 
 `open_cutover_stores()` builds everything from `CutoverSettings` (the plan's environment
 variables by default), replays the journal in the background whenever PostgreSQL is behind, and
@@ -95,9 +95,9 @@ SETTLE_TIMEOUT_S = 15.0
 
 @dataclass
 class CutoverStores:
-    """Both migrating stores and what they share.
+    """Both cut-over stores and what they share.
 
-    `open_postgres` opens the PostgreSQL stores when the migrating stores started without them
+    `open_postgres` opens the PostgreSQL stores when the cut-over stores started without them
     (PostgreSQL was down at start-up in phases 1-2: they run degraded until it is reached)."""
 
     graph: CutoverGraphStore

@@ -1,9 +1,15 @@
-"""The migrating stores: one GraphStore and one AgentTaskStore over memory and PostgreSQL.
+"""The cut-over stores: one GraphStore and one AgentTaskStore over memory and PostgreSQL.
 
 They route by `CutoverSettings` (the plan's phases): memory only; dual-write with memory as
 the source of truth, a stable-hashed share of reads from PostgreSQL and sampled shadow reads;
 PostgreSQL primary with memory still written for rollback. A write's ids and timestamps are
 decided here once, so both stores receive the same values.
+
+A write is `(op, kwargs)`, what the journal records: it holds its keys' order locks, memory takes it,
+then PostgreSQL within the budget, else it waits in the journal (or, refused on its data, goes to
+the dead letters); in phase 3 PostgreSQL takes it first and memory follows. A read is a typed
+callable over one store: the router picks the side by key, PostgreSQL answers within the budget
+unless it is behind (else memory does), and a sampled shadow read compares the other side.
 """
 
 from __future__ import annotations
@@ -98,7 +104,7 @@ class WriteStats:
 
 
 class CutoverCore:
-    """What both migrating stores share: settings, the journal, counters, budgets and shadow reads."""
+    """What both cut-over stores share: settings, the journal, counters, budgets and shadow reads."""
 
     def __init__(
         self,
@@ -108,7 +114,7 @@ class CutoverCore:
         router: ReadRouter | None = None,
     ) -> None:
         if settings.uses_postgres and journal is None:
-            raise ValueError("a migrating store that writes PostgreSQL needs a write journal")
+            raise ValueError("a cut-over store that writes PostgreSQL needs a write journal")
         self.settings = settings
         self.journal = journal
         self.router = router or ReadRouter(settings.read_from_postgres_percent)

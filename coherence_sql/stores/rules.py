@@ -458,7 +458,7 @@ def contribution_args(
     )
 
 
-# -- whole arguments: models, sequences, edges (also called by the migrating stores) -------------
+# -- whole arguments: models, sequences, edges (also called by the cut-over stores) -------------
 
 M = TypeVar("M", bound=BaseModel)
 
