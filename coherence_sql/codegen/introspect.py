@@ -61,10 +61,6 @@ class Accessor:
     parameters: tuple[Parameter, ...]
     columns: tuple[Column, ...]
 
-    @property
-    def record_row(self) -> bool:
-        return is_record_row(self.columns)
-
 
 class Introspector:
     """Describes queries on one connection to a database migrated to the current schema.
