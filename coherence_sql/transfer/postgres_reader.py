@@ -3,7 +3,7 @@ transaction (one moment): what verify compares and the phase-3 export writes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
@@ -20,7 +20,14 @@ from coherence_sql.sql import projects as projects_sql
 from coherence_sql.sql import verify as verify_sql
 from coherence_sql.transfer.progress import Progress
 
-__all__ = ["PAGE_SIZE", "PostgresContents", "read_postgres", "read_postgres_on", "read_transaction"]
+__all__ = [
+    "PAGE_SIZE",
+    "PostgresContents",
+    "PostgresRecords",
+    "read_postgres",
+    "read_postgres_on",
+    "read_transaction",
+]
 
 PAGE_SIZE: Final = 20_000
 TABLES: Final = 11  # the scans below and the invariant check: the steps a progress callback counts
@@ -44,6 +51,36 @@ class PostgresContents:
     github_contributes_to: list[verify_sql.ScanContributesToRow]
     agent_tasks: list[verify_sql.ScanAgentTasksRow]
     resolvable_pending_edges: list[verify_sql.ResolvablePendingEdgesRow]
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresRecords:
+    """The rows as a snapshot's sections (each scan names its columns as the models' fields): what
+    verify projects, with no model built (the export builds them, with the store's mappers)."""
+
+    projects: Sequence[Any]
+    edges: Sequence[Any]  # resolved and pending: both are edges the API lists
+    contributors: Sequence[Any]
+    assets: Sequence[Any]
+    contributions: Sequence[Any]
+    github_contributors: Sequence[Any]
+    github_organizations: Sequence[Any]
+    github_contributes_to: Sequence[Any]
+    agent_tasks: Sequence[Any]
+
+    @classmethod
+    def of(cls, pg: PostgresContents) -> PostgresRecords:
+        return cls(
+            projects=pg.projects,
+            edges=[*pg.resolved_edges, *pg.pending_edges],
+            contributors=pg.contributors,
+            assets=pg.assets,
+            contributions=pg.contributions,
+            github_contributors=pg.github_contributors,
+            github_organizations=pg.github_organizations,
+            github_contributes_to=pg.github_contributes_to,
+            agent_tasks=pg.agent_tasks,
+        )
 
 
 async def _pages(

@@ -4,8 +4,8 @@ Every entity is matched by key: records missing on either side and fields that d
 with the key and both values; the aggregates (total_cost = sum of contributions, dependency_count
 = out-degree) are checked on both sides, and so are the problems a side can hold on its own (an edge
 listed twice, a GitHub contributes-to edge whose contributor is unknown). PostgreSQL is read in
-keyset pages inside one REPEATABLE READ transaction (one moment), made a snapshot by the store's
-mappers, and both sides go through one projection. Given the write journal, the writes still on
+keyset pages inside one REPEATABLE READ transaction (one moment), and both sides go through one
+projection (`project`: the scans name their columns as the models' fields). Given the write journal, the writes still on
 their way to PostgreSQL and the dead letters are reported too.
 
     report = await verify(stores, pool, journal=path)   # MemoryStores, a Snapshot or a snapshot file

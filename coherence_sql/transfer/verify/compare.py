@@ -1,12 +1,11 @@
-"""The comparison: two snapshots through one projection, key by key, into a `VerifyReport`."""
+"""The comparison: two sides' records through one projection, key by key, into a `VerifyReport`."""
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
 
-from coherence_sql.transfer.snapshot import Snapshot
-from coherence_sql.transfer.verify.project import Finding, Values, project
+from coherence_sql.transfer.verify.project import Finding, Records, Values, project
 from coherence_sql.transfer.verify.report import (
     AGGREGATE,
     DEFAULT_THRESHOLD_PERCENT,
@@ -42,8 +41,8 @@ def _record(entity: str, values: Values) -> object:
 
 
 def compare(
-    source: Snapshot,
-    postgres: Snapshot,
+    source: Records,
+    postgres: Records,
     *,
     postgres_findings: Sequence[Finding] = (),
     sample_percent: float = 100.0,
@@ -51,7 +50,8 @@ def compare(
     source_name: str = "source",
     target_name: str = "postgresql",
 ) -> VerifyReport:
-    """Compare `source` with `postgres` (PostgreSQL read as a snapshot), both through `project`.
+    """Compare `source` (a `Snapshot`) with `postgres` (`PostgresRecords`, or a `Snapshot` such as
+    an export), both through `project`.
 
     `postgres_findings` are PostgreSQL's own defects no snapshot can show (a pending edge whose two
     projects exist). `verify` reads both sides and calls this.

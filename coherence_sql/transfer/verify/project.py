@@ -1,19 +1,22 @@
-"""One projection for both sides of verify: a snapshot as comparable values per entity and key, and
-the defects a side holds on its own (a stated total its records do not give, a key-only record
-listed twice, a contributes-to edge to an unknown contributor). The source and PostgreSQL (read as
-a snapshot through the store's mappers) go through the same code, so they cannot drift apart."""
+"""One projection for both sides of verify: a side's records as comparable values per entity and
+key, and the defects a side holds on its own (a stated total its records do not give, a key-only
+record listed twice, a contributes-to edge to an unknown contributor). The source (a snapshot's
+models) and PostgreSQL (its scans' rows, whose columns carry the models' field names) go through
+the same code, so the two sides cannot drift apart."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final, TypeAlias, cast
+from enum import Enum
+from typing import Any, Final, Protocol, TypeAlias, cast
 from uuid import UUID
 
 from coherence_sql.stores import rules
-from coherence_sql.transfer.snapshot import Snapshot
 from coherence_sql.transfer.verify.report import (
     AGGREGATE,
     DUPLICATE,
@@ -25,13 +28,38 @@ from coherence_sql.transfer.verify.report import (
     render_key,
 )
 
-__all__ = ["Finding", "Projection", "Side", "Values", "project"]
+__all__ = ["Finding", "Projection", "Records", "Side", "Values", "project"]
 
 Values: TypeAlias = tuple[Any, ...]
 Side: TypeAlias = dict[str, dict[Key, Values]]
 Finding: TypeAlias = tuple[str, Key, Difference]  # (entity, key, what is wrong with it on one side)
 
 _ZERO: Final = Decimal("0.00")
+_SCORES_MAX: Final = 4096
+
+
+class Records(Protocol):
+    """What a side holds, section by section: a `Snapshot`'s models, or PostgreSQL's rows. A record
+    is read by the models' field names; `agent_tasks` is None when the side has no task section."""
+
+    @property
+    def projects(self) -> Sequence[Any]: ...
+    @property
+    def edges(self) -> Sequence[Any]: ...
+    @property
+    def contributors(self) -> Sequence[Any]: ...
+    @property
+    def assets(self) -> Sequence[Any]: ...
+    @property
+    def contributions(self) -> Sequence[Any]: ...
+    @property
+    def github_contributors(self) -> Sequence[Any]: ...
+    @property
+    def github_organizations(self) -> Sequence[Any]: ...
+    @property
+    def github_contributes_to(self) -> Sequence[Any]: ...
+    @property
+    def agent_tasks(self) -> Sequence[Any] | None: ...
 
 
 @dataclass(slots=True)
@@ -42,13 +70,39 @@ class Projection:
     findings: list[Finding]
 
 
-def _score(value: float) -> Decimal:
-    """coherence_score as DECIMAL(3,2) holds it (rounded half-even, as both stores write it)."""
-    return Decimal(str(rules.coherence_score(value)))
+def _plain(value: Any) -> Any:
+    """An enum by its value (a model holds the enum, a row the text)."""
+    return value.value if isinstance(value, Enum) else value
 
 
-def project(snapshot: Snapshot, side: str, *, stored_aggregates: bool) -> Projection:
-    """`snapshot` as `side` ("source" or "postgres") holds it.
+def _aware(value: datetime | None) -> datetime | None:
+    """A time as aware UTC (models hold naive UTC, rows aware UTC: those pass as they are)."""
+    if value is None or value.tzinfo is UTC:
+        return value
+    return rules.optional_aware(value)
+
+
+def _scorer() -> Any:
+    """coherence_score as DECIMAL(3,2) holds it (rounded half-even, as both stores write it);
+    memoised per run: scores repeat (two places)."""
+    seen: dict[Any, Decimal] = {}
+
+    def score(value: Any) -> Decimal:
+        kind = type(value)
+        if not ((kind is float and math.isfinite(value)) or (kind is Decimal and value.is_finite())):
+            return Decimal(str(rules.coherence_score(value)))  # NaN, sNaN, a bool…: the rule's own error
+        stored = seen.get(value)
+        if stored is None:
+            stored = Decimal(str(rules.coherence_score(value)))
+            if len(seen) < _SCORES_MAX:
+                seen[value] = stored
+        return stored
+
+    return score
+
+
+def project(snapshot: Records, side: str, *, stored_aggregates: bool) -> Projection:
+    """`snapshot` (a side's records) as `side` ("source" or "postgres") holds it.
 
     Keys are compared case-insensitively, as the stores do; the last record of a repeated project
     key wins, as upsert_project. A derived value (an asset's total_cost, a project's
@@ -81,32 +135,33 @@ def project(snapshot: Snapshot, side: str, *, stored_aggregates: bool) -> Projec
     contributors = values["contributors"]
     for c in snapshot.contributors:
         contributors[c.id] = (
-            c.type.value,
+            _plain(c.type),
             c.name,
             c.email,
             c.wallet_address,
             c.hourly_rate,
-            rules.optional_aware(c.created_at),
+            _aware(c.created_at),
             c.github_username,
             c.metadata,
         )
     sums: dict[UUID, Decimal] = {}
+    score = _scorer()
     contributions = values["contributions"]
     for k in snapshot.contributions:
         contributions[k.id] = (
             k.contributor_id,
             k.asset_id,
             k.cost_amount,
-            _score(k.coherence_score),
+            score(k.coherence_score),
             k.metadata,
-            rules.optional_aware(k.timestamp),
+            _aware(k.timestamp),
         )
         sums[k.asset_id] = sums.get(k.asset_id, _ZERO) + k.cost_amount
     assets = values["assets"]
     for a in snapshot.assets:
         total = sums.get(a.id, _ZERO)
         shown = a.total_cost if stored_aggregates else total
-        assets[a.id] = (a.type.value, a.name, a.description, shown, rules.optional_aware(a.created_at), a.metadata)
+        assets[a.id] = (_plain(a.type), a.name, a.description, shown, _aware(a.created_at), a.metadata)
         if a.total_cost != total:
             findings.append(("assets", a.id, _aggregate("assets", a.id, "total_cost", side, a.total_cost, total)))
     github = values["github_contributors"]
@@ -117,8 +172,8 @@ def project(snapshot: Snapshot, side: str, *, stored_aggregates: bool) -> Projec
             g.name,
             g.avatar_url,
             g.contributions_count,
-            rules.optional_aware(g.created_at),
-            rules.optional_aware(g.updated_at),
+            _aware(g.created_at),
+            _aware(g.updated_at),
         )
     organizations = values["github_organizations"]
     for o in snapshot.github_organizations:
@@ -127,8 +182,8 @@ def project(snapshot: Snapshot, side: str, *, stored_aggregates: bool) -> Projec
             o.type,
             o.name,
             o.avatar_url,
-            rules.optional_aware(o.created_at),
-            rules.optional_aware(o.updated_at),
+            _aware(o.created_at),
+            _aware(o.updated_at),
         )
     works = values["github_contributes_to"]
     work_keys = Counter((w.contributor_id, w.ecosystem.lower(), w.name.lower()) for w in snapshot.github_contributes_to)
@@ -151,11 +206,11 @@ def project(snapshot: Snapshot, side: str, *, stored_aggregates: bool) -> Projec
             t.current_step,
             t.decision_prompt,
             t.decision,
-            rules.optional_aware(t.started_at),
-            rules.optional_aware(t.created_at),
-            rules.optional_aware(t.updated_at),
+            _aware(t.started_at),
+            _aware(t.created_at),
+            _aware(t.updated_at),
             t.claimed_by,
-            rules.optional_aware(t.claimed_at),
+            _aware(t.claimed_at),
         )
     return Projection(values, findings)
 

@@ -1,4 +1,4 @@
-"""`verify()`: read the source and PostgreSQL (as snapshots), compare them, check the journal."""
+"""`verify()`: read the source and PostgreSQL, compare them through one projection, check the journal."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import asyncpg
 from coherence_sql.db import Pool, redact, resolve_dsn
 from coherence_sql.errors import ConfigurationError
 from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore, MemoryStores
-from coherence_sql.transfer.export import snapshot_from_contents
-from coherence_sql.transfer.postgres_reader import PAGE_SIZE, PostgresContents, read_postgres
+from coherence_sql.transfer.postgres_reader import PAGE_SIZE, PostgresContents, PostgresRecords, read_postgres
 from coherence_sql.transfer.progress import Progress
 from coherence_sql.transfer.snapshot import Snapshot, load_snapshot
 from coherence_sql.transfer.verify.compare import compare
@@ -93,7 +92,7 @@ async def verify(
     contents = await read_postgres(resolved, page_size=page_size, progress=progress)
     report = compare(
         snapshot,
-        snapshot_from_contents(contents),
+        PostgresRecords.of(contents),
         postgres_findings=postgres_invariants(contents),
         sample_percent=sample_percent,
         threshold_percent=threshold_percent,
