@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import select
 import signal
 import tempfile
 import time
@@ -37,21 +38,48 @@ def fast_dir(tmp_path: Path) -> Iterator[Path]:
         yield tmp_path
 
 
-def in_child(work: Callable[[], None]) -> int:
-    """Run `work` in a forked child that never returns into the test; its pid."""
+# In a forked child: the pipe on which it tells the parent its work has begun.
+_ready_fd: int | None = None
+
+
+def ready() -> None:
+    """In a child: say the work has begun, so the parent's kill timer starts now (a loaded machine
+    can take longer to schedule a fresh child than the whole random delay)."""
+    global _ready_fd
+    if _ready_fd is not None:
+        os.write(_ready_fd, b"!")
+        os.close(_ready_fd)
+        _ready_fd = None
+
+
+Child = tuple[int, int]  # pid, and the read end of its "ready" pipe
+
+
+def in_child(work: Callable[[], None]) -> Child:
+    """Run `work` in a forked child that never returns into the test."""
+    global _ready_fd
+    read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
+        os.close(read_fd)
+        _ready_fd = write_fd
         code = 1
         try:
             work()
             code = 0
         finally:
             os._exit(code)
-    return pid
+    os.close(write_fd)
+    return pid, read_fd
 
 
-def kill_after(pid: int, seconds: float) -> bool:
-    """SIGKILL the child after `seconds` unless it has exited; whether it was killed."""
+def kill_after(child: Child, seconds: float) -> bool:
+    """SIGKILL the child `seconds` after it said it began (or ended) unless it has exited by then;
+    whether it was killed."""
+    pid, ready_fd = child
+    began, _, _ = select.select([ready_fd], [], [], 30.0)
+    os.close(ready_fd)
+    assert began, "the child never began its work"
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -72,6 +100,7 @@ def write_forever(journal: WriteJournal, round_number: int, padding: str) -> Cal
     """Append r<round>-0, r<round>-1, ... until killed."""
 
     def work() -> None:
+        ready()
         index = 0
         while True:
             journal.append("graph", "add_dependency", edge(f"r{round_number}-{index}", padding))
@@ -157,6 +186,7 @@ def test_a_replayer_killed_mid_replay_resumes_without_skipping_or_repeating(fast
             fd = os.open(applied_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             os.write(fd, entry.kwargs["from_name"].encode() + b"\n")
             os.close(fd)
+            ready()  # one entry applied: every round makes progress, however loaded the machine
             time.sleep(0.0002)  # noqa: ASYNC251 - a round trip to PostgreSQL, blocking on purpose
             return True
 
@@ -189,6 +219,7 @@ def test_dead_letter_writers_killed_mid_append_lose_no_complete_letter(fast_dir:
         padding = "z" * rng.choice([10, 200_000, 1_000_000])
 
         def work(round_number: int = round_number, padding: str = padding) -> None:
+            ready()
             index = 0
             while True:
                 letters.append("graph", "add_dependency", edge(f"r{round_number}-{index}", padding), "refused")
