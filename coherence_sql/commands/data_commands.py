@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import functools
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from coherence_sql.commands import render
 from coherence_sql.commands.database import add_database_options, chosen_dsn
 from coherence_sql.cutover.service import default_journal_path
-from coherence_sql.errors import CoherenceSQLError
 from coherence_sql.redaction import redact
 from coherence_sql.stores.memory import MemoryStores
 from coherence_sql.transfer.backfill import (
@@ -42,22 +39,6 @@ from coherence_sql.transfer.snapshot import load_into, write_snapshot
 from coherence_sql.transfer.verify import DEFAULT_THRESHOLD_PERCENT, verify
 
 BENCH_TARGET_S = 5.0  # issue 5: the generated snapshot below loads in under 5 seconds
-
-
-def _json_errors(run: Callable[[argparse.Namespace], Awaitable[int]]) -> Callable[[argparse.Namespace], Awaitable[int]]:
-    """With --json, an error is JSON on stdout too (`{"error": {"type", "message"}}`), exit 2 as ever."""
-
-    @functools.wraps(run)
-    async def wrapped(args: argparse.Namespace) -> int:
-        try:
-            return await run(args)
-        except CoherenceSQLError as exc:
-            if not args.json:
-                raise
-            render.print_json_error(exc, args.database_url, os.environ.get("DATABASE_URL"))
-            return 2
-
-    return wrapped
 
 
 def _show_progress(args: argparse.Namespace) -> bool:
@@ -212,7 +193,6 @@ def register_bench(kinds: Any) -> None:
 # -- backfill ------------------------------------------------------------------------------------
 
 
-@_json_errors
 async def _backfill(args: argparse.Namespace) -> int:
     dsn = chosen_dsn(args, "backfill", needs="the PostgreSQL to load the snapshot into")
     try:
@@ -250,7 +230,6 @@ async def _backfill(args: argparse.Namespace) -> int:
 # -- verify --------------------------------------------------------------------------------------
 
 
-@_json_errors
 async def _verify(args: argparse.Namespace) -> int:
     dsn = chosen_dsn(args, "verify", needs="the PostgreSQL to compare the source with")
     with render.step_progress("verify", "tables", enabled=_show_progress(args)) as progress:
@@ -281,7 +260,6 @@ def _refuse(args: argparse.Namespace, message: str) -> int:
     return 2
 
 
-@_json_errors
 async def _rollback(args: argparse.Namespace) -> int:
     if args.phase == 3 and args.out is None and not args.check_only:
         return _refuse(args, "phase 3 needs --out PATH for the snapshot (or --check-only)")

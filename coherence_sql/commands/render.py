@@ -4,7 +4,6 @@ with rate and ETA and rich tables on a terminal, nothing but the result on a pip
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from coherence_sql.redaction import redact_text, scrub
+from coherence_sql.commands.output import as_json
 from coherence_sql.transfer.backfill import BackfillReport, Normalisation
 from coherence_sql.transfer.progress import Progress as ProgressCallback
 from coherence_sql.transfer.snapshot import Problem
@@ -51,7 +50,6 @@ __all__ = [
     "journal_line",
     "print_backfill",
     "print_json",
-    "print_json_error",
     "print_renderable",
     "print_verify",
     "problems_text",
@@ -91,12 +89,8 @@ def print_renderable(renderable: RenderableType) -> None:
 
 
 def print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
-
-
-def print_json_error(exc: BaseException, *dsns: str | None) -> None:
-    """`--json`'s error: `{"error": {"type", "message"}}` on stdout, the message without passwords."""
-    print_json({"error": {"type": type(exc).__name__, "message": redact_text(scrub(str(exc), *dsns))}})
+    """A command's result as one JSON document (errors are cli.py's, through commands/output.py)."""
+    print(as_json(data), flush=True)
 
 
 # -- progress ------------------------------------------------------------------------------------

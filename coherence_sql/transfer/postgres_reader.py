@@ -11,7 +11,7 @@ from typing import Any, Final, TypeVar, cast
 import asyncpg
 
 from coherence_sql.db import Connection, Pool, connect, resolve_dsn
-from coherence_sql.errors import translate
+from coherence_sql.errors import DRIVER_FAILURES, CoherenceSQLError, translate
 from coherence_sql.sql import assets as assets_sql
 from coherence_sql.sql import contributions as contributions_sql
 from coherence_sql.sql import contributors as contributors_sql
@@ -106,14 +106,18 @@ async def read_transaction(target: Pool | str | None) -> AsyncIterator[Connectio
                 conn = cast(Connection, proxy)
                 async with conn.transaction(isolation="repeatable_read", readonly=True):
                     yield conn
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except CoherenceSQLError:
+            raise
+        except DRIVER_FAILURES as exc:
             raise translate(exc, "verify") from None
         return
     conn = await connect(resolve_dsn(target))
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             yield conn
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+    except CoherenceSQLError:
+        raise
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "verify") from None
     finally:
         await conn.close()

@@ -13,6 +13,7 @@ import asyncpg
 
 from coherence_sql.db import DEFAULT_SERVER_SETTINGS, Connection, Pool, connect, resolve_dsn
 from coherence_sql.errors import (
+    DRIVER_FAILURES,
     CoherenceSQLError,
     ConcurrencyError,
     DatabaseError,
@@ -52,7 +53,9 @@ async def _session(target: str | Pool | None) -> AsyncIterator[Connection]:
         try:
             async with target.acquire() as proxy:
                 yield cast(Connection, proxy)  # the proxy forwards every call
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except CoherenceSQLError:
+            raise
+        except DRIVER_FAILURES as exc:
             raise translate(exc, "backfill") from None
         return
     settings = {**DEFAULT_SERVER_SETTINGS, "application_name": "coherence_sql backfill"}
@@ -76,7 +79,7 @@ async def _load_batch(conn: Connection, section: Section, rows: Sequence[Row]) -
                     await section.merge(conn)
             except CoherenceSQLError:
                 raise
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            except DRIVER_FAILURES as exc:
                 raise translate(exc, f"backfill.{section.name}") from None
             return
         except ConcurrencyError:
@@ -131,7 +134,9 @@ async def reserve_contribution_seqs(conn: Connection, sha: str, count: int) -> N
             await backfill_sql.record_reserved_seqs(
                 conn, snapshot_sha256=sha, first_seqs=[first], last_seqs=[first + count - 1]
             )
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+    except CoherenceSQLError:
+        raise
+    except DRIVER_FAILURES as exc:
         raise translate(exc, "backfill.reserve_contribution_seq_block") from None
 
 
