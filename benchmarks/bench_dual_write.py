@@ -58,6 +58,26 @@ async def bench(dsn: str, rounds: int, writes: int) -> None:
 
                     results[name].append(await per_write_us(update, writes))
             assert dual.core.stats.journaled == 0, "PostgreSQL was meant to be healthy"
+        # Keyed reads: the cut-over stores at 100% PostgreSQL reads (router, budget, no shadow)
+        # against the PostgreSQL store alone, on the tasks written above.
+        read_settings = CutoverSettings(
+            dual_write=True,
+            read_from_postgres_percent=100,
+            journal_path=Path(tmp) / "r.jsonl",
+            database_url=dsn,
+        )
+        async with connect(dsn) as alone, open_cutover_stores(read_settings, reconcile_interval_s=None) as routed:
+            reads: dict[str, list[float]] = {"postgres": [], "dual": []}
+            ids = [task(n, "0a").id for n in range(writes)]
+            for _ in range(rounds):
+                for name, tasks in (("postgres", alone.tasks), ("dual", routed.tasks)):
+
+                    async def read(n: int, tasks: object = tasks) -> None:
+                        await tasks.get_task(ids[n])  # type: ignore[attr-defined]
+
+                    reads[name].append(await per_write_us(read, writes))
+    pg_read = statistics.median(reads["postgres"])
+    dual_read = statistics.median(reads["dual"])
     pg = statistics.median(results["postgres"])
     dw = statistics.median(results["dual"])
     print(f"update_task, {writes} writes x {rounds} rounds, 1 caller")
@@ -65,6 +85,10 @@ async def bench(dsn: str, rounds: int, writes: int) -> None:
         rounds_shown = ", ".join(f"{value:.0f}" for value in results[name])
         print(f"  {label + ':':23} {median:8.1f} us/write  (rounds: {rounds_shown})")
     print(f"  ratio dual / alone:     {dw / pg:8.3f}")
+    print(f"get_task, {writes} reads x {rounds} rounds, 1 caller, 100% PostgreSQL reads")
+    print(f"  PostgreSQL store alone: {pg_read:8.1f} us/read")
+    print(f"  cut-over stores:        {dual_read:8.1f} us/read")
+    print(f"  ratio cut-over / alone: {dual_read / pg_read:8.3f}")
 
 
 async def main() -> None:
