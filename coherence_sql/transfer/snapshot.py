@@ -54,6 +54,9 @@ GRAPH_SECTIONS = (
     "github_contributes_to",
 )
 TASK_SECTION = "agent_tasks"
+# The fields of an agent task, in the model's order: the backfill's staging columns and verify's
+# compared fields follow it, so a field added to the model reaches both.
+AGENT_TASK_FIELDS: Final = tuple(AgentTaskRecord.model_fields)
 # Top-level keys a reader ignores: the quarantine file's reasons for its records (backfill.py).
 PROBLEMS_KEY = "problems"
 

@@ -30,7 +30,7 @@ from coherence_sql.transfer.backfill.checks import (
     uuid_or_none,
 )
 from coherence_sql.transfer.backfill.report import Normalisation
-from coherence_sql.transfer.snapshot import CollectedSnapshot, Problem, Snapshot, record_key
+from coherence_sql.transfer.snapshot import AGENT_TASK_FIELDS, CollectedSnapshot, Problem, Snapshot, record_key
 
 __all__ = ["DEFAULT_BATCH_SIZE", "KEYS_PER_TRANSACTION", "PARTITIONS", "SECTIONS", "Plan", "Row", "Section", "Unit"]
 
@@ -574,26 +574,7 @@ class Plan:
         section = self._add(
             "agent_tasks",
             "backfill_stage_agent_tasks",
-            (
-                "id",
-                "direction",
-                "task_type",
-                "status",
-                "model",
-                "command",
-                "tier",
-                "context",
-                "output",
-                "progress_pct",
-                "current_step",
-                "decision_prompt",
-                "decision",
-                "started_at",
-                "created_at",
-                "updated_at",
-                "claimed_by",
-                "claimed_at",
-            ),
+            AGENT_TASK_FIELDS,  # convert() below builds each row in this order
             backfill_sql.merge_agent_tasks,
             vacuum="agent_tasks",
         )

@@ -14,6 +14,8 @@ from enum import Enum
 from typing import Any, Final, cast
 from uuid import UUID
 
+from coherence_sql.transfer.snapshot import AGENT_TASK_FIELDS
+
 __all__ = [
     "AGGREGATE",
     "DEAD_LETTERS_HELP",
@@ -65,25 +67,7 @@ FIELDS: Final[dict[str, tuple[str, ...]]] = {
     ),
     "github_organizations": ("login", "type", "name", "avatar_url", "created_at", "updated_at"),
     "github_contributes_to": (),
-    "agent_tasks": (
-        "direction",
-        "task_type",
-        "status",
-        "model",
-        "command",
-        "tier",
-        "context",
-        "output",
-        "progress_pct",
-        "current_step",
-        "decision_prompt",
-        "decision",
-        "started_at",
-        "created_at",
-        "updated_at",
-        "claimed_by",
-        "claimed_at",
-    ),
+    "agent_tasks": AGENT_TASK_FIELDS[1:],  # all but the id, which keys the record
 }
 ENTITIES: Final = tuple(FIELDS)
 DEFAULT_THRESHOLD_PERCENT: Final = 0.0  # a gate: any difference fails (a threshold is for sampled runs)
