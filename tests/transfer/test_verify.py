@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from coherence_sql.commands.render import verify_text
@@ -32,6 +31,7 @@ from coherence_sql.transfer.verify import (
     verify,
     verify_memory,
 )
+from tests.pg import execute
 from tests.stores.records import task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,15 +47,6 @@ async def loaded(clean_dsn: str) -> tuple[Snapshot, str]:
     snapshot = small_snapshot()
     await backfill(clean_dsn, snapshot, vacuum=False)
     return snapshot, clean_dsn
-
-
-async def execute(dsn: str, sql: str, *args: object) -> None:
-    """A write behind the stores' back: the drift verify exists to find."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql, *args)
-    finally:
-        await conn.close()
 
 
 def only(report: VerifyReport, kind: str) -> list[Difference]:

@@ -10,7 +10,6 @@ import os
 import sys
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from coherence_sql.commands.render import verify_text
@@ -27,6 +26,7 @@ from coherence_sql.transfer.verify import (
     JournalBacklog,
     verify,
 )
+from tests.pg import execute
 
 EDGE = {"from_eco": "npm", "from_name": "app", "to_eco": "npm", "to_name": "react"}
 
@@ -40,14 +40,6 @@ async def loaded(clean_dsn: str) -> tuple[Snapshot, str]:
     snapshot = small()
     await backfill(clean_dsn, snapshot, vacuum=False)
     return snapshot, clean_dsn
-
-
-async def execute(dsn: str, sql: str, *args: object) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
