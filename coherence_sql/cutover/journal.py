@@ -3,7 +3,7 @@
 While dual-writing, a PostgreSQL failure never fails the caller: the write is appended here (one
 framed record, fsynced; see journal_frames.py) and every later PostgreSQL write follows it into the
 journal until a replay has drained it, so PostgreSQL receives writes in the order memory did.
-`replay()` (used by `coherence-sql reconcile` and by the migrating stores themselves) applies the
+`replay()` (used by `coherence-sql reconcile` and by the cut-over stores themselves) applies the
 entries in order. The arguments are kept with their exact types (journal_codec.py). A record that
 cannot be read (torn by a crash, corrupt, undecodable) is moved to `<journal>.set-aside` and never
 blocks the records after it. Writes PostgreSQL refused on their data go to `.dead_letters`.

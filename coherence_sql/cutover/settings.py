@@ -59,7 +59,7 @@ def _check_percent(name: str, value: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class CutoverSettings:
-    """How the migrating stores route; `validate()` runs on construction."""
+    """How the cut-over stores route; `validate()` runs on construction."""
 
     dual_write: bool = False
     read_from_postgres_percent: int = 0
