@@ -21,7 +21,7 @@ import pytest
 from coherence_sql.stores.memory import memory_stores
 from coherence_sql.stores.sync import SyncStores
 
-# The migrating stores are store kinds too: dual-write (phases 1-2, memory answers, PostgreSQL must
+# The cut-over stores are store kinds too: dual-write (phases 1-2, memory answers, PostgreSQL must
 # take every write memory took) and postgres-primary (phase 3, memory follows PostgreSQL).
 ALL_STORE_KINDS = ("memory", "postgres", "sync-memory", "sync-postgres", "dual-write", "postgres-primary")
 MIGRATING_KINDS = ("dual-write", "postgres-primary")
@@ -82,7 +82,7 @@ def store_dsn(store_kind: str, request: pytest.FixtureRequest) -> str | None:
 @pytest.fixture
 async def store(store_kind: str, store_dsn: str | None, tmp_path: Path) -> AsyncIterator[Stores]:
     if store_kind in MIGRATING_KINDS:
-        async with migrating(store_kind, store_dsn, tmp_path) as stores:
+        async with cutover_kind(store_kind, store_dsn, tmp_path) as stores:
             yield stores
     elif store_kind == "memory":
         async with memory_stores() as stores:
@@ -99,7 +99,7 @@ async def store(store_kind: str, store_dsn: str | None, tmp_path: Path) -> Async
 
 
 @asynccontextmanager
-async def migrating(kind: str, dsn: str | None, tmp_path: Path) -> AsyncIterator[Stores]:
+async def cutover_kind(kind: str, dsn: str | None, tmp_path: Path) -> AsyncIterator[Stores]:
     """The migrating stores of `kind` over a fresh memory store and the emptied database; on the
     way out, the other store must hold what the answering one held: nothing journaled, nothing
     dead-lettered, no write only one side took."""

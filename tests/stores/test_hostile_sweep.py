@@ -380,7 +380,7 @@ class Kind:
         return self.loop.run_until_complete(bound(*args, **kwargs))
 
     def dump(self) -> Any:
-        """Every table the kind writes (a migrating kind writes both: PostgreSQL's, then memory's)."""
+        """Every table the kind writes (a cut-over kind writes both: PostgreSQL's, then memory's)."""
         dumped: list[Any] = []
         if self.dump_conn is not None:
             conn = self.dump_conn

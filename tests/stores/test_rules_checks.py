@@ -1,4 +1,4 @@
-"""The whole-argument checks of `stores.rules` that the stores and the migrating stores share.
+"""The whole-argument checks of `stores.rules` that the stores and the cut-over stores share.
 
 `checked_model`, `checked_projects`, `checked_edges`, `checked_sequence`, `utc`/`moment`,
 `money`, `coherence_score`, `key_text` and `shown`, called directly: what each accepts, what it
