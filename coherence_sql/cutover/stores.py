@@ -238,8 +238,14 @@ class CutoverCore:
             return
         self.stats.journaled += 1
 
-    def dead_letter(self, store: StoreName, op: str, kwargs: dict[str, Any], exc: BaseException) -> None:
-        """Keep a write PostgreSQL refused on its data, whole, for an operator (never just counted)."""
+    def dead_letter(
+        self, store: StoreName, op: str, kwargs: dict[str, Any], exc: BaseException, *, replaying: bool = False
+    ) -> None:
+        """Keep a write PostgreSQL refused on its data, whole, for an operator (never just counted).
+
+        If the dead letter cannot be written: a live write marks PostgreSQL diverged (the caller
+        must not fail), a replayed one raises JournalWriteError so the entry stays journaled.
+        """
         assert self.journal is not None
         reason = f"{type(exc).__name__}: {exc}"
         self.stats.by_error[type(exc).__name__] += 1
@@ -247,6 +253,8 @@ class CutoverCore:
         try:
             self.journal.dead_letters.append(store, op, kwargs, reason)
         except (OSError, JournalError) as failure:
+            if replaying:
+                raise
             self.stats.journal_write_failures += 1
             log.error("could not dead-letter %s.%s, PostgreSQL now misses it: %s", store, op, failure)
             self.mark_diverged(f"{store}.{op} could not be dead-lettered: {failure}")
@@ -320,13 +328,8 @@ def _report_orphaned(task: asyncio.Future[Any]) -> None:
 _CLAIMS: Final = "claims"  # claims are decided one at a time, in memory's order
 
 
-def _attr(model: object, name: str) -> object:
-    """A key part of an argument; a wrong argument still reaches the store, which names it."""
-    return getattr(model, name, None)
-
-
-def _project_key(project: object) -> str:
-    return entity_key("project", _attr(project, "ecosystem"), _attr(project, "name"))
+def _project_key(project: Project) -> str:
+    return entity_key("project", project.ecosystem, project.name)
 
 
 def _task_key(task_id: object) -> str:
@@ -504,12 +507,7 @@ class _Router(Generic[S]):
         try:
             return await self._apply_on_postgres(entry.op, entry.kwargs)
         except DATA_VERDICTS as exc:
-            assert self.core.journal is not None
-            reason = f"{type(exc).__name__}: {exc}"
-            self.core.journal.dead_letters.append(self._store_name, entry.op, entry.kwargs, reason)
-            self.core.stats.dead_lettered += 1
-            self.core.stats.recent_dead_letters.append(f"{self._store_name}.{entry.op}: {reason}")
-            log.error("PostgreSQL refused journaled %s.%s, dead-lettered: %s", self._store_name, entry.op, reason)
+            self.core.dead_letter(self._store_name, entry.op, entry.kwargs, exc, replaying=True)
             return False
 
     async def apply_dead_letter(self, store_op: str, kwargs: dict[str, Any]) -> bool:
@@ -622,13 +620,13 @@ class CutoverGraphStore(_Router[GraphStore]):
 
     async def create_contributor(self, contributor: Contributor) -> Contributor:
         contributor = rules.checked_model(contributor, Contributor, "contributor")
-        keys = [entity_key("contributor", _attr(contributor, "id")), entity_key("email", _attr(contributor, "email"))]
+        keys = [entity_key("contributor", contributor.id), entity_key("email", contributor.email)]
         result: Contributor = await self._write("create_contributor", keys, contributor=contributor)
         return result
 
     async def create_asset(self, asset: Asset) -> Asset:
         asset = rules.checked_model(asset, Asset, "asset")
-        result: Asset = await self._write("create_asset", [entity_key("asset", _attr(asset, "id"))], asset=asset)
+        result: Asset = await self._write("create_asset", [entity_key("asset", asset.id)], asset=asset)
         return result
 
     async def create_contribution(
@@ -660,7 +658,7 @@ class CutoverGraphStore(_Router[GraphStore]):
         github_contributor = rules.checked_model(github_contributor, GitHubContributor, "github_contributor")
         result: GitHubContributor = await self._write(
             "upsert_github_contributor",
-            [entity_key("github", _attr(github_contributor, "id"))],
+            [entity_key("github", github_contributor.id)],
             github_contributor=github_contributor,
         )
         return result
@@ -669,7 +667,7 @@ class CutoverGraphStore(_Router[GraphStore]):
         organization = rules.checked_model(organization, GitHubOrganization, "organization")
         result: GitHubOrganization = await self._write(
             "upsert_github_organization",
-            [entity_key("github-org", _attr(organization, "id"))],
+            [entity_key("github-org", organization.id)],
             organization=organization,
         )
         return result
@@ -721,7 +719,7 @@ class CutoverAgentTaskStore(_Router[AgentTaskStore]):
 
     async def create_task(self, task: AgentTaskRecord) -> AgentTaskRecord:
         task = rules.checked_model(task, AgentTaskRecord, "task")
-        result: AgentTaskRecord = await self._write("create_task", [_task_key(_attr(task, "id"))], task=task)
+        result: AgentTaskRecord = await self._write("create_task", [_task_key(task.id)], task=task)
         return result
 
     async def update_task(
