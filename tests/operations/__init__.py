@@ -1,0 +1,1 @@
+"""Operating it: alerts, health, TLS, roles, backups."""
