@@ -6,16 +6,20 @@ asyncpg waits without limit by default: for a free connection (8 callers on a po
 cancellation to be acknowledged when the connection is released (a SIGSTOPped server held a
 cancelled caller forever). `BoundedPool` applies one bound to all three: asyncpg uses the acquire
 timeout for the release of the same connection, and a release that runs out terminates it.
+Every pool is named ("primary" unless told) and measured (coherence_sql.metrics.pools): callers
+waiting and the time each waited are recorded here; the sizes are read when scraped.
 """
 
 from __future__ import annotations
 
 import asyncio
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from coherence_sql.errors import CoherenceSQLError, DatabaseUnavailableError, PoolTimeoutError, translate
+from coherence_sql.metrics.pools import track_pool
 
 if TYPE_CHECKING:  # generic in the stubs only
     _PoolBase = asyncpg.Pool[asyncpg.Record]
@@ -25,21 +29,30 @@ else:
 
 class BoundedPool(_PoolBase):
     """`asyncpg.Pool` with a default acquire timeout (`acquire_timeout_s`) on every acquire,
-    including those `pool.fetch*`/`execute` make for themselves."""
+    including those `pool.fetch*`/`execute` make for themselves.
 
-    __slots__ = ("acquire_timeout_s",)
+    `name` labels its metrics (`pool="primary"`; a replica's pool says e.g. "replica-1");
+    `waiting` is how many callers are inside an acquire now."""
 
-    def __init__(self, *args: Any, acquire_timeout_s: float, **kwargs: Any) -> None:
+    __slots__ = ("__weakref__", "_acquire_timer", "acquire_timeout_s", "name", "waiting")
+
+    def __init__(self, *args: Any, acquire_timeout_s: float, name: str = "primary", **kwargs: Any) -> None:
         self.acquire_timeout_s = acquire_timeout_s
+        self.name = name
+        self.waiting = 0
         super().__init__(*args, **kwargs)
+        self._acquire_timer = track_pool(self)
 
     async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 (asyncpg's own signature)
         bound = self.acquire_timeout_s if timeout is None else timeout
+        started = perf_counter()
+        self.waiting += 1
         try:
-            return await super()._acquire(bound)  # type: ignore[misc]
+            connection = await super()._acquire(bound)  # type: ignore[misc]
         except asyncio.CancelledError:
             raise
         except TimeoutError:
+            self._acquire_timer.timed_out()
             raise PoolTimeoutError(
                 f"no PostgreSQL connection within {bound:g}s (pool of {self.get_max_size()}, "
                 f"{self.get_size() - self.get_idle_size()} in use): the server is slow, away, or the pool too small"
@@ -51,3 +64,7 @@ class BoundedPool(_PoolBase):
             # dropped or closed to connections, a server starting up), no statement of ours ran:
             # for a caller it is unavailability, never a verdict on its data.
             raise DatabaseUnavailableError(f"cannot get a PostgreSQL connection: {translate(exc)}") from None
+        finally:
+            self.waiting -= 1
+        self._acquire_timer.observe(started)
+        return connection

@@ -16,6 +16,7 @@ from coherence_sql.codegen.rows import RowClass, camel
 LINE_LENGTH: Final = 120
 RUNTIME_MODULE: Final = "coherence_sql.sql._runtime"
 ERRORS_MODULE: Final = "coherence_sql.errors"
+METRICS_MODULE: Final = "coherence_sql.metrics.queries"
 GENERATED_PACKAGE: Final = "coherence_sql.sql"
 _NOT_FOR_READERS: Final = ("noqa:", ROW_PREFIX, ALIAS_PREFIX)
 INDENT: Final = "    "
@@ -28,6 +29,11 @@ def params_class(accessor: Accessor) -> str:
 
 def sql_constant(accessor: Accessor) -> str:
     return f"{accessor.spec.name.upper()}_SQL"
+
+
+def timer_constant(accessor: Accessor) -> str:
+    """The module-level `QueryTimer` of one query (coherence_sql.metrics.queries), bound at import."""
+    return f"{accessor.spec.name.upper()}_TIMER"
 
 
 def _optional(annotation: str, nullable: bool) -> str:
@@ -332,11 +338,16 @@ def _body(accessor: Accessor, module: _Module) -> list[str]:
     else:  # SCRIPT
         call = _bracketed(inner, "await conn.execute", [constant], "")
         after = []
+    timer = timer_constant(accessor)
+    # One perf_counter pair and one observe per call: the timer's labels were bound at import.
     return [
+        f"{INDENT}started = perf_counter()",
         f"{INDENT}try:",
         *call,
         f"{INDENT}except DRIVER_FAILURES as exc:",
-        f'{inner}raise translate(exc, "{spec.qualified_name}") from None',
+        f"{inner}raise {timer}.failure(exc) from None",
+        f"{INDENT}finally:",
+        f"{inner}{timer}.observe(started)",
         *after,
     ]
 
@@ -356,10 +367,18 @@ def _add_accessor(accessor: Accessor, module: _Module) -> None:
     module.define(constant, f"the SQL of {spec.name}")
     module.define(spec.name, f"the accessor {spec.name}")
     module.need("typing", "Final")
-    module.blocks.append([f"{constant}: Final = {_string_literal(spec.sql)}"])
+    timer = timer_constant(accessor)
+    module.define(timer, f"the metrics of {spec.name}")
+    module.blocks.append(
+        [
+            f"{constant}: Final = {_string_literal(spec.sql)}",
+            f'{timer}: Final = QueryTimer("{spec.qualified_name}")',
+        ]
+    )
     module.need(RUNTIME_MODULE, "Executor")
     module.need(ERRORS_MODULE, "DRIVER_FAILURES")
-    module.need(ERRORS_MODULE, "translate")
+    module.need(METRICS_MODULE, "QueryTimer")
+    module.need("time", "perf_counter")
     signature = _bracketed(
         "", f"async def {spec.name}", _signature(accessor, module), f" -> {_returns(accessor, module)}:"
     )

@@ -17,6 +17,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, cast, get_type_hints
@@ -256,6 +257,27 @@ class WriteJournal:
                 slots = self._slots(self.replaying)[self._done_count() :]
                 waiting = sum(isinstance(slot, Record) for slot in slots)
             return waiting + sum(isinstance(slot, Record) for slot in self._slots(self.path))
+
+    def oldest_pending_at(self) -> datetime | None:
+        """When the oldest write still waiting for PostgreSQL was journaled (None: none waits).
+
+        Read from the first intact record's `recorded_at`; a record without a readable time is
+        skipped (the replay will set it aside), so the age is never made up."""
+        with self._locked():
+            slots: list[Slot] = []
+            if self.replaying.exists():
+                slots = self._slots(self.replaying)[self._done_count() :]
+            for slot in [*slots, *self._slots(self.path)]:
+                if not isinstance(slot, Record):
+                    continue
+                recorded_at = slot.body.get("recorded_at")
+                try:
+                    when = datetime.fromisoformat(recorded_at) if isinstance(recorded_at, str) else None
+                except ValueError:
+                    when = None
+                if when is not None:
+                    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+            return None
 
     def set_aside_count(self) -> int:
         """How many unreadable records were moved out of this journal (kept in `set_aside.path`)."""

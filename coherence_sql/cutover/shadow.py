@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +53,9 @@ class ShadowStats:
     skipped: int = 0
     control_ms: float = 0.0
     candidate_ms: float = 0.0
+    # By operation (the store method), for the metrics; the totals above stay the status payload.
+    compared_by_operation: Counter[str] = field(default_factory=Counter)
+    mismatched_by_operation: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -132,6 +135,7 @@ class ShadowReader:
             error = f"{type(exc).__name__}: {exc}"
         candidate_ms = (time.perf_counter() - started) * 1000
         self.stats.compared += 1
+        self.stats.compared_by_operation[operation] += 1
         self.stats.control_ms += control_ms
         self.stats.candidate_ms += candidate_ms
         if error is None and value == control:
@@ -139,6 +143,7 @@ class ShadowReader:
             return
         if error is None:
             self.stats.mismatched += 1
+            self.stats.mismatched_by_operation[operation] += 1
         mismatch = Mismatch(
             operation=operation,
             key=key,

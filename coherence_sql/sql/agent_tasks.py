@@ -9,11 +9,13 @@ change the SQL and run `coherence-sql generate` again.
 from __future__ import annotations
 
 from datetime import datetime
+from time import perf_counter
 from typing import Any, Final, NamedTuple
 
 from asyncpg import Record
 
-from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.errors import DRIVER_FAILURES
+from coherence_sql.metrics.queries import QueryTimer
 from coherence_sql.models import TaskStatus, TaskType
 from coherence_sql.sql._runtime import Executor, rowcount
 
@@ -78,6 +80,7 @@ VALUES (
 RETURNING
     id, direction, task_type, status, model, command, tier, context, output, progress_pct,
     current_step, decision_prompt, decision, started_at, created_at, updated_at, claimed_by, claimed_at;"""
+INSERT_TASK_TIMER: Final = QueryTimer("agent_tasks.insert_task")
 
 
 async def insert_task(
@@ -105,6 +108,7 @@ async def insert_task(
     """Store a task exactly as given; an existing id is a unique violation.
     nullable: tier, context, output, progress_pct, current_step, decision_prompt, decision, started_at, updated_at, claimed_by, claimed_at
     """
+    started = perf_counter()
     try:
         record = await conn.fetchrow(
             INSERT_TASK_SQL,
@@ -128,7 +132,9 @@ async def insert_task(
             claimed_at,
         )
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.insert_task") from None
+        raise INSERT_TASK_TIMER.failure(exc) from None
+    finally:
+        INSERT_TASK_TIMER.observe(started)
     return None if record is None else _task_row(record)
 
 
@@ -154,14 +160,18 @@ SELECT
     t.claimed_at
 FROM agent_tasks AS t
 WHERE t.id = $1;"""
+GET_TASK_TIMER: Final = QueryTimer("agent_tasks.get_task")
 
 
 async def get_task(conn: Executor, *, id: str) -> TaskRow | None:
     """One task by id."""
+    started = perf_counter()
     try:
         record = await conn.fetchrow(GET_TASK_SQL, id)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.get_task") from None
+        raise GET_TASK_TIMER.failure(exc) from None
+    finally:
+        GET_TASK_TIMER.observe(started)
     return None if record is None else _task_row(record)
 
 
@@ -191,6 +201,7 @@ WHERE
     AND ($2::task_type IS NULL OR t.task_type = $2::task_type)
 ORDER BY t.created_at DESC, t.seq ASC
 LIMIT $3 OFFSET $4;"""
+LIST_TASKS_TIMER: Final = QueryTimer("agent_tasks.list_tasks")
 
 
 async def list_tasks(
@@ -199,10 +210,13 @@ async def list_tasks(
     """One page of the tasks matching the optional filters (NULL = any), newest first.
     nullable: status, task_type
     """
+    started = perf_counter()
     try:
         records = await conn.fetch(LIST_TASKS_SQL, status, task_type, lim, off)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.list_tasks") from None
+        raise LIST_TASKS_TIMER.failure(exc) from None
+    finally:
+        LIST_TASKS_TIMER.observe(started)
     return [_task_row(record) for record in records]
 
 
@@ -212,16 +226,20 @@ FROM agent_tasks AS t
 WHERE
     ($1::task_status IS NULL OR t.status = $1::task_status)
     AND ($2::task_type IS NULL OR t.task_type = $2::task_type);"""
+COUNT_TASKS_TIMER: Final = QueryTimer("agent_tasks.count_tasks")
 
 
 async def count_tasks(conn: Executor, *, status: TaskStatus | None, task_type: TaskType | None) -> int | None:
     """How many tasks match the optional filters (NULL = any), before paging.
     nullable: status, task_type
     """
+    started = perf_counter()
     try:
         value: int | None = await conn.fetchval(COUNT_TASKS_SQL, status, task_type)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.count_tasks") from None
+        raise COUNT_TASKS_TIMER.failure(exc) from None
+    finally:
+        COUNT_TASKS_TIMER.observe(started)
     return value
 
 
@@ -251,6 +269,7 @@ WHERE t.id = $8
 RETURNING
     id, direction, task_type, status, model, command, tier, context, output, progress_pct,
     current_step, decision_prompt, decision, started_at, created_at, updated_at, claimed_by, claimed_at;"""
+UPDATE_TASK_TIMER: Final = QueryTimer("agent_tasks.update_task")
 
 
 async def update_task(
@@ -270,12 +289,15 @@ async def update_task(
     the first decision wins; started_at is set once, when status becomes running; updated_at always.
     nullable: status, output, progress_pct, current_step, decision_prompt, decision
     """
+    started = perf_counter()
     try:
         record = await conn.fetchrow(
             UPDATE_TASK_SQL, status, decision, now, output, progress_pct, current_step, decision_prompt, id
         )
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.update_task") from None
+        raise UPDATE_TASK_TIMER.failure(exc) from None
+    finally:
+        UPDATE_TASK_TIMER.observe(started)
     return None if record is None else _task_row(record)
 
 
@@ -303,14 +325,18 @@ FROM agent_tasks AS t
 WHERE t.status IN ('needs_decision', 'failed')
 ORDER BY t.created_at DESC, t.seq ASC
 LIMIT $1;"""
+LIST_ATTENTION_TASKS_TIMER: Final = QueryTimer("agent_tasks.list_attention_tasks")
 
 
 async def list_attention_tasks(conn: Executor, *, lim: int) -> list[TaskRow]:
     """Tasks that need a person (needs_decision or failed), newest first."""
+    started = perf_counter()
     try:
         records = await conn.fetch(LIST_ATTENTION_TASKS_SQL, lim)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.list_attention_tasks") from None
+        raise LIST_ATTENTION_TASKS_TIMER.failure(exc) from None
+    finally:
+        LIST_ATTENTION_TASKS_TIMER.observe(started)
     return [_task_row(record) for record in records]
 
 
@@ -318,14 +344,18 @@ COUNT_ATTENTION_TASKS_SQL: Final = """\
 SELECT count(*) AS "total!"
 FROM agent_tasks AS t
 WHERE t.status IN ('needs_decision', 'failed');"""
+COUNT_ATTENTION_TASKS_TIMER: Final = QueryTimer("agent_tasks.count_attention_tasks")
 
 
 async def count_attention_tasks(conn: Executor) -> int | None:
     """How many tasks need a person (needs_decision or failed)."""
+    started = perf_counter()
     try:
         value: int | None = await conn.fetchval(COUNT_ATTENTION_TASKS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.count_attention_tasks") from None
+        raise COUNT_ATTENTION_TASKS_TIMER.failure(exc) from None
+    finally:
+        COUNT_ATTENTION_TASKS_TIMER.observe(started)
     return value
 
 
@@ -352,14 +382,18 @@ SELECT
 FROM agent_tasks AS t
 WHERE t.status IN ('needs_decision', 'failed')
 ORDER BY t.seq;"""
+REVIEW_ATTENTION_TASKS_TIMER: Final = QueryTimer("agent_tasks.review_attention_tasks")
 
 
 async def review_attention_tasks(conn: Executor) -> list[TaskRow]:
     """Every task that needs a person, in insertion order (get_review_summary)."""
+    started = perf_counter()
     try:
         records = await conn.fetch(REVIEW_ATTENTION_TASKS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.review_attention_tasks") from None
+        raise REVIEW_ATTENTION_TASKS_TIMER.failure(exc) from None
+    finally:
+        REVIEW_ATTENTION_TASKS_TIMER.observe(started)
     return [_task_row(record) for record in records]
 
 
@@ -381,14 +415,18 @@ SELECT
 FROM agent_tasks AS t
 GROUP BY t.status
 ORDER BY min(t.seq);"""
+TASK_STATUS_COUNTS_TIMER: Final = QueryTimer("agent_tasks.task_status_counts")
 
 
 async def task_status_counts(conn: Executor) -> list[TaskStatusCountsRow]:
     """Tasks per status present, in the order each status first occurs (insertion order)."""
+    started = perf_counter()
     try:
         records = await conn.fetch(TASK_STATUS_COUNTS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.task_status_counts") from None
+        raise TASK_STATUS_COUNTS_TIMER.failure(exc) from None
+    finally:
+        TASK_STATUS_COUNTS_TIMER.observe(started)
     return [_task_status_counts_row(record) for record in records]
 
 
@@ -432,16 +470,20 @@ SELECT
 FROM per_status AS p
 INNER JOIN last_task AS l ON p.model = l.model
 ORDER BY min(p.first_seq) OVER (PARTITION BY p.model), p.first_seq;"""
+USAGE_BY_MODEL_TIMER: Final = QueryTimer("agent_tasks.usage_by_model")
 
 
 async def usage_by_model(conn: Executor) -> list[UsageByModelRow]:
     """Tasks per model and status, with the model's last_used (updated_at, else created_at, of its
     newest task in insertion order); models in order of first use.
     """
+    started = perf_counter()
     try:
         records = await conn.fetch(USAGE_BY_MODEL_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.usage_by_model") from None
+        raise USAGE_BY_MODEL_TIMER.failure(exc) from None
+    finally:
+        USAGE_BY_MODEL_TIMER.observe(started)
     return [_usage_by_model_row(record) for record in records]
 
 
@@ -469,14 +511,18 @@ FROM agent_tasks AS t
 WHERE t.status = 'running'
 ORDER BY t.seq
 LIMIT $1;"""
+PIPELINE_RUNNING_TIMER: Final = QueryTimer("agent_tasks.pipeline_running")
 
 
 async def pipeline_running(conn: Executor, *, lim: int) -> list[TaskRow]:
     """Running tasks in insertion order (get_pipeline_status)."""
+    started = perf_counter()
     try:
         records = await conn.fetch(PIPELINE_RUNNING_SQL, lim)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.pipeline_running") from None
+        raise PIPELINE_RUNNING_TIMER.failure(exc) from None
+    finally:
+        PIPELINE_RUNNING_TIMER.observe(started)
     return [_task_row(record) for record in records]
 
 
@@ -504,14 +550,18 @@ FROM agent_tasks AS t
 WHERE t.status = 'pending'
 ORDER BY t.created_at ASC, t.seq ASC
 LIMIT $1;"""
+PIPELINE_PENDING_TIMER: Final = QueryTimer("agent_tasks.pipeline_pending")
 
 
 async def pipeline_pending(conn: Executor, *, lim: int) -> list[TaskRow]:
     """Pending tasks, oldest first; ties in insertion order (get_pipeline_status)."""
+    started = perf_counter()
     try:
         records = await conn.fetch(PIPELINE_PENDING_SQL, lim)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.pipeline_pending") from None
+        raise PIPELINE_PENDING_TIMER.failure(exc) from None
+    finally:
+        PIPELINE_PENDING_TIMER.observe(started)
     return [_task_row(record) for record in records]
 
 
@@ -539,16 +589,20 @@ FROM agent_tasks AS t
 WHERE t.status NOT IN ('running', 'pending')
 ORDER BY t.updated_at IS NULL DESC, t.updated_at DESC, t.seq ASC
 LIMIT $1;"""
+PIPELINE_RECENT_TIMER: Final = QueryTimer("agent_tasks.pipeline_recent")
 
 
 async def pipeline_recent(conn: Executor, *, lim: int) -> list[TaskRow]:
     """Finished tasks (every status but running and pending), most recently updated first. A task never
     updated comes first, as the API's sort on the text "None" puts it; ties in insertion order.
     """
+    started = perf_counter()
     try:
         records = await conn.fetch(PIPELINE_RECENT_SQL, lim)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.pipeline_recent") from None
+        raise PIPELINE_RECENT_TIMER.failure(exc) from None
+    finally:
+        PIPELINE_RECENT_TIMER.observe(started)
     return [_task_row(record) for record in records]
 
 
@@ -571,14 +625,18 @@ FROM agent_tasks AS t
 WHERE t.status IN ('running', 'pending')
 GROUP BY t.task_type
 ORDER BY t.task_type;"""
+PIPELINE_PHASE_COUNTS_TIMER: Final = QueryTimer("agent_tasks.pipeline_phase_counts")
 
 
 async def pipeline_phase_counts(conn: Executor) -> list[PipelinePhaseCountsRow]:
     """Running plus pending tasks per task type (get_pipeline_status running_by_phase)."""
+    started = perf_counter()
     try:
         records = await conn.fetch(PIPELINE_PHASE_COUNTS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.pipeline_phase_counts") from None
+        raise PIPELINE_PHASE_COUNTS_TIMER.failure(exc) from None
+    finally:
+        PIPELINE_PHASE_COUNTS_TIMER.observe(started)
     return [_pipeline_phase_counts_row(record) for record in records]
 
 
@@ -602,16 +660,20 @@ WHERE
 RETURNING
     id, direction, task_type, status, model, command, tier, context, output, progress_pct,
     current_step, decision_prompt, decision, started_at, created_at, updated_at, claimed_by, claimed_at;"""
+CLAIM_NEXT_TASK_TIMER: Final = QueryTimer("agent_tasks.claim_next_task")
 
 
 async def claim_next_task(conn: Executor, *, worker: str, now: datetime) -> TaskRow | None:
     """Claim the oldest pending task (created_at, then seq) for worker and mark it running; a task
     another claimer holds is skipped, so two claimers never get the same task.
     """
+    started = perf_counter()
     try:
         record = await conn.fetchrow(CLAIM_NEXT_TASK_SQL, worker, now)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.claim_next_task") from None
+        raise CLAIM_NEXT_TASK_TIMER.failure(exc) from None
+    finally:
+        CLAIM_NEXT_TASK_TIMER.observe(started)
     return None if record is None else _task_row(record)
 
 
@@ -627,25 +689,33 @@ WHERE t.id = $3 AND t.status = 'pending'
 RETURNING
     id, direction, task_type, status, model, command, tier, context, output, progress_pct,
     current_step, decision_prompt, decision, started_at, created_at, updated_at, claimed_by, claimed_at;"""
+CLAIM_TASK_TIMER: Final = QueryTimer("agent_tasks.claim_task")
 
 
 async def claim_task(conn: Executor, *, worker: str, now: datetime, id: str) -> TaskRow | None:
     """Claim this task as claim_next_task would; no row when it does not exist or is not pending."""
+    started = perf_counter()
     try:
         record = await conn.fetchrow(CLAIM_TASK_SQL, worker, now, id)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.claim_task") from None
+        raise CLAIM_TASK_TIMER.failure(exc) from None
+    finally:
+        CLAIM_TASK_TIMER.observe(started)
     return None if record is None else _task_row(record)
 
 
 CLEAR_TASKS_SQL: Final = """\
 DELETE FROM agent_tasks;"""
+CLEAR_TASKS_TIMER: Final = QueryTimer("agent_tasks.clear_tasks")
 
 
 async def clear_tasks(conn: Executor) -> int:
     """Delete every task (the API's clear_store, for tests and resets)."""
+    started = perf_counter()
     try:
         status = await conn.execute(CLEAR_TASKS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "agent_tasks.clear_tasks") from None
+        raise CLEAR_TASKS_TIMER.failure(exc) from None
+    finally:
+        CLEAR_TASKS_TIMER.observe(started)
     return rowcount(status)

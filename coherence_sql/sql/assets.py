@@ -9,12 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
 from asyncpg import Record
 
-from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.errors import DRIVER_FAILURES
+from coherence_sql.metrics.queries import QueryTimer
 from coherence_sql.sql._runtime import Executor
 
 
@@ -59,32 +61,40 @@ SELECT
     a.metadata
 FROM assets AS a
 WHERE a.id = $1;"""
+GET_ASSET_TIMER: Final = QueryTimer("assets.get_asset")
 
 
 async def get_asset(conn: Executor, *, id: UUID) -> AssetRow | None:
     """One asset by id."""
+    started = perf_counter()
     try:
         return await conn.fetchrow(GET_ASSET_SQL, id, record_class=AssetRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "assets.get_asset") from None
+        raise GET_ASSET_TIMER.failure(exc) from None
+    finally:
+        GET_ASSET_TIMER.observe(started)
 
 
 INSERT_ASSET_SQL: Final = """\
 INSERT INTO assets (id, asset_type, name, description, created_at, metadata)
 VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING id, asset_type AS type, name, description, total_cost, created_at, metadata;"""
+INSERT_ASSET_TIMER: Final = QueryTimer("assets.insert_asset")
 
 
 async def insert_asset(
     conn: Executor, *, id: UUID, type: str, name: str, description: str, created_at: datetime, metadata: Any
 ) -> AssetRow | None:
     """Create an asset with total_cost 0.00; an existing id is a unique violation."""
+    started = perf_counter()
     try:
         return await conn.fetchrow(
             INSERT_ASSET_SQL, id, type, name, description, created_at, metadata, record_class=AssetRow
         )
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "assets.insert_asset") from None
+        raise INSERT_ASSET_TIMER.failure(exc) from None
+    finally:
+        INSERT_ASSET_TIMER.observe(started)
 
 
 LIST_ASSETS_SQL: Final = """\
@@ -99,14 +109,18 @@ SELECT
 FROM assets AS a
 ORDER BY a.created_at DESC, a.seq ASC
 LIMIT $1;"""
+LIST_ASSETS_TIMER: Final = QueryTimer("assets.list_assets")
 
 
 async def list_assets(conn: Executor, *, lim: int) -> list[AssetRow]:
     """Newest first; ties in insertion order."""
+    started = perf_counter()
     try:
         return await conn.fetch(LIST_ASSETS_SQL, lim, record_class=AssetRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "assets.list_assets") from None
+        raise LIST_ASSETS_TIMER.failure(exc) from None
+    finally:
+        LIST_ASSETS_TIMER.observe(started)
 
 
 class ScanAssetsRow(Record):
@@ -156,11 +170,15 @@ FROM assets AS a
 WHERE a.seq > $1
 ORDER BY a.seq
 LIMIT $2;"""
+SCAN_ASSETS_TIMER: Final = QueryTimer("assets.scan_assets")
 
 
 async def scan_assets(conn: Executor, *, after: int, lim: int) -> list[ScanAssetsRow]:
     """Keyset page of every asset in insertion order (seq > after), for backfill and verification."""
+    started = perf_counter()
     try:
         return await conn.fetch(SCAN_ASSETS_SQL, after, lim, record_class=ScanAssetsRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "assets.scan_assets") from None
+        raise SCAN_ASSETS_TIMER.failure(exc) from None
+    finally:
+        SCAN_ASSETS_TIMER.observe(started)

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from operator import itemgetter
+from time import perf_counter
 from typing import TYPE_CHECKING, Final
 from uuid import UUID
 
 from asyncpg import Record
 
-from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.errors import DRIVER_FAILURES
+from coherence_sql.metrics.queries import QueryTimer
 from coherence_sql.sql._runtime import Executor, rowcount
 
 CREATE_STAGING_SQL: Final = """\
@@ -128,16 +130,20 @@ CREATE TEMP TABLE IF NOT EXISTS backfill_stage_agent_tasks (
 CREATE TEMP TABLE IF NOT EXISTS backfill_stage_added (
     added BIGINT NOT NULL
 ) ON COMMIT DELETE ROWS;"""
+CREATE_STAGING_TIMER: Final = QueryTimer("backfill.create_staging")
 
 
 async def create_staging(conn: Executor) -> None:
     """The staging tables of this session, one per section, in the column order the COPY sends.
     Rows a merge script added in its earlier statements, summed into the checkpoint by its last.
     """
+    started = perf_counter()
     try:
         await conn.execute(CREATE_STAGING_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.create_staging") from None
+        raise CREATE_STAGING_TIMER.failure(exc) from None
+    finally:
+        CREATE_STAGING_TIMER.observe(started)
 
 
 DROP_STAGING_SQL: Final = """\
@@ -152,26 +158,34 @@ pg_temp.backfill_stage_github_organizations,
 pg_temp.backfill_stage_contributes_to,
 pg_temp.backfill_stage_agent_tasks,
 pg_temp.backfill_stage_added;"""
+DROP_STAGING_TIMER: Final = QueryTimer("backfill.drop_staging")
 
 
 async def drop_staging(conn: Executor) -> None:
     """Remove this session's staging tables (a pooled connection goes back clean)."""
+    started = perf_counter()
     try:
         await conn.execute(DROP_STAGING_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.drop_staging") from None
+        raise DROP_STAGING_TIMER.failure(exc) from None
+    finally:
+        DROP_STAGING_TIMER.observe(started)
 
 
 START_SESSION_SQL: Final = """\
 SELECT set_config('coherence_sql.backfill_snapshot', $1, false) AS "snapshot_sha256!";"""
+START_SESSION_TIMER: Final = QueryTimer("backfill.start_session")
 
 
 async def start_session(conn: Executor, *, snapshot_sha256: str) -> str | None:
     """Name the snapshot this session loads; every merge script records its checkpoint under it."""
+    started = perf_counter()
     try:
         value: str | None = await conn.fetchval(START_SESSION_SQL, snapshot_sha256)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.start_session") from None
+        raise START_SESSION_TIMER.failure(exc) from None
+    finally:
+        START_SESSION_TIMER.observe(started)
     return value
 
 
@@ -206,6 +220,7 @@ FROM (
             'backfill_checkpoints'::REGCLASS
         ]::OID[] AS tables
 ) AS written;"""
+MAY_SKIP_FOREIGN_KEY_TRIGGERS_TIMER: Final = QueryTimer("backfill.may_skip_foreign_key_triggers")
 
 
 async def may_skip_foreign_key_triggers(conn: Executor) -> bool | None:
@@ -216,49 +231,64 @@ async def may_skip_foreign_key_triggers(conn: Executor) -> bool | None:
     triggers, skipped by coherence_sql.set_based_aggregates; projects' INSERT triggers, which an
     UPDATE does not fire). Anything else, a trigger or rule added later, keeps the per-row path.
     """
+    started = perf_counter()
     try:
         value: bool | None = await conn.fetchval(MAY_SKIP_FOREIGN_KEY_TRIGGERS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.may_skip_foreign_key_triggers") from None
+        raise MAY_SKIP_FOREIGN_KEY_TRIGGERS_TIMER.failure(exc) from None
+    finally:
+        MAY_SKIP_FOREIGN_KEY_TRIGGERS_TIMER.observe(started)
     return value
 
 
 SET_REFERENCE_CHECKS_SQL: Final = """\
 SELECT set_config('coherence_sql.backfill_references_per_batch', $1, false) AS "per_batch!";"""
+SET_REFERENCE_CHECKS_TIMER: Final = QueryTimer("backfill.set_reference_checks")
 
 
 async def set_reference_checks(conn: Executor, *, per_batch: str) -> str | None:
     """'on': the merges below skip the foreign keys' per-row triggers (see merge_contributions)."""
+    started = perf_counter()
     try:
         value: str | None = await conn.fetchval(SET_REFERENCE_CHECKS_SQL, per_batch)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.set_reference_checks") from None
+        raise SET_REFERENCE_CHECKS_TIMER.failure(exc) from None
+    finally:
+        SET_REFERENCE_CHECKS_TIMER.observe(started)
     return value
 
 
 START_UNIT_SQL: Final = """\
 SELECT set_config('coherence_sql.backfill_unit', $1, false) AS "unit!";"""
+START_UNIT_TIMER: Final = QueryTimer("backfill.start_unit")
 
 
 async def start_unit(conn: Executor, *, unit: str) -> str | None:
     """Name the checkpoint the next batches record under: a section, or a partition of one."""
+    started = perf_counter()
     try:
         value: str | None = await conn.fetchval(START_UNIT_SQL, unit)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.start_unit") from None
+        raise START_UNIT_TIMER.failure(exc) from None
+    finally:
+        START_UNIT_TIMER.observe(started)
     return value
 
 
 SESSION_STATEMENT_TIMEOUT_SQL: Final = """\
 SELECT set_config('statement_timeout', $1, false) AS "statement_timeout!";"""
+SESSION_STATEMENT_TIMEOUT_TIMER: Final = QueryTimer("backfill.session_statement_timeout")
 
 
 async def session_statement_timeout(conn: Executor, *, duration: str) -> str | None:
     """The backfill's own statement timeout (VACUUM of a large table outlives the pool's 60 s)."""
+    started = perf_counter()
     try:
         value: str | None = await conn.fetchval(SESSION_STATEMENT_TIMEOUT_SQL, duration)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.session_statement_timeout") from None
+        raise SESSION_STATEMENT_TIMEOUT_TIMER.failure(exc) from None
+    finally:
+        SESSION_STATEMENT_TIMEOUT_TIMER.observe(started)
     return value
 
 
@@ -304,14 +334,18 @@ SELECT
 FROM backfill_checkpoints AS k
 WHERE k.snapshot_sha256 = $1
 ORDER BY k.started_at, k.section;"""
+GET_CHECKPOINTS_TIMER: Final = QueryTimer("backfill.get_checkpoints")
 
 
 async def get_checkpoints(conn: Executor, *, snapshot_sha256: str) -> list[GetCheckpointsRow]:
     """How far earlier runs got with this snapshot, per section."""
+    started = perf_counter()
     try:
         return await conn.fetch(GET_CHECKPOINTS_SQL, snapshot_sha256, record_class=GetCheckpointsRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.get_checkpoints") from None
+        raise GET_CHECKPOINTS_TIMER.failure(exc) from None
+    finally:
+        GET_CHECKPOINTS_TIMER.observe(started)
 
 
 CLEAR_CHECKPOINTS_SQL: Final = """\
@@ -322,16 +356,20 @@ WITH reserved AS (
 
 DELETE FROM backfill_checkpoints AS k
 WHERE k.snapshot_sha256 = $1;"""
+CLEAR_CHECKPOINTS_TIMER: Final = QueryTimer("backfill.clear_checkpoints")
 
 
 async def clear_checkpoints(conn: Executor, *, snapshot_sha256: str) -> int:
     """Forget the progress and the seq values recorded for this snapshot (a run from the start; the
     merge stays idempotent).
     """
+    started = perf_counter()
     try:
         status = await conn.execute(CLEAR_CHECKPOINTS_SQL, snapshot_sha256)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.clear_checkpoints") from None
+        raise CLEAR_CHECKPOINTS_TIMER.failure(exc) from None
+    finally:
+        CLEAR_CHECKPOINTS_TIMER.observe(started)
     return rowcount(status)
 
 
@@ -357,14 +395,18 @@ SELECT
 FROM backfill_reserved_seqs AS r
 WHERE r.snapshot_sha256 = $1
 ORDER BY r.first_seq;"""
+GET_RESERVED_SEQS_TIMER: Final = QueryTimer("backfill.get_reserved_seqs")
 
 
 async def get_reserved_seqs(conn: Executor, *, snapshot_sha256: str) -> list[GetReservedSeqsRow]:
     """The seq ranges reserved for this snapshot's contributions, in snapshot order."""
+    started = perf_counter()
     try:
         return await conn.fetch(GET_RESERVED_SEQS_SQL, snapshot_sha256, record_class=GetReservedSeqsRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.get_reserved_seqs") from None
+        raise GET_RESERVED_SEQS_TIMER.failure(exc) from None
+    finally:
+        GET_RESERVED_SEQS_TIMER.observe(started)
 
 
 RECORD_RESERVED_SEQS_SQL: Final = """\
@@ -374,31 +416,39 @@ SELECT
     u.first_seq,
     u.last_seq
 FROM unnest($2::BIGINT[], $3::BIGINT[]) AS u (first_seq, last_seq);"""
+RECORD_RESERVED_SEQS_TIMER: Final = QueryTimer("backfill.record_reserved_seqs")
 
 
 async def record_reserved_seqs(
     conn: Executor, *, snapshot_sha256: str, first_seqs: Sequence[int], last_seqs: Sequence[int]
 ) -> int:
     """Keep the ranges reserve_contribution_seqs handed out, in the same transaction."""
+    started = perf_counter()
     try:
         status = await conn.execute(RECORD_RESERVED_SEQS_SQL, snapshot_sha256, first_seqs, last_seqs)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.record_reserved_seqs") from None
+        raise RECORD_RESERVED_SEQS_TIMER.failure(exc) from None
+    finally:
+        RECORD_RESERVED_SEQS_TIMER.observe(started)
     return rowcount(status)
 
 
 LOCK_CONTRIBUTIONS_SEQ_SQL: Final = """\
 LOCK TABLE contributions IN SHARE ROW EXCLUSIVE MODE;"""
+LOCK_CONTRIBUTIONS_SEQ_TIMER: Final = QueryTimer("backfill.lock_contributions_seq")
 
 
 async def lock_contributions_seq(conn: Executor) -> None:
     """Hold off inserts into contributions (not reads) until commit, so that no one takes a seq value
     between the two steps of reserve_contribution_seq_block; run in the same short transaction.
     """
+    started = perf_counter()
     try:
         await conn.execute(LOCK_CONTRIBUTIONS_SEQ_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.lock_contributions_seq") from None
+        raise LOCK_CONTRIBUTIONS_SEQ_TIMER.failure(exc) from None
+    finally:
+        LOCK_CONTRIBUTIONS_SEQ_TIMER.observe(started)
 
 
 RESERVE_CONTRIBUTION_SEQ_BLOCK_SQL: Final = """\
@@ -407,16 +457,20 @@ SELECT
         pg_get_serial_sequence('contributions', 'seq'),
         nextval(pg_get_serial_sequence('contributions', 'seq')) + $1::BIGINT - 1
     ) - $1::BIGINT + 1 AS "first_seq!";"""
+RESERVE_CONTRIBUTION_SEQ_BLOCK_TIMER: Final = QueryTimer("backfill.reserve_contribution_seq_block")
 
 
 async def reserve_contribution_seq_block(conn: Executor, *, n: int) -> int | None:
     """Take n consecutive contributions.seq values at once; returns the first. Run after
     lock_contributions_seq in one transaction (nextval, then setval past the block).
     """
+    started = perf_counter()
     try:
         value: int | None = await conn.fetchval(RESERVE_CONTRIBUTION_SEQ_BLOCK_SQL, n)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.reserve_contribution_seq_block") from None
+        raise RESERVE_CONTRIBUTION_SEQ_BLOCK_TIMER.failure(exc) from None
+    finally:
+        RESERVE_CONTRIBUTION_SEQ_BLOCK_TIMER.observe(started)
     return value
 
 
@@ -438,28 +492,36 @@ EXISTING_CONTRIBUTOR_IDS_SQL: Final = """\
 SELECT c.id
 FROM contributors AS c
 WHERE c.id = any($1::UUID[]);"""
+EXISTING_CONTRIBUTOR_IDS_TIMER: Final = QueryTimer("backfill.existing_contributor_ids")
 
 
 async def existing_contributor_ids(conn: Executor, *, ids: Sequence[UUID]) -> list[ExistingIdRow]:
     """Which of these contributor ids PostgreSQL already has."""
+    started = perf_counter()
     try:
         return await conn.fetch(EXISTING_CONTRIBUTOR_IDS_SQL, ids, record_class=ExistingIdRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.existing_contributor_ids") from None
+        raise EXISTING_CONTRIBUTOR_IDS_TIMER.failure(exc) from None
+    finally:
+        EXISTING_CONTRIBUTOR_IDS_TIMER.observe(started)
 
 
 EXISTING_ASSET_IDS_SQL: Final = """\
 SELECT a.id
 FROM assets AS a
 WHERE a.id = any($1::UUID[]);"""
+EXISTING_ASSET_IDS_TIMER: Final = QueryTimer("backfill.existing_asset_ids")
 
 
 async def existing_asset_ids(conn: Executor, *, ids: Sequence[UUID]) -> list[ExistingIdRow]:
     """Which of these asset ids PostgreSQL already has."""
+    started = perf_counter()
     try:
         return await conn.fetch(EXISTING_ASSET_IDS_SQL, ids, record_class=ExistingIdRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.existing_asset_ids") from None
+        raise EXISTING_ASSET_IDS_TIMER.failure(exc) from None
+    finally:
+        EXISTING_ASSET_IDS_TIMER.observe(started)
 
 
 MERGE_CONTRIBUTORS_SQL: Final = """\
@@ -500,16 +562,20 @@ SELECT
         (SELECT count(*) FROM inserted)
     )
 FROM batch AS b;"""
+MERGE_CONTRIBUTORS_TIMER: Final = QueryTimer("backfill.merge_contributors")
 
 
 async def merge_contributors(conn: Executor) -> None:
     """The staged contributors whose id and email key are both free; a row already
     present is left as it is: dual-write put it there, and it is at least as new as the snapshot.
     """
+    started = perf_counter()
     try:
         await conn.execute(MERGE_CONTRIBUTORS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.merge_contributors") from None
+        raise MERGE_CONTRIBUTORS_TIMER.failure(exc) from None
+    finally:
+        MERGE_CONTRIBUTORS_TIMER.observe(started)
 
 
 MERGE_ASSETS_SQL: Final = """\
@@ -544,14 +610,18 @@ SELECT
         (SELECT count(*) FROM inserted)
     )
 FROM batch AS b;"""
+MERGE_ASSETS_TIMER: Final = QueryTimer("backfill.merge_assets")
 
 
 async def merge_assets(conn: Executor) -> None:
     """The staged assets whose id is free; total_cost starts at 0.00 and grows only with contributions."""
+    started = perf_counter()
     try:
         await conn.execute(MERGE_ASSETS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.merge_assets") from None
+        raise MERGE_ASSETS_TIMER.failure(exc) from None
+    finally:
+        MERGE_ASSETS_TIMER.observe(started)
 
 
 MERGE_CONTRIBUTIONS_SQL: Final = """\
@@ -651,6 +721,7 @@ SELECT set_config('session_replication_role', 'origin', true)
 WHERE current_setting('coherence_sql.backfill_references_per_batch', true) = 'on';
 
 SELECT set_config('coherence_sql.set_based_aggregates', 'off', true);"""
+MERGE_CONTRIBUTIONS_TIMER: Final = QueryTimer("backfill.merge_contributions")
 
 
 async def merge_contributions(conn: Executor) -> None:
@@ -664,10 +735,13 @@ async def merge_contributions(conn: Executor) -> None:
     adds the sum of exactly the rows it inserted to each asset, one atomic
     `total_cost = total_cost + sum` per asset.
     """
+    started = perf_counter()
     try:
         await conn.execute(MERGE_CONTRIBUTIONS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.merge_contributions") from None
+        raise MERGE_CONTRIBUTIONS_TIMER.failure(exc) from None
+    finally:
+        MERGE_CONTRIBUTIONS_TIMER.observe(started)
 
 
 MERGE_PROJECTS_SQL: Final = """\
@@ -718,16 +792,20 @@ SELECT
         (SELECT count(*) FROM inserted)
     )
 FROM batch AS b;"""
+MERGE_PROJECTS_TIMER: Final = QueryTimer("backfill.merge_projects")
 
 
 async def merge_projects(conn: Executor) -> None:
     """The staged projects whose key is free. Their keys' locks are taken first, in the global order
     record_dependency uses; the project triggers then count and resolve pending edges as usual.
     """
+    started = perf_counter()
     try:
         await conn.execute(MERGE_PROJECTS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.merge_projects") from None
+        raise MERGE_PROJECTS_TIMER.failure(exc) from None
+    finally:
+        MERGE_PROJECTS_TIMER.observe(started)
 
 
 MERGE_EDGES_SQL: Final = """\
@@ -844,6 +922,7 @@ FROM (
         count(*) AS staged
     FROM backfill_stage_edges AS s
 ) AS b;"""
+MERGE_EDGES_TIMER: Final = QueryTimer("backfill.merge_edges")
 
 
 async def merge_edges(conn: Executor) -> None:
@@ -855,10 +934,13 @@ async def merge_edges(conn: Executor) -> None:
     every trigger firing, every key they touch locked first in the one global order, as
     PostgresGraphStore.add_dependencies does: no deadlocks.
     """
+    started = perf_counter()
     try:
         await conn.execute(MERGE_EDGES_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.merge_edges") from None
+        raise MERGE_EDGES_TIMER.failure(exc) from None
+    finally:
+        MERGE_EDGES_TIMER.observe(started)
 
 
 MERGE_GITHUB_CONTRIBUTORS_SQL: Final = """\
@@ -895,14 +977,18 @@ SELECT
         (SELECT count(*) FROM inserted)
     )
 FROM batch AS b;"""
+MERGE_GITHUB_CONTRIBUTORS_TIMER: Final = QueryTimer("backfill.merge_github_contributors")
 
 
 async def merge_github_contributors(conn: Executor) -> None:
     """The staged GitHub contributors whose id is free."""
+    started = perf_counter()
     try:
         await conn.execute(MERGE_GITHUB_CONTRIBUTORS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.merge_github_contributors") from None
+        raise MERGE_GITHUB_CONTRIBUTORS_TIMER.failure(exc) from None
+    finally:
+        MERGE_GITHUB_CONTRIBUTORS_TIMER.observe(started)
 
 
 MERGE_GITHUB_ORGANIZATIONS_SQL: Final = """\
@@ -938,14 +1024,18 @@ SELECT
         (SELECT count(*) FROM inserted)
     )
 FROM batch AS b;"""
+MERGE_GITHUB_ORGANIZATIONS_TIMER: Final = QueryTimer("backfill.merge_github_organizations")
 
 
 async def merge_github_organizations(conn: Executor) -> None:
     """The staged GitHub organizations whose id is free."""
+    started = perf_counter()
     try:
         await conn.execute(MERGE_GITHUB_ORGANIZATIONS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.merge_github_organizations") from None
+        raise MERGE_GITHUB_ORGANIZATIONS_TIMER.failure(exc) from None
+    finally:
+        MERGE_GITHUB_ORGANIZATIONS_TIMER.observe(started)
 
 
 MERGE_CONTRIBUTES_TO_SQL: Final = """\
@@ -977,14 +1067,18 @@ SELECT
         (SELECT count(*) FROM inserted)
     )
 FROM batch AS b;"""
+MERGE_CONTRIBUTES_TO_TIMER: Final = QueryTimer("backfill.merge_contributes_to")
 
 
 async def merge_contributes_to(conn: Executor) -> None:
     """The staged contributes-to edges not recorded yet."""
+    started = perf_counter()
     try:
         await conn.execute(MERGE_CONTRIBUTES_TO_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.merge_contributes_to") from None
+        raise MERGE_CONTRIBUTES_TO_TIMER.failure(exc) from None
+    finally:
+        MERGE_CONTRIBUTES_TO_TIMER.observe(started)
 
 
 MERGE_AGENT_TASKS_SQL: Final = """\
@@ -1034,95 +1128,127 @@ SELECT
         (SELECT count(*) FROM inserted)
     )
 FROM batch AS b;"""
+MERGE_AGENT_TASKS_TIMER: Final = QueryTimer("backfill.merge_agent_tasks")
 
 
 async def merge_agent_tasks(conn: Executor) -> None:
     """The staged agent tasks whose id is free."""
+    started = perf_counter()
     try:
         await conn.execute(MERGE_AGENT_TASKS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.merge_agent_tasks") from None
+        raise MERGE_AGENT_TASKS_TIMER.failure(exc) from None
+    finally:
+        MERGE_AGENT_TASKS_TIMER.observe(started)
 
 
 ANALYZE_CONTRIBUTORS_SQL: Final = """\
 ANALYZE contributors;"""
+ANALYZE_CONTRIBUTORS_TIMER: Final = QueryTimer("backfill.analyze_contributors")
 
 
 async def analyze_contributors(conn: Executor) -> None:
     """Statistics for a freshly filled parent table, before the sections that join against it."""
+    started = perf_counter()
     try:
         await conn.execute(ANALYZE_CONTRIBUTORS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.analyze_contributors") from None
+        raise ANALYZE_CONTRIBUTORS_TIMER.failure(exc) from None
+    finally:
+        ANALYZE_CONTRIBUTORS_TIMER.observe(started)
 
 
 ANALYZE_ASSETS_SQL: Final = """\
 ANALYZE assets;"""
+ANALYZE_ASSETS_TIMER: Final = QueryTimer("backfill.analyze_assets")
 
 
 async def analyze_assets(conn: Executor) -> None:
     """Statistics for a freshly filled parent table, before the sections that join against it."""
+    started = perf_counter()
     try:
         await conn.execute(ANALYZE_ASSETS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.analyze_assets") from None
+        raise ANALYZE_ASSETS_TIMER.failure(exc) from None
+    finally:
+        ANALYZE_ASSETS_TIMER.observe(started)
 
 
 ANALYZE_PROJECTS_SQL: Final = """\
 ANALYZE projects;"""
+ANALYZE_PROJECTS_TIMER: Final = QueryTimer("backfill.analyze_projects")
 
 
 async def analyze_projects(conn: Executor) -> None:
     """Statistics for a freshly filled parent table, before the sections that join against it."""
+    started = perf_counter()
     try:
         await conn.execute(ANALYZE_PROJECTS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.analyze_projects") from None
+        raise ANALYZE_PROJECTS_TIMER.failure(exc) from None
+    finally:
+        ANALYZE_PROJECTS_TIMER.observe(started)
 
 
 VACUUM_PROJECTS_SQL: Final = """\
 VACUUM (ANALYZE) projects, project_dependencies, pending_dependencies;"""
+VACUUM_PROJECTS_TIMER: Final = QueryTimer("backfill.vacuum_projects")
 
 
 async def vacuum_projects(conn: Executor) -> None:
     """After a bulk load (docs/decisions.md): flush the trigram indexes' pending lists, refresh statistics."""
+    started = perf_counter()
     try:
         await conn.execute(VACUUM_PROJECTS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.vacuum_projects") from None
+        raise VACUUM_PROJECTS_TIMER.failure(exc) from None
+    finally:
+        VACUUM_PROJECTS_TIMER.observe(started)
 
 
 ANALYZE_CONTRIBUTIONS_SQL: Final = """\
 ANALYZE contributors, assets, contributions;"""
+ANALYZE_CONTRIBUTIONS_TIMER: Final = QueryTimer("backfill.analyze_contributions")
 
 
 async def analyze_contributions(conn: Executor) -> None:
     """After a bulk load: statistics of the money tables (insert-only: autovacuum sets the visibility map)."""
+    started = perf_counter()
     try:
         await conn.execute(ANALYZE_CONTRIBUTIONS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.analyze_contributions") from None
+        raise ANALYZE_CONTRIBUTIONS_TIMER.failure(exc) from None
+    finally:
+        ANALYZE_CONTRIBUTIONS_TIMER.observe(started)
 
 
 ANALYZE_GITHUB_SQL: Final = """\
 ANALYZE github_contributors, github_organizations, github_contributes_to;"""
+ANALYZE_GITHUB_TIMER: Final = QueryTimer("backfill.analyze_github")
 
 
 async def analyze_github(conn: Executor) -> None:
     """After a bulk load: statistics of the GitHub tables."""
+    started = perf_counter()
     try:
         await conn.execute(ANALYZE_GITHUB_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.analyze_github") from None
+        raise ANALYZE_GITHUB_TIMER.failure(exc) from None
+    finally:
+        ANALYZE_GITHUB_TIMER.observe(started)
 
 
 ANALYZE_AGENT_TASKS_SQL: Final = """\
 ANALYZE agent_tasks;"""
+ANALYZE_AGENT_TASKS_TIMER: Final = QueryTimer("backfill.analyze_agent_tasks")
 
 
 async def analyze_agent_tasks(conn: Executor) -> None:
     """After a bulk load: statistics of the agent tasks."""
+    started = perf_counter()
     try:
         await conn.execute(ANALYZE_AGENT_TASKS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "backfill.analyze_agent_tasks") from None
+        raise ANALYZE_AGENT_TASKS_TIMER.failure(exc) from None
+    finally:
+        ANALYZE_AGENT_TASKS_TIMER.observe(started)

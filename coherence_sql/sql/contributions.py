@@ -9,12 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
 from asyncpg import Record
 
-from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.errors import DRIVER_FAILURES
+from coherence_sql.metrics.queries import QueryTimer
 from coherence_sql.sql._runtime import Executor
 
 
@@ -43,18 +45,22 @@ SELECT
         SELECT 1 FROM assets AS a
         WHERE a.id = $2
     ) AS "asset_exists!";"""
+CONTRIBUTION_REFERENCES_TIMER: Final = QueryTimer("contributions.contribution_references")
 
 
 async def contribution_references(
     conn: Executor, *, contributor_id: UUID, asset_id: UUID
 ) -> ContributionReferencesRow | None:
     """Whether the contributor and the asset a new contribution names exist."""
+    started = perf_counter()
     try:
         return await conn.fetchrow(
             CONTRIBUTION_REFERENCES_SQL, contributor_id, asset_id, record_class=ContributionReferencesRow
         )
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "contributions.contribution_references") from None
+        raise CONTRIBUTION_REFERENCES_TIMER.failure(exc) from None
+    finally:
+        CONTRIBUTION_REFERENCES_TIMER.observe(started)
 
 
 class ContributionRow(Record):
@@ -93,6 +99,7 @@ INSERT_CONTRIBUTION_SQL: Final = """\
 INSERT INTO contributions (id, contributor_id, asset_id, cost_amount, coherence_score, metadata, timestamp)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING id, contributor_id, asset_id, cost_amount, coherence_score, metadata, timestamp;"""
+INSERT_CONTRIBUTION_TIMER: Final = QueryTimer("contributions.insert_contribution")
 
 
 async def insert_contribution(
@@ -107,6 +114,7 @@ async def insert_contribution(
     timestamp: datetime,
 ) -> ContributionRow | None:
     """Record a contribution; the asset's total_cost grows by cost_amount atomically (trigger)."""
+    started = perf_counter()
     try:
         return await conn.fetchrow(
             INSERT_CONTRIBUTION_SQL,
@@ -120,7 +128,9 @@ async def insert_contribution(
             record_class=ContributionRow,
         )
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "contributions.insert_contribution") from None
+        raise INSERT_CONTRIBUTION_TIMER.failure(exc) from None
+    finally:
+        INSERT_CONTRIBUTION_TIMER.observe(started)
 
 
 GET_CONTRIBUTION_SQL: Final = """\
@@ -134,14 +144,18 @@ SELECT
     c.timestamp
 FROM contributions AS c
 WHERE c.id = $1;"""
+GET_CONTRIBUTION_TIMER: Final = QueryTimer("contributions.get_contribution")
 
 
 async def get_contribution(conn: Executor, *, id: UUID) -> ContributionRow | None:
     """One contribution by id."""
+    started = perf_counter()
     try:
         return await conn.fetchrow(GET_CONTRIBUTION_SQL, id, record_class=ContributionRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "contributions.get_contribution") from None
+        raise GET_CONTRIBUTION_TIMER.failure(exc) from None
+    finally:
+        GET_CONTRIBUTION_TIMER.observe(started)
 
 
 LIST_CONTRIBUTIONS_SQL: Final = """\
@@ -156,14 +170,18 @@ SELECT
 FROM contributions AS c
 ORDER BY c.timestamp DESC, c.seq ASC
 LIMIT $1;"""
+LIST_CONTRIBUTIONS_TIMER: Final = QueryTimer("contributions.list_contributions")
 
 
 async def list_contributions(conn: Executor, *, lim: int) -> list[ContributionRow]:
     """Newest first; ties in insertion order."""
+    started = perf_counter()
     try:
         return await conn.fetch(LIST_CONTRIBUTIONS_SQL, lim, record_class=ContributionRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "contributions.list_contributions") from None
+        raise LIST_CONTRIBUTIONS_TIMER.failure(exc) from None
+    finally:
+        LIST_CONTRIBUTIONS_TIMER.observe(started)
 
 
 GET_ASSET_CONTRIBUTIONS_SQL: Final = """\
@@ -178,14 +196,18 @@ SELECT
 FROM contributions AS c
 WHERE c.asset_id = $1
 ORDER BY c.timestamp ASC, c.seq ASC;"""
+GET_ASSET_CONTRIBUTIONS_TIMER: Final = QueryTimer("contributions.get_asset_contributions")
 
 
 async def get_asset_contributions(conn: Executor, *, asset_id: UUID) -> list[ContributionRow]:
     """One asset's contributions, oldest first; ties in insertion order."""
+    started = perf_counter()
     try:
         return await conn.fetch(GET_ASSET_CONTRIBUTIONS_SQL, asset_id, record_class=ContributionRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "contributions.get_asset_contributions") from None
+        raise GET_ASSET_CONTRIBUTIONS_TIMER.failure(exc) from None
+    finally:
+        GET_ASSET_CONTRIBUTIONS_TIMER.observe(started)
 
 
 GET_CONTRIBUTOR_CONTRIBUTIONS_SQL: Final = """\
@@ -200,14 +222,18 @@ SELECT
 FROM contributions AS c
 WHERE c.contributor_id = $1
 ORDER BY c.timestamp ASC, c.seq ASC;"""
+GET_CONTRIBUTOR_CONTRIBUTIONS_TIMER: Final = QueryTimer("contributions.get_contributor_contributions")
 
 
 async def get_contributor_contributions(conn: Executor, *, contributor_id: UUID) -> list[ContributionRow]:
     """One contributor's contributions, oldest first; ties in insertion order."""
+    started = perf_counter()
     try:
         return await conn.fetch(GET_CONTRIBUTOR_CONTRIBUTIONS_SQL, contributor_id, record_class=ContributionRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "contributions.get_contributor_contributions") from None
+        raise GET_CONTRIBUTOR_CONTRIBUTIONS_TIMER.failure(exc) from None
+    finally:
+        GET_CONTRIBUTOR_CONTRIBUTIONS_TIMER.observe(started)
 
 
 class ScanContributionsRow(Record):
@@ -257,11 +283,15 @@ FROM contributions AS c
 WHERE c.seq > $1
 ORDER BY c.seq
 LIMIT $2;"""
+SCAN_CONTRIBUTIONS_TIMER: Final = QueryTimer("contributions.scan_contributions")
 
 
 async def scan_contributions(conn: Executor, *, after: int, lim: int) -> list[ScanContributionsRow]:
     """Keyset page of every contribution in insertion order (seq > after), for backfill and verification."""
+    started = perf_counter()
     try:
         return await conn.fetch(SCAN_CONTRIBUTIONS_SQL, after, lim, record_class=ScanContributionsRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "contributions.scan_contributions") from None
+        raise SCAN_CONTRIBUTIONS_TIMER.failure(exc) from None
+    finally:
+        SCAN_CONTRIBUTIONS_TIMER.observe(started)

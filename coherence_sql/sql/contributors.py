@@ -9,12 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
 from asyncpg import Record
 
-from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.errors import DRIVER_FAILURES
+from coherence_sql.metrics.queries import QueryTimer
 from coherence_sql.sql._runtime import Executor
 
 
@@ -69,14 +71,18 @@ SELECT
     c.metadata
 FROM contributors AS c
 WHERE c.id = $1;"""
+GET_CONTRIBUTOR_TIMER: Final = QueryTimer("contributors.get_contributor")
 
 
 async def get_contributor(conn: Executor, *, id: UUID) -> ContributorRow | None:
     """One contributor by id."""
+    started = perf_counter()
     try:
         return await conn.fetchrow(GET_CONTRIBUTOR_SQL, id, record_class=ContributorRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "contributors.get_contributor") from None
+        raise GET_CONTRIBUTOR_TIMER.failure(exc) from None
+    finally:
+        GET_CONTRIBUTOR_TIMER.observe(started)
 
 
 INSERT_CONTRIBUTOR_SQL: Final = """\
@@ -87,6 +93,7 @@ VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
 )
 RETURNING id, type, name, email, wallet_address, hourly_rate, created_at, github_username, metadata;"""
+INSERT_CONTRIBUTOR_TIMER: Final = QueryTimer("contributors.insert_contributor")
 
 
 async def insert_contributor(
@@ -106,6 +113,7 @@ async def insert_contributor(
     """Create a contributor; an existing id or email key (rules.email_key) is a unique violation.
     nullable: wallet_address, hourly_rate, github_username
     """
+    started = perf_counter()
     try:
         return await conn.fetchrow(
             INSERT_CONTRIBUTOR_SQL,
@@ -122,7 +130,9 @@ async def insert_contributor(
             record_class=ContributorRow,
         )
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "contributors.insert_contributor") from None
+        raise INSERT_CONTRIBUTOR_TIMER.failure(exc) from None
+    finally:
+        INSERT_CONTRIBUTOR_TIMER.observe(started)
 
 
 LIST_CONTRIBUTORS_SQL: Final = """\
@@ -139,14 +149,18 @@ SELECT
 FROM contributors AS c
 ORDER BY c.created_at DESC, c.seq ASC
 LIMIT $1;"""
+LIST_CONTRIBUTORS_TIMER: Final = QueryTimer("contributors.list_contributors")
 
 
 async def list_contributors(conn: Executor, *, lim: int) -> list[ContributorRow]:
     """Newest first; ties in insertion order."""
+    started = perf_counter()
     try:
         return await conn.fetch(LIST_CONTRIBUTORS_SQL, lim, record_class=ContributorRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "contributors.list_contributors") from None
+        raise LIST_CONTRIBUTORS_TIMER.failure(exc) from None
+    finally:
+        LIST_CONTRIBUTORS_TIMER.observe(started)
 
 
 FIND_CONTRIBUTOR_BY_EMAIL_SQL: Final = """\
@@ -162,14 +176,18 @@ SELECT
     c.metadata
 FROM contributors AS c
 WHERE c.email_key = $1;"""
+FIND_CONTRIBUTOR_BY_EMAIL_TIMER: Final = QueryTimer("contributors.find_contributor_by_email")
 
 
 async def find_contributor_by_email(conn: Executor, *, email_key: str) -> ContributorRow | None:
     """The contributor with this email, compared case-insensitively: by its key (rules.email_key)."""
+    started = perf_counter()
     try:
         return await conn.fetchrow(FIND_CONTRIBUTOR_BY_EMAIL_SQL, email_key, record_class=ContributorRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "contributors.find_contributor_by_email") from None
+        raise FIND_CONTRIBUTOR_BY_EMAIL_TIMER.failure(exc) from None
+    finally:
+        FIND_CONTRIBUTOR_BY_EMAIL_TIMER.observe(started)
 
 
 class ScanContributorsRow(Record):
@@ -227,11 +245,15 @@ FROM contributors AS c
 WHERE c.seq > $1
 ORDER BY c.seq
 LIMIT $2;"""
+SCAN_CONTRIBUTORS_TIMER: Final = QueryTimer("contributors.scan_contributors")
 
 
 async def scan_contributors(conn: Executor, *, after: int, lim: int) -> list[ScanContributorsRow]:
     """Keyset page of every contributor in insertion order (seq > after), for backfill and verification."""
+    started = perf_counter()
     try:
         return await conn.fetch(SCAN_CONTRIBUTORS_SQL, after, lim, record_class=ScanContributorsRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "contributors.scan_contributors") from None
+        raise SCAN_CONTRIBUTORS_TIMER.failure(exc) from None
+    finally:
+        SCAN_CONTRIBUTORS_TIMER.observe(started)

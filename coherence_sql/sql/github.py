@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from operator import itemgetter
+from time import perf_counter
 from typing import TYPE_CHECKING, Final
 
 from asyncpg import Record
 
-from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.errors import DRIVER_FAILURES
+from coherence_sql.metrics.queries import QueryTimer
 from coherence_sql.sql._runtime import Executor, rowcount
 
 
@@ -64,6 +66,7 @@ ON CONFLICT (id) DO UPDATE
         created_at = excluded.created_at,
         updated_at = excluded.updated_at
 RETURNING id, source, login, name, avatar_url, contributions_count, created_at, updated_at;"""
+UPSERT_GITHUB_CONTRIBUTOR_TIMER: Final = QueryTimer("github.upsert_github_contributor")
 
 
 async def upsert_github_contributor(
@@ -81,6 +84,7 @@ async def upsert_github_contributor(
     """Insert or replace one GitHub contributor.
     nullable: name, avatar_url, updated_at
     """
+    started = perf_counter()
     try:
         return await conn.fetchrow(
             UPSERT_GITHUB_CONTRIBUTOR_SQL,
@@ -95,7 +99,9 @@ async def upsert_github_contributor(
             record_class=GithubContributorRow,
         )
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "github.upsert_github_contributor") from None
+        raise UPSERT_GITHUB_CONTRIBUTOR_TIMER.failure(exc) from None
+    finally:
+        UPSERT_GITHUB_CONTRIBUTOR_TIMER.observe(started)
 
 
 GET_GITHUB_CONTRIBUTOR_SQL: Final = """\
@@ -110,14 +116,18 @@ SELECT
     g.updated_at
 FROM github_contributors AS g
 WHERE g.id = $1;"""
+GET_GITHUB_CONTRIBUTOR_TIMER: Final = QueryTimer("github.get_github_contributor")
 
 
 async def get_github_contributor(conn: Executor, *, id: str) -> GithubContributorRow | None:
     """One GitHub contributor by its exact id ("github:<login>")."""
+    started = perf_counter()
     try:
         return await conn.fetchrow(GET_GITHUB_CONTRIBUTOR_SQL, id, record_class=GithubContributorRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "github.get_github_contributor") from None
+        raise GET_GITHUB_CONTRIBUTOR_TIMER.failure(exc) from None
+    finally:
+        GET_GITHUB_CONTRIBUTOR_TIMER.observe(started)
 
 
 LIST_GITHUB_CONTRIBUTORS_SQL: Final = """\
@@ -133,14 +143,18 @@ SELECT
 FROM github_contributors AS g
 ORDER BY g.created_at DESC, g.seq ASC
 LIMIT $1;"""
+LIST_GITHUB_CONTRIBUTORS_TIMER: Final = QueryTimer("github.list_github_contributors")
 
 
 async def list_github_contributors(conn: Executor, *, lim: int) -> list[GithubContributorRow]:
     """Newest first; ties in insertion order."""
+    started = perf_counter()
     try:
         return await conn.fetch(LIST_GITHUB_CONTRIBUTORS_SQL, lim, record_class=GithubContributorRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "github.list_github_contributors") from None
+        raise LIST_GITHUB_CONTRIBUTORS_TIMER.failure(exc) from None
+    finally:
+        LIST_GITHUB_CONTRIBUTORS_TIMER.observe(started)
 
 
 class GithubOrganizationRow(Record):
@@ -187,6 +201,7 @@ ON CONFLICT (id) DO UPDATE
         created_at = excluded.created_at,
         updated_at = excluded.updated_at
 RETURNING id, login, type, name, avatar_url, created_at, updated_at;"""
+UPSERT_GITHUB_ORGANIZATION_TIMER: Final = QueryTimer("github.upsert_github_organization")
 
 
 async def upsert_github_organization(
@@ -203,6 +218,7 @@ async def upsert_github_organization(
     """Insert or replace one GitHub organization.
     nullable: name, avatar_url, updated_at
     """
+    started = perf_counter()
     try:
         return await conn.fetchrow(
             UPSERT_GITHUB_ORGANIZATION_SQL,
@@ -216,7 +232,9 @@ async def upsert_github_organization(
             record_class=GithubOrganizationRow,
         )
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "github.upsert_github_organization") from None
+        raise UPSERT_GITHUB_ORGANIZATION_TIMER.failure(exc) from None
+    finally:
+        UPSERT_GITHUB_ORGANIZATION_TIMER.observe(started)
 
 
 GET_GITHUB_ORGANIZATION_SQL: Final = """\
@@ -230,28 +248,36 @@ SELECT
     o.updated_at
 FROM github_organizations AS o
 WHERE o.id = $1;"""
+GET_GITHUB_ORGANIZATION_TIMER: Final = QueryTimer("github.get_github_organization")
 
 
 async def get_github_organization(conn: Executor, *, id: str) -> GithubOrganizationRow | None:
     """One GitHub organization by its exact id."""
+    started = perf_counter()
     try:
         return await conn.fetchrow(GET_GITHUB_ORGANIZATION_SQL, id, record_class=GithubOrganizationRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "github.get_github_organization") from None
+        raise GET_GITHUB_ORGANIZATION_TIMER.failure(exc) from None
+    finally:
+        GET_GITHUB_ORGANIZATION_TIMER.observe(started)
 
 
 ADD_GITHUB_CONTRIBUTES_TO_SQL: Final = """\
 INSERT INTO github_contributes_to (contributor_id, ecosystem, name)
 VALUES ($1, $2, $3)
 ON CONFLICT ON CONSTRAINT github_contributes_to_pkey DO NOTHING;"""
+ADD_GITHUB_CONTRIBUTES_TO_TIMER: Final = QueryTimer("github.add_github_contributes_to")
 
 
 async def add_github_contributes_to(conn: Executor, *, contributor_id: str, ecosystem: str, name: str) -> int:
     """Record "contributor works on project" by project key; a repeat is a no-op (0 rows)."""
+    started = perf_counter()
     try:
         status = await conn.execute(ADD_GITHUB_CONTRIBUTES_TO_SQL, contributor_id, ecosystem, name)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "github.add_github_contributes_to") from None
+        raise ADD_GITHUB_CONTRIBUTES_TO_TIMER.failure(exc) from None
+    finally:
+        ADD_GITHUB_CONTRIBUTES_TO_TIMER.observe(started)
     return rowcount(status)
 
 
@@ -274,14 +300,18 @@ FROM (
 ) AS w
 INNER JOIN github_contributors AS g ON w.contributor_id = g.id
 ORDER BY w.seq;"""
+GET_PROJECT_GITHUB_CONTRIBUTORS_TIMER: Final = QueryTimer("github.get_project_github_contributors")
 
 
 async def get_project_github_contributors(conn: Executor, *, ecosystem: str, name: str) -> list[GithubContributorRow]:
     """The known GitHub contributors of a project key, in edge insertion order; unknown ids are skipped."""
+    started = perf_counter()
     try:
         return await conn.fetch(GET_PROJECT_GITHUB_CONTRIBUTORS_SQL, ecosystem, name, record_class=GithubContributorRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "github.get_project_github_contributors") from None
+        raise GET_PROJECT_GITHUB_CONTRIBUTORS_TIMER.failure(exc) from None
+    finally:
+        GET_PROJECT_GITHUB_CONTRIBUTORS_TIMER.observe(started)
 
 
 class ScanGithubContributorsRow(Record):
@@ -335,14 +365,18 @@ FROM github_contributors AS g
 WHERE g.seq > $1
 ORDER BY g.seq
 LIMIT $2;"""
+SCAN_GITHUB_CONTRIBUTORS_TIMER: Final = QueryTimer("github.scan_github_contributors")
 
 
 async def scan_github_contributors(conn: Executor, *, after: int, lim: int) -> list[ScanGithubContributorsRow]:
     """Keyset page of every GitHub contributor in insertion order (seq > after)."""
+    started = perf_counter()
     try:
         return await conn.fetch(SCAN_GITHUB_CONTRIBUTORS_SQL, after, lim, record_class=ScanGithubContributorsRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "github.scan_github_contributors") from None
+        raise SCAN_GITHUB_CONTRIBUTORS_TIMER.failure(exc) from None
+    finally:
+        SCAN_GITHUB_CONTRIBUTORS_TIMER.observe(started)
 
 
 class ScanGithubOrganizationsRow(Record):
@@ -392,11 +426,15 @@ FROM github_organizations AS o
 WHERE o.seq > $1
 ORDER BY o.seq
 LIMIT $2;"""
+SCAN_GITHUB_ORGANIZATIONS_TIMER: Final = QueryTimer("github.scan_github_organizations")
 
 
 async def scan_github_organizations(conn: Executor, *, after: int, lim: int) -> list[ScanGithubOrganizationsRow]:
     """Keyset page of every GitHub organization in insertion order (seq > after)."""
+    started = perf_counter()
     try:
         return await conn.fetch(SCAN_GITHUB_ORGANIZATIONS_SQL, after, lim, record_class=ScanGithubOrganizationsRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "github.scan_github_organizations") from None
+        raise SCAN_GITHUB_ORGANIZATIONS_TIMER.failure(exc) from None
+    finally:
+        SCAN_GITHUB_ORGANIZATIONS_TIMER.observe(started)

@@ -6,32 +6,42 @@ change the SQL and run `coherence-sql generate` again.
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Final
 
-from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.errors import DRIVER_FAILURES
+from coherence_sql.metrics.queries import QueryTimer
 from coherence_sql.sql._runtime import Executor
 
 PING_SQL: Final = """\
 SELECT 1 AS "ok!";"""
+PING_TIMER: Final = QueryTimer("health.ping")
 
 
 async def ping(conn: Executor) -> int | None:
     """Whether the server answers at all."""
+    started = perf_counter()
     try:
         value: int | None = await conn.fetchval(PING_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "health.ping") from None
+        raise PING_TIMER.failure(exc) from None
+    finally:
+        PING_TIMER.observe(started)
     return value
 
 
 SERVER_VERSION_SQL: Final = """\
 SELECT current_setting('server_version') AS "version!";"""
+SERVER_VERSION_TIMER: Final = QueryTimer("health.server_version")
 
 
 async def server_version(conn: Executor) -> str | None:
     """The server's version string, for status pages."""
+    started = perf_counter()
     try:
         value: str | None = await conn.fetchval(SERVER_VERSION_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "health.server_version") from None
+        raise SERVER_VERSION_TIMER.failure(exc) from None
+    finally:
+        SERVER_VERSION_TIMER.observe(started)
     return value

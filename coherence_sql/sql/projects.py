@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from operator import itemgetter
+from time import perf_counter
 from typing import TYPE_CHECKING, Final
 
 from asyncpg import Record
 
-from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.errors import DRIVER_FAILURES
+from coherence_sql.metrics.queries import QueryTimer
 from coherence_sql.sql._runtime import Executor, rowcount
 
 
@@ -57,14 +59,18 @@ SELECT
     coalesce(p.description, '') AS "description!"
 FROM projects AS p
 WHERE p.ecosystem = $1 AND p.name = $2;"""
+GET_PROJECT_TIMER: Final = QueryTimer("projects.get_project")
 
 
 async def get_project(conn: Executor, *, ecosystem: str, name: str) -> ProjectRow | None:
     """One project by its lower-case key, in its display spelling."""
+    started = perf_counter()
     try:
         return await conn.fetchrow(GET_PROJECT_SQL, ecosystem, name, record_class=ProjectRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "projects.get_project") from None
+        raise GET_PROJECT_TIMER.failure(exc) from None
+    finally:
+        GET_PROJECT_TIMER.observe(started)
 
 
 class SearchProjectsRow(Record):
@@ -101,16 +107,20 @@ ORDER BY
     END,
     p.id
 LIMIT $3;"""
+SEARCH_PROJECTS_TIMER: Final = QueryTimer("projects.search_projects")
 
 
 async def search_projects(conn: Executor, *, pattern: str, query: str, lim: int) -> list[SearchProjectsRow]:
     """Projects whose key name or description contains the query, ranked as decision 8 says.
     query is the Python-lowered text, pattern its rules.like_pattern; both trigram indexes serve it.
     """
+    started = perf_counter()
     try:
         return await conn.fetch(SEARCH_PROJECTS_SQL, pattern, query, lim, record_class=SearchProjectsRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "projects.search_projects") from None
+        raise SEARCH_PROJECTS_TIMER.failure(exc) from None
+    finally:
+        SEARCH_PROJECTS_TIMER.observe(started)
 
 
 UPSERT_PROJECT_SQL: Final = """\
@@ -139,6 +149,7 @@ ON CONFLICT (ecosystem, name) DO UPDATE SET
     homepage_url = excluded.homepage_url,
     repository_url = excluded.repository_url,
     updated_at = now();"""
+UPSERT_PROJECT_TIMER: Final = QueryTimer("projects.upsert_project")
 
 
 async def upsert_project(
@@ -157,6 +168,7 @@ async def upsert_project(
     The key's lock is taken before the row is written, as record_dependency takes it (no deadlock).
     nullable: homepage_url, repository_url
     """
+    started = perf_counter()
     try:
         status = await conn.execute(
             UPSERT_PROJECT_SQL,
@@ -170,7 +182,9 @@ async def upsert_project(
             repository_url,
         )
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "projects.upsert_project") from None
+        raise UPSERT_PROJECT_TIMER.failure(exc) from None
+    finally:
+        UPSERT_PROJECT_TIMER.observe(started)
     return rowcount(status)
 
 
@@ -210,6 +224,7 @@ ON CONFLICT (ecosystem, name) DO UPDATE SET
     homepage_url = excluded.homepage_url,
     repository_url = excluded.repository_url,
     updated_at = now();"""
+UPSERT_PROJECTS_TIMER: Final = QueryTimer("projects.upsert_projects")
 
 
 async def upsert_projects(
@@ -228,6 +243,7 @@ async def upsert_projects(
     after lock_project_keys for the same keys, in the same transaction.
     nullable: homepage_urls[], repository_urls[]
     """
+    started = perf_counter()
     try:
         status = await conn.execute(
             UPSERT_PROJECTS_SQL,
@@ -241,7 +257,9 @@ async def upsert_projects(
             repository_urls,
         )
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "projects.upsert_projects") from None
+        raise UPSERT_PROJECTS_TIMER.failure(exc) from None
+    finally:
+        UPSERT_PROJECTS_TIMER.observe(started)
     return rowcount(status)
 
 
@@ -252,30 +270,38 @@ FROM (
     FROM unnest($1::text[], $2::text[]) AS u (ecosystem, name)
     ORDER BY u.ecosystem || '/' || u.name
 ) AS k;"""
+LOCK_PROJECT_KEYS_TIMER: Final = QueryTimer("projects.lock_project_keys")
 
 
 async def lock_project_keys(conn: Executor, *, ecosystems: Sequence[str], names: Sequence[str]) -> int | None:
     """Take the per-key transaction locks of a batch in one global order (see docs/decisions.md)."""
+    started = perf_counter()
     try:
         value: int | None = await conn.fetchval(LOCK_PROJECT_KEYS_SQL, ecosystems, names)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "projects.lock_project_keys") from None
+        raise LOCK_PROJECT_KEYS_TIMER.failure(exc) from None
+    finally:
+        LOCK_PROJECT_KEYS_TIMER.observe(started)
     return value
 
 
 LOCK_ALL_PROJECT_KEYS_SQL: Final = """\
 SELECT count(l.locked) AS "locked!"
 FROM (SELECT lock_all_project_keys() AS locked) AS l;"""
+LOCK_ALL_PROJECT_KEYS_TIMER: Final = QueryTimer("projects.lock_all_project_keys")
 
 
 async def lock_all_project_keys(conn: Executor) -> int | None:
     """A bulk write's one lock in place of one per key (schema/016): every other writer of project keys
     waits until this transaction ends, and its own triggers and record_dependency() skip key locks.
     """
+    started = perf_counter()
     try:
         value: int | None = await conn.fetchval(LOCK_ALL_PROJECT_KEYS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "projects.lock_all_project_keys") from None
+        raise LOCK_ALL_PROJECT_KEYS_TIMER.failure(exc) from None
+    finally:
+        LOCK_ALL_PROJECT_KEYS_TIMER.observe(started)
     return value
 
 
@@ -297,6 +323,7 @@ FROM (
                 ON q.to_ecosystem = u.ecosystem AND q.to_name = u.name
         )
 ) AS l;"""
+LOCK_PENDING_RESOLUTION_FOR_TIMER: Final = QueryTimer("projects.lock_pending_resolution_for")
 
 
 async def lock_pending_resolution_for(
@@ -307,25 +334,32 @@ async def lock_pending_resolution_for(
     Its inserts would take it in their triggers anyway, but only after its updates had locked rows a
     resolver holding it may need (schema/015): taken first, it orders like every other writer.
     """
+    started = perf_counter()
     try:
         value: bool | None = await conn.fetchval(LOCK_PENDING_RESOLUTION_FOR_SQL, ecosystems, names)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "projects.lock_pending_resolution_for") from None
+        raise LOCK_PENDING_RESOLUTION_FOR_TIMER.failure(exc) from None
+    finally:
+        LOCK_PENDING_RESOLUTION_FOR_TIMER.observe(started)
     return value
 
 
 ADD_DEPENDENCY_SQL: Final = """\
 SELECT record_dependency($1, $2, $3, $4) AS "added!";"""
+ADD_DEPENDENCY_TIMER: Final = QueryTimer("projects.add_dependency")
 
 
 async def add_dependency(
     conn: Executor, *, from_ecosystem: str, from_name: str, to_ecosystem: str, to_name: str
 ) -> bool | None:
     """Record "from depends on to" by key; true when the edge is new."""
+    started = perf_counter()
     try:
         value: bool | None = await conn.fetchval(ADD_DEPENDENCY_SQL, from_ecosystem, from_name, to_ecosystem, to_name)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "projects.add_dependency") from None
+        raise ADD_DEPENDENCY_TIMER.failure(exc) from None
+    finally:
+        ADD_DEPENDENCY_TIMER.observe(started)
     return value
 
 
@@ -339,6 +373,7 @@ FROM (
         ) WITH ORDINALITY AS e (from_ecosystem, from_name, to_ecosystem, to_name, ord)
     ORDER BY e.ord
 ) AS r;"""
+ADD_DEPENDENCIES_TIMER: Final = QueryTimer("projects.add_dependencies")
 
 
 async def add_dependencies(
@@ -350,26 +385,33 @@ async def add_dependencies(
     to_names: Sequence[str],
 ) -> int | None:
     """Bulk add_dependency in array order; returns how many edges were new."""
+    started = perf_counter()
     try:
         value: int | None = await conn.fetchval(
             ADD_DEPENDENCIES_SQL, from_ecosystems, from_names, to_ecosystems, to_names
         )
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "projects.add_dependencies") from None
+        raise ADD_DEPENDENCIES_TIMER.failure(exc) from None
+    finally:
+        ADD_DEPENDENCIES_TIMER.observe(started)
     return value
 
 
 COUNT_PROJECTS_SQL: Final = """\
 SELECT count(*) AS "total!"
 FROM projects;"""
+COUNT_PROJECTS_TIMER: Final = QueryTimer("projects.count_projects")
 
 
 async def count_projects(conn: Executor) -> int | None:
     """How many projects are indexed."""
+    started = perf_counter()
     try:
         value: int | None = await conn.fetchval(COUNT_PROJECTS_SQL)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "projects.count_projects") from None
+        raise COUNT_PROJECTS_TIMER.failure(exc) from None
+    finally:
+        COUNT_PROJECTS_TIMER.observe(started)
     return value
 
 
@@ -394,14 +436,18 @@ pending AS (
 
 SELECT resolved.n + pending.n AS "dependents!"
 FROM resolved CROSS JOIN pending;"""
+COUNT_DEPENDENTS_TIMER: Final = QueryTimer("projects.count_dependents")
 
 
 async def count_dependents(conn: Executor, *, ecosystem: str, name: str) -> int | None:
     """How many edges point at this key, pending edges (from projects not indexed yet) included."""
+    started = perf_counter()
     try:
         value: int | None = await conn.fetchval(COUNT_DEPENDENTS_SQL, ecosystem, name)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "projects.count_dependents") from None
+        raise COUNT_DEPENDENTS_TIMER.failure(exc) from None
+    finally:
+        COUNT_DEPENDENTS_TIMER.observe(started)
     return value
 
 
@@ -460,11 +506,15 @@ FROM projects AS p
 WHERE p.id > $1
 ORDER BY p.id
 LIMIT $2;"""
+SCAN_PROJECTS_TIMER: Final = QueryTimer("projects.scan_projects")
 
 
 async def scan_projects(conn: Executor, *, after: int, lim: int) -> list[ScanProjectsRow]:
     """Keyset page of every project in insertion order (id > after), for backfill and verification."""
+    started = perf_counter()
     try:
         return await conn.fetch(SCAN_PROJECTS_SQL, after, lim, record_class=ScanProjectsRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "projects.scan_projects") from None
+        raise SCAN_PROJECTS_TIMER.failure(exc) from None
+    finally:
+        SCAN_PROJECTS_TIMER.observe(started)

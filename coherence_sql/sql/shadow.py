@@ -7,9 +7,11 @@ change the SQL and run `coherence-sql generate` again.
 from __future__ import annotations
 
 from datetime import datetime
+from time import perf_counter
 from typing import Any, Final
 
-from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.errors import DRIVER_FAILURES
+from coherence_sql.metrics.queries import QueryTimer
 from coherence_sql.sql._runtime import Executor, rowcount
 
 RECORD_MISMATCH_SQL: Final = """\
@@ -19,6 +21,7 @@ INSERT INTO shadow_mismatches (
 VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8, $9
 );"""
+RECORD_MISMATCH_TIMER: Final = QueryTimer("shadow.record_mismatch")
 
 
 async def record_mismatch(
@@ -37,6 +40,7 @@ async def record_mismatch(
     """Keep one shadow-read mismatch with both answers; control_side names the store that served the read.
     nullable: entity_key, control, candidate, candidate_ms, error
     """
+    started = perf_counter()
     try:
         status = await conn.execute(
             RECORD_MISMATCH_SQL,
@@ -51,5 +55,7 @@ async def record_mismatch(
             observed_at,
         )
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "shadow.record_mismatch") from None
+        raise RECORD_MISMATCH_TIMER.failure(exc) from None
+    finally:
+        RECORD_MISMATCH_TIMER.observe(started)
     return rowcount(status)

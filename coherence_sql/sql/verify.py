@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from operator import itemgetter
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from asyncpg import Record
 
-from coherence_sql.errors import DRIVER_FAILURES, translate
+from coherence_sql.errors import DRIVER_FAILURES
+from coherence_sql.metrics.queries import QueryTimer
 from coherence_sql.models import TaskStatus, TaskType
 from coherence_sql.sql._runtime import Executor
 
@@ -71,14 +73,18 @@ FROM page
 INNER JOIN projects AS f ON page.from_project_id = f.id
 INNER JOIN projects AS t ON page.to_project_id = t.id
 ORDER BY page.id;"""
+SCAN_RESOLVED_EDGES_TIMER: Final = QueryTimer("verify.scan_resolved_edges")
 
 
 async def scan_resolved_edges(conn: Executor, *, after: int, lim: int) -> list[DependencyEdgeRow]:
     """Edges between two indexed projects, by key, in insertion order."""
+    started = perf_counter()
     try:
         return await conn.fetch(SCAN_RESOLVED_EDGES_SQL, after, lim, record_class=DependencyEdgeRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "verify.scan_resolved_edges") from None
+        raise SCAN_RESOLVED_EDGES_TIMER.failure(exc) from None
+    finally:
+        SCAN_RESOLVED_EDGES_TIMER.observe(started)
 
 
 ScanPendingEdgesRow = DependencyEdgeRow
@@ -96,14 +102,18 @@ FROM pending_dependencies AS q
 WHERE q.id > $1
 ORDER BY q.id
 LIMIT $2;"""
+SCAN_PENDING_EDGES_TIMER: Final = QueryTimer("verify.scan_pending_edges")
 
 
 async def scan_pending_edges(conn: Executor, *, after: int, lim: int) -> list[DependencyEdgeRow]:
     """Edges with an endpoint not indexed yet, by key, in insertion order."""
+    started = perf_counter()
     try:
         return await conn.fetch(SCAN_PENDING_EDGES_SQL, after, lim, record_class=DependencyEdgeRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "verify.scan_pending_edges") from None
+        raise SCAN_PENDING_EDGES_TIMER.failure(exc) from None
+    finally:
+        SCAN_PENDING_EDGES_TIMER.observe(started)
 
 
 class ScanContributesToRow(Record):
@@ -137,14 +147,18 @@ FROM github_contributes_to AS w
 WHERE w.seq > $1
 ORDER BY w.seq
 LIMIT $2;"""
+SCAN_CONTRIBUTES_TO_TIMER: Final = QueryTimer("verify.scan_contributes_to")
 
 
 async def scan_contributes_to(conn: Executor, *, after: int, lim: int) -> list[ScanContributesToRow]:
     """ "GitHub contributor works on project" edges in insertion order."""
+    started = perf_counter()
     try:
         return await conn.fetch(SCAN_CONTRIBUTES_TO_SQL, after, lim, record_class=ScanContributesToRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "verify.scan_contributes_to") from None
+        raise SCAN_CONTRIBUTES_TO_TIMER.failure(exc) from None
+    finally:
+        SCAN_CONTRIBUTES_TO_TIMER.observe(started)
 
 
 class ScanAgentTasksRow(NamedTuple):
@@ -220,14 +234,18 @@ FROM agent_tasks AS t
 WHERE t.seq > $1
 ORDER BY t.seq
 LIMIT $2;"""
+SCAN_AGENT_TASKS_TIMER: Final = QueryTimer("verify.scan_agent_tasks")
 
 
 async def scan_agent_tasks(conn: Executor, *, after: int, lim: int) -> list[ScanAgentTasksRow]:
     """Agent tasks in insertion order, every column."""
+    started = perf_counter()
     try:
         records = await conn.fetch(SCAN_AGENT_TASKS_SQL, after, lim)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "verify.scan_agent_tasks") from None
+        raise SCAN_AGENT_TASKS_TIMER.failure(exc) from None
+    finally:
+        SCAN_AGENT_TASKS_TIMER.observe(started)
     return [_scan_agent_tasks_row(record) for record in records]
 
 
@@ -269,11 +287,15 @@ WHERE
         WHERE t.ecosystem = q.to_ecosystem AND t.name = q.to_name
     )
 ORDER BY q.id;"""
+RESOLVABLE_PENDING_EDGES_TIMER: Final = QueryTimer("verify.resolvable_pending_edges")
 
 
 async def resolvable_pending_edges(conn: Executor) -> list[ResolvablePendingEdgesRow]:
     """Pending edges whose two projects both exist: they should have moved into project_dependencies."""
+    started = perf_counter()
     try:
         return await conn.fetch(RESOLVABLE_PENDING_EDGES_SQL, record_class=ResolvablePendingEdgesRow)
     except DRIVER_FAILURES as exc:
-        raise translate(exc, "verify.resolvable_pending_edges") from None
+        raise RESOLVABLE_PENDING_EDGES_TIMER.failure(exc) from None
+    finally:
+        RESOLVABLE_PENDING_EDGES_TIMER.observe(started)
