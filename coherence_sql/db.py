@@ -20,10 +20,10 @@ from pydantic import Field
 
 from coherence_sql.embedded import EmbeddedPostgres, default_data_dir
 from coherence_sql.environment import EnvironmentModel, read_environment
-from coherence_sql.errors import ConfigurationError, DatabaseUnavailableError, translate
+from coherence_sql.errors import ConfigurationError
 from coherence_sql.pool import BoundedPool
-from coherence_sql.redaction import failure_message
 from coherence_sql.redaction import redact as redact  # re-exported: its old home
+from coherence_sql.security.tls import connect_failure  # TLS failures typed, DSN redacted
 
 if TYPE_CHECKING:  # the stubs make these generic; at run time they are not subscriptable
     Connection: TypeAlias = asyncpg.Connection[asyncpg.Record]
@@ -96,10 +96,6 @@ def resolve_dsn(dsn: str | None = None) -> str:
     return EmbeddedPostgres(default_data_dir()).start()
 
 
-def _cannot_connect(target: str, exc: BaseException) -> str:
-    return f"cannot connect to {redact(target)}: {failure_message(exc, str(translate(exc)), target)}"
-
-
 async def init_connection(conn: Connection) -> None:
     """Codecs every coherence_sql connection needs."""
     for type_name in ("jsonb", "json"):
@@ -113,7 +109,7 @@ async def connect(dsn: str | None = None, *, server_settings: Mapping[str, str] 
     try:
         conn: Connection = await asyncpg.connect(target, server_settings=settings)
     except Exception as exc:
-        raise DatabaseUnavailableError(_cannot_connect(target, exc)) from None
+        raise connect_failure(target, exc) from None
     await init_connection(conn)
     return conn
 
@@ -137,13 +133,13 @@ async def create_pool(dsn: str | None = None, settings: PoolSettings | None = No
             record_class=asyncpg.Record,
         )
     except Exception as exc:
-        raise DatabaseUnavailableError(_cannot_connect(target, exc)) from None
+        raise connect_failure(target, exc) from None
     try:
         # Opening the first connections is bounded like any other wait for one.
         await asyncio.wait_for(_opened(pool), chosen.acquire_timeout_s)
     except Exception as exc:
         pool.terminate()
-        raise DatabaseUnavailableError(_cannot_connect(target, exc)) from None
+        raise connect_failure(target, exc) from None
     return pool
 
 

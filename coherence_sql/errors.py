@@ -41,6 +41,11 @@ class PoolTimeoutError(DatabaseUnavailableError):
     """No pooled connection became free (or could be opened) within the pool's acquire timeout."""
 
 
+class TLSError(DatabaseUnavailableError):
+    """A TLS connection was refused: the server's certificate (CA, host name), a TLS file, or a
+    server that accepts only TLS (coherence_sql.security.tls says which)."""
+
+
 class QueryTimeoutError(CoherenceSQLError):
     """A statement or lock wait ran past its timeout."""
 
@@ -79,6 +84,10 @@ class DirtyDatabaseError(MigrationError):
 
 class MigrationLockTimeoutError(MigrationError):
     """Another runner held the migration lock for longer than the wait allowed."""
+
+
+class MigrationPrivilegeError(MigrationError):
+    """The role connected may not change the schema (e.g. the application role): another role must migrate."""
 
 
 class CutoverError(CoherenceSQLError):

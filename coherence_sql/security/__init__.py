@@ -1,0 +1,4 @@
+"""Security of the connection and of the database.
+
+- `tls`: what a refused TLS connection means, as a typed error (certificate, host name, TLS-only server).
+"""
