@@ -114,6 +114,22 @@ class DatabaseError(CoherenceSQLError):
     """A PostgreSQL error with no more specific translation."""
 
 
+class BackupError(CoherenceSQLError):
+    """A backup could not be made, read or restored (see coherence_sql.backup)."""
+
+
+class BackupChecksumError(BackupError):
+    """A backup file's size or SHA-256 differs from its manifest: it is damaged and is not restored."""
+
+
+class BackupToolNotFoundError(BackupError):
+    """No pg_dump/pg_restore of the server's major version was found."""
+
+
+class RestoreTargetNotEmptyError(BackupError):
+    """The database named for a restore already holds objects; a restore only goes into an empty one."""
+
+
 # What each constraint means to a caller, by constraint name; see schema/*.sql.
 CONSTRAINT_MESSAGES: Final[dict[str, str]] = {
     "projects_pkey": "a project with this id already exists",

@@ -1,0 +1,310 @@
+"""Backups and restores (issue 11 §5): the restore drill gives back every record, a damaged backup is
+refused before any server is touched, retention removes only old backups this tool wrote, and
+pg_dump is always the server's own major version.
+
+Real servers only: the session's test server (embedded PostgreSQL 18, or TEST_DATABASE_URL's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from coherence_sql.backup import (
+    backup_database,
+    find_tool,
+    list_backups,
+    prune_backups,
+    read_manifest,
+    restore_backup,
+)
+from coherence_sql.backup.conninfo import child_connection, with_database
+from coherence_sql.backup.dump import DUMP_NAME, BackupResult
+from coherence_sql.backup.manifest import MANIFEST_NAME, Manifest, describe_file, write_manifest
+from coherence_sql.cli import main
+from coherence_sql.errors import (
+    BackupChecksumError,
+    BackupError,
+    BackupToolNotFoundError,
+    ConfigurationError,
+    RestoreTargetNotEmptyError,
+)
+from coherence_sql.schema import discover, migrate
+from coherence_sql.testing.server import PgServer
+from coherence_sql.transfer.backfill import backfill
+from coherence_sql.transfer.export import export_snapshot
+from coherence_sql.transfer.sample import sample_snapshot
+from coherence_sql.transfer.verify import verify
+
+NewDatabase = Callable[[], Awaitable[str]]
+
+
+async def _server_major(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SHOW server_version_num")) // 10000
+    finally:
+        await conn.close()
+
+
+def _database_name(dsn: str) -> str:
+    return urlsplit(dsn).path.lstrip("/")
+
+
+async def _exists(admin_dsn: str, name: str) -> bool:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        return bool(await conn.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", name))
+    finally:
+        await conn.close()
+
+
+async def _drop(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def source_dsn(database_factory: NewDatabase) -> str:
+    """A migrated database holding a small sample snapshot, loaded by the backfill."""
+    dsn = await database_factory()
+    await migrate(dsn)
+    snapshot = sample_snapshot(projects=40, edges=80, contributors=10, assets=10, contributions=60, tasks=12, seed=11)
+    await backfill(dsn, snapshot, vacuum=False)
+    return dsn
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def backed_up(source_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> BackupResult:
+    return await backup_database(source_dsn, tmp_path_factory.mktemp("backups"))
+
+
+# -- the restore drill ------------------------------------------------------------------------
+
+
+async def test_restore_drill_gives_back_every_record(
+    source_dsn: str, backed_up: BackupResult, database_factory: NewDatabase
+) -> None:
+    target = await database_factory()
+    result = await restore_backup(backed_up.path, target)
+    assert result.created is False  # the factory made it, empty
+    report = await verify(await export_snapshot(source_dsn), target)
+    assert report.compared_count > 200
+    assert report.differences == []
+    assert report.passed
+
+
+async def test_the_manifest_records_the_server_the_schema_and_each_file(
+    source_dsn: str, backed_up: BackupResult
+) -> None:
+    manifest = read_manifest(backed_up.path)
+    assert manifest == backed_up.manifest
+    assert manifest.server_major == await _server_major(source_dsn)
+    assert manifest.database == _database_name(source_dsn)
+    assert manifest.schema_version == discover()[-1].version
+    assert [f.version for f in manifest.schema_files] == [f.version for f in discover()]
+    assert manifest.tools["pg_dump"].startswith(f"pg_dump (PostgreSQL) {manifest.server_major}.")
+    dump = backed_up.path / DUMP_NAME
+    assert manifest.files == [describe_file(dump)]
+    assert dump.read_bytes()[:5] == b"PGDMP"  # pg_dump's custom format
+    assert manifest.started_utc <= manifest.finished_utc
+    assert sorted(p.name for p in backed_up.path.iterdir()) == [DUMP_NAME, MANIFEST_NAME]
+    assert not [p for p in backed_up.path.parent.iterdir() if p.name.startswith(".")]  # no partial left
+
+
+async def test_a_restore_into_a_database_that_holds_anything_is_refused(
+    backed_up: BackupResult, source_dsn: str
+) -> None:
+    with pytest.raises(RestoreTargetNotEmptyError, match="already holds .* object"):
+        await restore_backup(backed_up.path, source_dsn)
+
+
+# -- damaged backups ----------------------------------------------------------------------------
+
+
+def _copy(backed_up: BackupResult, tmp_path: Path) -> Path:
+    copy = tmp_path / backed_up.path.name
+    copy.mkdir()
+    for file in backed_up.path.iterdir():
+        (copy / file.name).write_bytes(file.read_bytes())
+    return copy
+
+
+async def test_a_flipped_byte_is_refused_by_its_checksum_and_nothing_is_touched(
+    backed_up: BackupResult, pg_server: PgServer, tmp_path: Path
+) -> None:
+    copy = _copy(backed_up, tmp_path)
+    data = bytearray((copy / DUMP_NAME).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (copy / DUMP_NAME).write_bytes(bytes(data))
+    name = f"cs_restore_{os.getpid()}_flipped"
+    with pytest.raises(BackupChecksumError, match=r"SHA-256 .* the file is damaged; nothing was restored"):
+        await restore_backup(copy, with_database(pg_server.admin_dsn, name))
+    assert not await _exists(pg_server.admin_dsn, name)  # not even created
+
+
+async def test_a_truncated_dump_is_refused_by_its_size(backed_up: BackupResult, tmp_path: Path) -> None:
+    copy = _copy(backed_up, tmp_path)
+    (copy / DUMP_NAME).write_bytes((copy / DUMP_NAME).read_bytes()[:-10])
+    with pytest.raises(BackupChecksumError, match="bytes where the manifest records"):
+        await restore_backup(copy, "postgresql://nobody@127.0.0.1:1/never")
+
+
+async def test_a_truncated_manifest_is_refused(backed_up: BackupResult, tmp_path: Path) -> None:
+    copy = _copy(backed_up, tmp_path)
+    text = (copy / MANIFEST_NAME).read_text()
+    (copy / MANIFEST_NAME).write_text(text[: len(text) // 2])
+    with pytest.raises(BackupError, match="not valid JSON"):
+        await restore_backup(copy, "postgresql://nobody@127.0.0.1:1/never")
+
+
+async def test_a_missing_dump_or_manifest_is_refused(backed_up: BackupResult, tmp_path: Path) -> None:
+    copy = _copy(backed_up, tmp_path)
+    (copy / DUMP_NAME).unlink()
+    with pytest.raises(BackupError, match="missing: the backup is incomplete"):
+        await restore_backup(copy, "postgresql://nobody@127.0.0.1:1/never")
+    (copy / MANIFEST_NAME).unlink()
+    with pytest.raises(BackupError, match="no manifest: not a complete backup"):
+        await restore_backup(copy, "postgresql://nobody@127.0.0.1:1/never")
+
+
+async def test_a_manifest_missing_a_field_is_refused(backed_up: BackupResult, tmp_path: Path) -> None:
+    copy = _copy(backed_up, tmp_path)
+    data = json.loads((copy / MANIFEST_NAME).read_text())
+    del data["files"]
+    (copy / MANIFEST_NAME).write_text(json.dumps(data))
+    with pytest.raises(BackupError, match="files: Field required"):
+        read_manifest(copy)
+
+
+# -- retention ----------------------------------------------------------------------------------
+
+NOW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+
+
+def _fake_backup(directory: Path, name: str, database: str, age_days: float, *, extra: str | None = None) -> Path:
+    """A backup directory as `backup` writes it, finished `age_days` before NOW (no server needed)."""
+    path = directory / name
+    path.mkdir()
+    (path / DUMP_NAME).write_bytes(b"PGDMP" + name.encode())
+    if extra:
+        (path / extra).write_text("the operator's note")
+    finished = NOW - timedelta(days=age_days)
+    write_manifest(
+        path,
+        Manifest(
+            database=database, server="postgresql://backup@db/x", server_version="18.1", server_major=18,
+            started_utc=finished - timedelta(minutes=1), finished_utc=finished, schema_files=[],
+            files=[describe_file(path / DUMP_NAME)], tools={"pg_dump": "pg_dump (PostgreSQL) 18.1"},
+        ),
+    )  # fmt: skip
+    return path
+
+
+def test_pruning_removes_old_backups_keeps_the_newest_and_everything_not_ours(tmp_path: Path) -> None:
+    old = _fake_backup(tmp_path, "app-old", "app", 45)
+    older_with_note = _fake_backup(tmp_path, "app-older", "app", 60, extra="NOTES.txt")
+    recent = _fake_backup(tmp_path, "app-recent", "app", 29)
+    lone = _fake_backup(tmp_path, "other-lone", "other", 90)  # old, but its database's newest
+    foreign_dir = tmp_path / "not-a-backup"
+    foreign_dir.mkdir()
+    (foreign_dir / MANIFEST_NAME).write_text('{"format": "something else"}')
+    (tmp_path / "README").write_text("keep me")
+    partial = tmp_path / ".partial-app-20261130T030000Z"
+    partial.mkdir()
+
+    result = prune_backups(tmp_path, 30, now=NOW)
+
+    assert sorted(result.removed) == sorted([old, older_with_note])
+    assert sorted(result.kept) == sorted([recent, lone])
+    assert result.partial == [partial]
+    assert not old.exists()
+    assert sorted(p.name for p in older_with_note.iterdir()) == ["NOTES.txt"]  # only what we wrote went
+    assert [path for path, _ in list_backups(tmp_path)] == [lone, recent]
+    assert (tmp_path / "README").read_text() == "keep me"
+    assert (foreign_dir / MANIFEST_NAME).exists() and partial.exists()
+
+
+def test_pruning_never_removes_the_newest_even_when_every_backup_is_old(tmp_path: Path) -> None:
+    _fake_backup(tmp_path, "app-1", "app", 100)
+    newest = _fake_backup(tmp_path, "app-2", "app", 50)
+    assert prune_backups(tmp_path, 30, now=NOW).kept == [newest]
+    with pytest.raises(ConfigurationError, match="at least 1"):
+        prune_backups(tmp_path, 0, now=NOW)
+
+
+# -- which pg_dump -----------------------------------------------------------------------------
+
+
+def _fake_client(directory: Path, name: str, version: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    program = directory / name
+    program.write_text(f"#!/bin/sh\necho '{name} (PostgreSQL) {version}'\n")
+    program.chmod(program.stat().st_mode | stat.S_IXUSR)
+    return directory
+
+
+async def test_the_pg_dump_of_the_servers_major_is_picked(source_dsn: str, tmp_path: Path) -> None:
+    major = await _server_major(source_dsn)
+    other = _fake_client(tmp_path / "other", "pg_dump", f"{major - 1}.9")
+    tool = find_tool("pg_dump", major)
+    assert tool.major == major and tool.version.startswith(f"pg_dump (PostgreSQL) {major}.")
+    assert find_tool("pg_dump", major, search=[other, tool.path.parent]).path == tool.path
+
+
+async def test_without_a_pg_dump_of_the_servers_major_the_backup_is_refused(source_dsn: str, tmp_path: Path) -> None:
+    major = await _server_major(source_dsn)
+    bin_dir = _fake_client(tmp_path / "bin", "pg_dump", f"{major - 1}.4")
+    backups = tmp_path / "backups"
+    with pytest.raises(BackupToolNotFoundError, match=rf"pg_dump of PostgreSQL {major} is needed .* is {major - 1}\)"):
+        await backup_database(source_dsn, backups, pg_bin_dirs=[bin_dir])
+    assert list(backups.iterdir()) == []  # no partial backup left behind
+
+
+# -- passwords and the command line -------------------------------------------------------------
+
+
+def test_the_password_goes_to_the_childs_environment_never_its_arguments() -> None:
+    child = child_connection("postgresql://backup:s%40cret@db.example:5432/app?sslmode=verify-full", {"PATH": "/bin"})
+    assert child.url == "postgresql://backup@db.example:5432/app?sslmode=verify-full"
+    assert child.env == {"PATH": "/bin", "PGPASSWORD": "s@cret"}
+    query = child_connection("postgresql://backup@db/app?password=pw&application_name=x", {"PGPASSWORD": "stale"})
+    assert query.url == "postgresql://backup@db/app?application_name=x"
+    assert query.env == {"PGPASSWORD": "pw"}
+    assert "PGPASSWORD" not in child_connection("postgresql://backup@db/app", {"PGPASSWORD": "stale"}).env
+    with pytest.raises(ConfigurationError, match="needs a postgresql:// URL"):
+        child_connection("host=db password=pw")
+
+
+def test_backup_then_restore_by_name_from_the_command_line(
+    source_dsn: str, pg_server: PgServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stale = _fake_backup(tmp_path, "stale", _database_name(source_dsn), 400)
+    assert main(["--json", "backup", "--dir", str(tmp_path), "--keep-days", "30", "--database-url", source_dsn]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made["pruned"] == [str(stale)] and made["kept"] == [made["backup"]]
+    assert main(["restore", made["backup"], "--check"]) == 0
+    assert "intact:" in capsys.readouterr().out
+    name = f"cs_restore_{os.getpid()}_cli"
+    try:
+        code = main(["--json", "restore", made["backup"], "--into", name, "--database-url", pg_server.admin_dsn])
+        restored = json.loads(capsys.readouterr().out)
+        assert code == 0, restored
+        assert restored["created"] is True and restored["schema_version"] == discover()[-1].version
+        assert main(["--json", "restore", made["backup"], "--into", name, "--database-url", pg_server.admin_dsn]) == 2
+        assert json.loads(capsys.readouterr().out)["error"]["type"] == "RestoreTargetNotEmptyError"
+    finally:
+        asyncio.run(_drop(pg_server.admin_dsn, name))
