@@ -8,13 +8,21 @@ cancelled caller forever). `BoundedPool` applies one bound to all three: asyncpg
 timeout for the release of the same connection, and a release that runs out terminates it.
 Every pool is named ("primary" unless told) and measured (coherence_sql.metrics.pools): callers
 waiting and the time each waited are recorded here; the sizes are read when scraped.
+
+A released connection is not reset: asyncpg's default reset (advisory unlock, CLOSE ALL, UNLISTEN,
+RESET ALL) is one more round trip per release, ~40% of a point read, for session state nothing on
+the stores' paths ever changes (docs/decisions.md "Speed"). An open transaction is still rolled
+back (asyncpg does that before any reset hook). Whoever changes session state on a pooled
+connection (SET, set_config(..., false), temporary tables, session advisory locks, LISTEN, WITH
+HOLD cursors) calls `mark_session_changed(conn)`, and that connection gets the full reset on release.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 
@@ -25,6 +33,30 @@ if TYPE_CHECKING:  # generic in the stubs only
     _PoolBase = asyncpg.Pool[asyncpg.Record]
 else:
     _PoolBase = asyncpg.Pool
+
+
+# The connections (asyncpg.Connection, never the pool's proxy) some caller left session state on.
+_CHANGED_SESSIONS: weakref.WeakSet[Any] = weakref.WeakSet()
+# asyncpg's reset query, plus the temporary tables it leaves (a backfill's staging tables).
+_FULL_RESET_EXTRA = "DISCARD TEMP;"
+
+
+def mark_session_changed(conn: Any) -> None:
+    """`conn` (a pooled connection or the proxy `pool.acquire()` gave) now carries session state
+    a later caller must not inherit: the pool runs the full reset when it is released."""
+    # The proxy is handed out once per acquire; the connection behind it is what the hook sees.
+    raw = cast(Any, conn)._con if isinstance(conn, asyncpg.pool.PoolConnectionProxy) else conn
+    _CHANGED_SESSIONS.add(raw)
+
+
+async def reset_changed_session(conn: Any) -> None:
+    """The pool's reset hook: nothing for a clean session (asyncpg has already rolled back an open
+    transaction); the full reset for one marked by `mark_session_changed`. A failure here makes
+    asyncpg terminate the connection rather than hand it out again."""
+    if conn not in _CHANGED_SESSIONS:
+        return
+    _CHANGED_SESSIONS.discard(conn)
+    await conn.execute(f"{conn.get_reset_query()}\n{_FULL_RESET_EXTRA}")
 
 
 class BoundedPool(_PoolBase):
@@ -40,6 +72,7 @@ class BoundedPool(_PoolBase):
         self.acquire_timeout_s = acquire_timeout_s
         self.name = name
         self.waiting = 0
+        kwargs.setdefault("reset", reset_changed_session)
         super().__init__(*args, **kwargs)
         self._acquire_timer = track_pool(self)
 

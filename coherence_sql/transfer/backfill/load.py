@@ -23,6 +23,7 @@ from coherence_sql.errors import (
     UnknownReferenceError,
     translate,
 )
+from coherence_sql.pool import mark_session_changed
 from coherence_sql.sql import backfill as backfill_sql
 from coherence_sql.sql._runtime import Executor
 from coherence_sql.transfer.backfill.plan import Plan, Row, Section, Unit
@@ -52,6 +53,8 @@ async def _session(target: str | Pool | None) -> AsyncIterator[Connection]:
     if isinstance(target, asyncpg.Pool):
         try:
             async with target.acquire() as proxy:
+                # Its set_config(..., false) and staging tables are session state: reset on release.
+                mark_session_changed(proxy)
                 yield cast(Connection, proxy)  # the proxy forwards every call
         except CoherenceSQLError:
             raise

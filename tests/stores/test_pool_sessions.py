@@ -1,0 +1,160 @@
+"""The pool hands connections out again without a reset round trip, and still no caller inherits
+session state: a connection marked by `mark_session_changed` (the backfill's) gets the full reset.
+
+Round trips are counted with asyncpg's query logger on the pool's one connection: every statement
+the client sends, the pool's own reset included (docs/decisions.md "Speed (issue 12)").
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from coherence_sql.db import Pool, PoolSettings, create_pool
+from coherence_sql.models import AgentTaskRecord, Asset, AssetType, Contributor, ContributorType, Project, TaskType
+from coherence_sql.pool import mark_session_changed
+from coherence_sql.stores.postgres import PostgresAgentTaskStore, PostgresGraphStore
+from coherence_sql.transfer.backfill.run import backfill
+from coherence_sql.transfer.sample import sample_snapshot
+
+pytestmark = pytest.mark.asyncio
+
+
+class StatementLog:
+    """Every statement the pool's one connection sends, in order."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, record: Any) -> None:
+        self.statements.append(" ".join(record.query.split()))
+
+    def take(self) -> list[str]:
+        taken, self.statements = self.statements, []
+        return taken
+
+
+@pytest.fixture
+async def one_connection_pool(clean_dsn: str) -> AsyncIterator[tuple[Pool, StatementLog]]:
+    pool = await create_pool(clean_dsn, PoolSettings(min_size=1, max_size=1))
+    log = StatementLog()
+    async with pool.acquire() as proxy:
+        proxy.add_query_logger(log)
+    try:
+        yield pool, log
+    finally:
+        await pool.close()
+
+
+async def _setting(pool: Pool, name: str) -> str:
+    async with pool.acquire() as conn:
+        value = await conn.fetchval("SELECT current_setting($1, true)", name)
+    return "" if value is None else str(value)
+
+
+async def test_a_store_read_is_one_round_trip_and_its_release_sends_nothing(
+    one_connection_pool: tuple[Pool, StatementLog],
+) -> None:
+    pool, log = one_connection_pool
+    graph = PostgresGraphStore(pool)
+    await graph.upsert_project(Project(ecosystem="npm", name="left-pad", version="1", description="d"))
+    log.take()
+    assert (await graph.get_project("npm", "left-pad")) is not None
+    sent = log.take()
+    assert len(sent) == 1, sent
+    assert "FROM projects" in sent[0]
+    assert not any("RESET ALL" in s or "pg_advisory_unlock_all" in s for s in sent)
+
+
+async def test_round_trips_of_the_store_operations(one_connection_pool: tuple[Pool, StatementLog]) -> None:
+    """The counts docs/decisions.md lists: single statements are 1; a transaction adds BEGIN and COMMIT."""
+    pool, log = one_connection_pool
+    graph, tasks = PostgresGraphStore(pool), PostgresAgentTaskStore(pool)
+    contributor = await graph.create_contributor(
+        Contributor(type=ContributorType.HUMAN, name="A", email="a@example.org")
+    )
+    asset = await graph.create_asset(Asset(type=AssetType.CODE, description="x"))
+    await tasks.create_task(
+        AgentTaskRecord(id="task_1", direction="d", task_type=TaskType.IMPL, model="m", command="c")
+    )
+    log.take()
+    counts: dict[str, int] = {}
+    calls: dict[str, Any] = {
+        "get_project": lambda: graph.get_project("npm", "nope"),
+        "get_contributor": lambda: graph.get_contributor(contributor.id),
+        "list_contributors": lambda: graph.list_contributors(10),
+        "upsert_project": lambda: graph.upsert_project(Project(ecosystem="npm", name="a", version="1", description="")),
+        "add_dependency": lambda: graph.add_dependency("npm", "a", "npm", "b"),
+        "create_contribution": lambda: graph.create_contribution(contributor.id, asset.id, Decimal("1"), 0.5, {}),
+        "get_task": lambda: tasks.get_task("task_1"),
+        "update_task": lambda: tasks.update_task("task_1", progress_pct=5),
+        "list_tasks": lambda: tasks.list_tasks(limit=5),
+        "claim_next_task": lambda: tasks.claim_next_task("w"),
+    }
+    for name, call in calls.items():
+        await call()
+        counts[name] = len(log.take())
+    assert counts == {
+        "get_project": 1,
+        "get_contributor": 1,
+        "list_contributors": 1,
+        "upsert_project": 1,
+        "add_dependency": 1,
+        "create_contribution": 4,  # BEGIN, the references, the insert, COMMIT
+        "get_task": 1,
+        "update_task": 1,
+        "list_tasks": 4,  # BEGIN (repeatable read), the page, the count, COMMIT
+        "claim_next_task": 1,
+    }
+
+
+async def test_a_marked_session_is_reset_on_release(one_connection_pool: tuple[Pool, StatementLog]) -> None:
+    pool, log = one_connection_pool
+    async with pool.acquire() as conn:
+        mark_session_changed(conn)
+        await conn.execute("SET statement_timeout = '17min'")
+        await conn.execute("SELECT set_config('coherence_sql.probe', 'left behind', false)")
+        await conn.execute("CREATE TEMP TABLE left_behind (n int)")
+    log.take()
+    assert await _setting(pool, "statement_timeout") == "1min"  # the pool's own setting, not 17min
+    assert await _setting(pool, "coherence_sql.probe") == ""
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT to_regclass('pg_temp.left_behind')") is None
+    # Reset once: the mark does not outlive the release it asked for.
+    log.take()
+    await PostgresGraphStore(pool).get_project("npm", "x")
+    assert len(log.take()) == 1
+
+
+async def test_an_unmarked_session_keeps_its_state_which_is_why_nothing_may_change_it(
+    one_connection_pool: tuple[Pool, StatementLog],
+) -> None:
+    """The cost of skipping the reset, shown: an unmarked SET outlives its caller. The stores only
+    use transaction-scoped state (SET LOCAL, set_config(..., true), xact advisory locks)."""
+    pool, _ = one_connection_pool
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT set_config('coherence_sql.probe', 'kept', false)")
+    assert await _setting(pool, "coherence_sql.probe") == "kept"
+
+
+async def test_an_open_transaction_is_rolled_back_on_release(one_connection_pool: tuple[Pool, StatementLog]) -> None:
+    pool, _ = one_connection_pool
+    async with pool.acquire() as conn:
+        await conn.execute("BEGIN")
+        await conn.execute("SELECT set_config('coherence_sql.probe', 'in a transaction', false)")
+    assert await _setting(pool, "coherence_sql.probe") == ""
+
+
+async def test_a_backfill_on_the_pool_leaves_no_session_state(clean_dsn: str) -> None:
+    pool = await create_pool(clean_dsn, PoolSettings(min_size=1, max_size=1))
+    try:
+        await backfill(pool, sample_snapshot(projects=5, edges=5, contributions=5, tasks=2), jobs=1, vacuum=False)
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW statement_timeout") == "1min"
+            assert await conn.fetchval("SELECT current_setting('coherence_sql.backfill_unit', true)") in (None, "")
+            assert await conn.fetchval("SELECT count(*) FROM pg_class WHERE relpersistence = 't'") == 0
+    finally:
+        await pool.close()
