@@ -11,6 +11,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from coherence_sql.commands import (
+    backup_commands,
     codegen_commands,
     cutover_commands,
     data_commands,
@@ -25,5 +26,6 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     codegen_commands,
     cutover_commands,
     data_commands,
+    backup_commands,
     demo_command,
 )

@@ -128,7 +128,7 @@ async def test_the_manifest_records_the_server_the_schema_and_each_file(
 async def test_a_restore_into_a_database_that_holds_anything_is_refused(
     backed_up: BackupResult, source_dsn: str
 ) -> None:
-    with pytest.raises(RestoreTargetNotEmptyError, match="already holds .* object"):
+    with pytest.raises(RestoreTargetNotEmptyError, match=r"already holds .* object"):
         await restore_backup(backed_up.path, source_dsn)
 
 
@@ -235,7 +235,8 @@ def test_pruning_removes_old_backups_keeps_the_newest_and_everything_not_ours(tm
     assert sorted(p.name for p in older_with_note.iterdir()) == ["NOTES.txt"]  # only what we wrote went
     assert [path for path, _ in list_backups(tmp_path)] == [lone, recent]
     assert (tmp_path / "README").read_text() == "keep me"
-    assert (foreign_dir / MANIFEST_NAME).exists() and partial.exists()
+    assert (foreign_dir / MANIFEST_NAME).exists()
+    assert partial.exists()
 
 
 def test_pruning_never_removes_the_newest_even_when_every_backup_is_old(tmp_path: Path) -> None:
@@ -261,7 +262,8 @@ async def test_the_pg_dump_of_the_servers_major_is_picked(source_dsn: str, tmp_p
     major = await _server_major(source_dsn)
     other = _fake_client(tmp_path / "other", "pg_dump", f"{major - 1}.9")
     tool = find_tool("pg_dump", major)
-    assert tool.major == major and tool.version.startswith(f"pg_dump (PostgreSQL) {major}.")
+    assert tool.major == major
+    assert tool.version.startswith(f"pg_dump (PostgreSQL) {major}.")
     assert find_tool("pg_dump", major, search=[other, tool.path.parent]).path == tool.path
 
 
@@ -295,7 +297,8 @@ def test_backup_then_restore_by_name_from_the_command_line(
     stale = _fake_backup(tmp_path, "stale", _database_name(source_dsn), 400)
     assert main(["--json", "backup", "--dir", str(tmp_path), "--keep-days", "30", "--database-url", source_dsn]) == 0
     made = json.loads(capsys.readouterr().out)
-    assert made["pruned"] == [str(stale)] and made["kept"] == [made["backup"]]
+    assert made["pruned"] == [str(stale)]
+    assert made["kept"] == [made["backup"]]
     assert main(["restore", made["backup"], "--check"]) == 0
     assert "intact:" in capsys.readouterr().out
     name = f"cs_restore_{os.getpid()}_cli"
@@ -303,7 +306,8 @@ def test_backup_then_restore_by_name_from_the_command_line(
         code = main(["--json", "restore", made["backup"], "--into", name, "--database-url", pg_server.admin_dsn])
         restored = json.loads(capsys.readouterr().out)
         assert code == 0, restored
-        assert restored["created"] is True and restored["schema_version"] == discover()[-1].version
+        assert restored["created"] is True
+        assert restored["schema_version"] == discover()[-1].version
         assert main(["--json", "restore", made["backup"], "--into", name, "--database-url", pg_server.admin_dsn]) == 2
         assert json.loads(capsys.readouterr().out)["error"]["type"] == "RestoreTargetNotEmptyError"
     finally:
