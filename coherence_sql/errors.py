@@ -21,6 +21,11 @@ class ConfigurationError(CoherenceSQLError):
     """A setting (environment variable or argument) is missing or out of range."""
 
 
+class DatabaseNotWritableError(ConfigurationError):
+    """DATABASE_URL names a database the role cannot write: a hot standby, read-only sessions, or
+    privileges missing on the tables the stores write (coherence_sql.health.STORE_WRITES)."""
+
+
 class DuplicateError(CoherenceSQLError):
     """A unique key is already taken."""
 
@@ -112,6 +117,10 @@ class JournalWriteError(JournalError):
 
 class DatabaseError(CoherenceSQLError):
     """A PostgreSQL error with no more specific translation."""
+
+
+class MetricsFileError(CoherenceSQLError):
+    """A metrics textfile (`verify --metrics-file`) could not be written: the directory is missing or not writable."""
 
 
 class BackupError(CoherenceSQLError):
