@@ -17,6 +17,7 @@ from coherence_sql.commands import (
     data_commands,
     db_commands,
     demo_command,
+    metrics_commands,
     schema_commands,
 )
 
@@ -27,5 +28,6 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     cutover_commands,
     data_commands,
     backup_commands,
+    metrics_commands,
     demo_command,
 )

@@ -18,6 +18,8 @@ from typing import Any
 from coherence_sql.commands import render
 from coherence_sql.commands.database import add_database_options, chosen_dsn
 from coherence_sql.cutover.service import default_journal_path
+from coherence_sql.errors import CoherenceSQLError
+from coherence_sql.metrics.verify import write_verify_textfile
 from coherence_sql.redaction import redact
 from coherence_sql.stores.memory import MemoryStores
 from coherence_sql.transfer.backfill import (
@@ -134,6 +136,14 @@ def register(subparsers: Any) -> None:
     )
     check.add_argument("--limit", type=int, default=200, help="differences printed in the table (0: all)")
     check.add_argument("--json", action="store_true", help="print the full report as JSON")
+    check.add_argument(
+        "--metrics-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write coherence_sql_verify_* to PATH, a node_exporter textfile (written atomically; "
+        "a run that fails before comparing writes success 0)",
+    )
     _database_option(check)
     check.set_defaults(run=_verify)
 
@@ -232,15 +242,22 @@ async def _backfill(args: argparse.Namespace) -> int:
 
 async def _verify(args: argparse.Namespace) -> int:
     dsn = chosen_dsn(args, "verify", needs="the PostgreSQL to compare the source with")
-    with render.step_progress("verify", "tables", enabled=_show_progress(args)) as progress:
-        report = await verify(
-            args.source,
-            dsn,
-            sample_percent=args.sample_percent,
-            threshold_percent=args.threshold,
-            journal=args.journal or default_journal_path(),
-            progress=progress,
-        )
+    try:
+        with render.step_progress("verify", "tables", enabled=_show_progress(args)) as progress:
+            report = await verify(
+                args.source,
+                dsn,
+                sample_percent=args.sample_percent,
+                threshold_percent=args.threshold,
+                journal=args.journal or default_journal_path(),
+                progress=progress,
+            )
+    except CoherenceSQLError:
+        if args.metrics_file is not None:  # the alert on verify failing must see this run too
+            write_verify_textfile(args.metrics_file, passed=False, differences=None)
+        raise
+    if args.metrics_file is not None:
+        write_verify_textfile(args.metrics_file, passed=report.passed, differences=len(report.differences))
     if args.json:
         render.print_json(report.as_json())
     else:
