@@ -45,7 +45,13 @@ def every_command(parser: object, prefix: tuple[str, ...] = ()) -> list[tuple[st
     return found
 
 
-REQUIRED = {"backfill": ["s.json"], "verify": ["s.json"], "rollback": ["--phase", "1"]}
+REQUIRED = {
+    "backfill": ["s.json"],
+    "verify": ["s.json"],
+    "rollback": ["--phase", "1"],
+    "backup": ["--dir", "backups"],
+    "restore": ["backups/x"],
+}
 
 
 def test_every_command_takes_json_before_or_after_its_name() -> None:
