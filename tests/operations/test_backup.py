@@ -14,7 +14,7 @@ import stat
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import asyncpg
 import pytest
@@ -39,6 +39,7 @@ from coherence_sql.errors import (
     ConfigurationError,
     RestoreTargetNotEmptyError,
 )
+from coherence_sql.redaction import redact
 from coherence_sql.schema import discover, migrate
 from coherence_sql.testing.server import PgServer
 from coherence_sql.transfer.backfill import backfill
@@ -47,6 +48,7 @@ from coherence_sql.transfer.sample import sample_snapshot
 from coherence_sql.transfer.verify import verify
 
 NewDatabase = Callable[[], Awaitable[str]]
+PASSWORD = "Pw@/:?#%secret"  # the characters a URL must percent-encode
 
 
 async def _server_major(dsn: str) -> int:
@@ -289,6 +291,31 @@ def test_the_password_goes_to_the_childs_environment_never_its_arguments() -> No
     assert "PGPASSWORD" not in child_connection("postgresql://backup@db/app", {"PGPASSWORD": "stale"}).env
     with pytest.raises(ConfigurationError, match="needs a postgresql:// URL"):
         child_connection("host=db password=pw")
+
+
+async def test_pg_dump_gets_the_password_in_its_environment_not_its_arguments(source_dsn: str, tmp_path: Path) -> None:
+    """A wrapper records what pg_dump was given, then runs the real one (the server trusts any password)."""
+    major = await _server_major(source_dsn)
+    real = find_tool("pg_dump", major).path
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    seen = tmp_path / "seen"
+    wrapper = bin_dir / "pg_dump"
+    wrapper.write_text(f'#!/bin/sh\necho "$* PGPASSWORD=$PGPASSWORD" >> {seen}\nexec {real} "$@"\n')
+    wrapper.chmod(0o700)
+    parts = urlsplit(source_dsn)
+    user, _, hosts = parts.netloc.rpartition("@")
+    with_password = parts._replace(netloc=f"{user}:{quote(PASSWORD, safe='')}@{hosts}").geturl()
+    result = await backup_database(with_password, tmp_path / "backups", pg_bin_dirs=[bin_dir])
+    version_call, dump_call = seen.read_text().splitlines()
+    assert version_call.startswith("--version")
+    arguments, _, environment = dump_call.partition(" PGPASSWORD=")
+    assert "--format=custom" in arguments
+    assert PASSWORD not in arguments
+    assert quote(PASSWORD, safe="") not in arguments
+    assert environment == PASSWORD
+    assert PASSWORD not in (result.path / MANIFEST_NAME).read_text()
+    assert result.manifest.server == redact(with_password)
 
 
 def test_backup_then_restore_by_name_from_the_command_line(
