@@ -2,7 +2,9 @@
 
 Each file runs in its own transaction (unless its first line is `-- no-transaction`) and is
 recorded with its checksum; one runner at a time holds a session advisory lock on its own
-connection. An edited or removed applied file, or a dirty database, stops every run.
+connection. An edited or removed applied file, or a dirty database, stops every run. A role that
+may not change the schema (the application's) may run it: with nothing pending it says so, with
+something pending it is refused (MigrationPrivilegeError) before any statement runs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from coherence_sql.errors import (
     DirtyDatabaseError,
     MigrationError,
     MigrationLockTimeoutError,
+    MigrationPrivilegeError,
     SchemaError,
     SchemaNotCurrentError,
     translate,
@@ -272,9 +275,15 @@ async def _migrate_on(
         return MigrationReport(applied=_plan(files, await _history(conn)), dry_run=True)
     await _acquire_lock(conn, lock_wait_s)
     try:
-        await conn.execute(_CREATE_HISTORY)
+        rights = await _rights(conn)
+        if rights.history_owner is None:
+            _require_rights(rights, files, "create the migration history table")
+            await conn.execute(_CREATE_HISTORY)
         pending = _plan(files, await _history(conn))  # re-read under the lock
-        applied_by = _applied_by(await conn.fetchval("SELECT current_user"))
+        if not pending:
+            return MigrationReport()  # nothing to do, whoever asks (the application role too)
+        _require_rights(rights, pending, f"apply {pending[0].filename}")
+        applied_by = _applied_by(rights.role_name)
         report = MigrationReport()
         for file in pending:
             report.durations_ms.append(await _apply(conn, file, applied_by))
@@ -283,6 +292,55 @@ async def _migrate_on(
     finally:
         if not conn.is_closed():
             await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rights:
+    """What the connected role may do to the schema."""
+
+    role_name: str
+    superuser: bool
+    may_create: bool  # CREATE on the current schema
+    history_owner: str | None  # None: no history table yet
+    owns_history: bool  # the role is (a member of) the history table's owner
+    schema_owner: str | None  # the current schema's owner (the database's for pg_database_owner)
+
+
+# The runner's own catalog question, like its history SQL: it must work before anything else does.
+_RIGHTS: Final = f"""
+SELECT
+    current_user::text AS role_name,
+    coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) AS superuser,
+    coalesce(has_schema_privilege(current_schema(), 'CREATE'), false) AS may_create,
+    pg_get_userbyid(c.relowner)::text AS history_owner,
+    coalesce(pg_has_role(current_user, c.relowner, 'USAGE'), false) AS owns_history,
+    coalesce(
+        nullif(pg_get_userbyid(n.nspowner)::text, 'pg_database_owner'),
+        (SELECT pg_get_userbyid(d.datdba)::text FROM pg_database AS d WHERE d.datname = current_database())
+    ) AS schema_owner
+FROM (SELECT 1) AS one
+LEFT JOIN pg_class AS c ON c.oid = to_regclass('{HISTORY_TABLE}')
+LEFT JOIN pg_namespace AS n ON n.nspname = current_schema()
+"""
+
+
+async def _rights(conn: Connection) -> _Rights:
+    row = await conn.fetchrow(_RIGHTS)
+    assert row is not None
+    return _Rights(**dict(row))
+
+
+def _require_rights(rights: _Rights, pending: Sequence[SchemaFile], action: str) -> None:
+    """Refuse, saying which role should migrate, before a statement fails on `permission denied`."""
+    if rights.superuser or (rights.may_create and (rights.history_owner is None or rights.owns_history)):
+        return
+    who = rights.history_owner or rights.schema_owner or "the schema's owner"
+    waiting = f"{len(pending)} schema file(s) pending ({pending[0].filename} first)"
+    missing = "CREATE on the schema" if not rights.may_create else f"membership in {who}, which owns the schema"
+    raise MigrationPrivilegeError(
+        f"the role {rights.role_name} cannot migrate ({waiting}): to {action} it needs {missing}; "
+        f"run `coherence-sql migrate` as {who} (docs/deployment.md, Roles and least privilege)"
+    )
 
 
 async def status(dsn: str | None = None, *, directory: Path | None = None) -> SchemaStatus:

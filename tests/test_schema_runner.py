@@ -22,6 +22,7 @@ from coherence_sql.errors import (
     DirtyDatabaseError,
     MigrationError,
     MigrationLockTimeoutError,
+    MigrationPrivilegeError,
     SchemaNotCurrentError,
 )
 from coherence_sql.resources import schema_dir
@@ -677,8 +678,10 @@ async def test_a_role_that_may_not_create_tables_gets_a_migration_error(fresh_ds
     reader = fresh_dsn.replace("postgres@", "cs_reader@", 1)
     try:
         with pytest.raises(
-            MigrationError,
-            match=r"^migrate: (permission denied for schema public|no schema has been selected to create in)",
+            MigrationPrivilegeError,
+            match=r"^the role cs_reader cannot migrate \(1 schema file\(s\) pending \(001_reader.sql first\)\): "
+            r"to create the migration history table it needs CREATE on the schema; "
+            r"run `coherence-sql migrate` as postgres",
         ):
             await migrate(reader, directory=files)
     finally:
