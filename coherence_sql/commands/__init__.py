@@ -17,6 +17,7 @@ from coherence_sql.commands import (
     data_commands,
     db_commands,
     demo_command,
+    loadtest_commands,
     metrics_commands,
     schema_commands,
 )
@@ -29,5 +30,6 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     data_commands,
     backup_commands,
     metrics_commands,
+    loadtest_commands,
     demo_command,
 )
