@@ -5,3 +5,32 @@ SELECT 1 AS "ok!";
 -- name: server_version()$
 -- The server's version string, for status pages.
 SELECT current_setting('server_version') AS "version!";
+
+-- name: server_state(tables, privileges)^
+-- The server as a health check and the start-up check see it, in one round trip: its version,
+-- whether it is a hot standby or its sessions are read-only, the role, whether the schema history
+-- exists, and which of the given privileges ("table PRIVILEGE", pairwise) the role lacks.
+SELECT
+    current_setting('server_version') AS "version!",
+    pg_is_in_recovery() AS "in_recovery!",
+    current_setting('transaction_read_only') = 'on' AS "read_only!",
+    current_user AS "role!",
+    to_regclass('schema_migrations') IS NOT NULL AS "has_history!",
+    array(
+        SELECT w.table_name || ' ' || w.privilege
+        FROM unnest(:tables::text[], :privileges::text[]) WITH ORDINALITY AS w (table_name, privilege, ord)
+        WHERE
+            to_regclass(w.table_name) IS NULL
+            OR NOT has_table_privilege(to_regclass(w.table_name), w.privilege)
+        ORDER BY w.ord
+    ) AS "missing!";
+
+-- name: schema_history()
+-- The applied schema files, for comparing with the files this code ships.
+SELECT
+    version AS "version!",
+    name AS "name!",
+    checksum AS "checksum!",
+    success AS "success!"
+FROM schema_migrations
+ORDER BY version;

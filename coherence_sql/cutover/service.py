@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -38,7 +39,17 @@ from coherence_sql.cutover.stores import (
     CutoverGraphStore,
     replay_journal,
 )
-from coherence_sql.errors import CoherenceSQLError, CutoverError, DatabaseUnavailableError
+from coherence_sql.errors import CoherenceSQLError, CutoverError, DatabaseNotWritableError, DatabaseUnavailableError
+from coherence_sql.health import (
+    HEALTH_TIMEOUT_S,
+    CutoverCheck,
+    DatabaseCheck,
+    DatabaseProbe,
+    HealthReport,
+    cutover_verdict,
+    probe_database,
+    require_writable,
+)
 from coherence_sql.sql import health as health_sql
 from coherence_sql.sql import shadow as shadow_sql
 from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore
@@ -125,6 +136,10 @@ class CutoverStores:
                 return True
             try:
                 postgres = await self.open_postgres()
+            except DatabaseNotWritableError as exc:
+                self.last_connect_error = f"{type(exc).__name__}: {exc}"
+                log.error("PostgreSQL answers but cannot be written, staying degraded: %s", exc)
+                return False
             except CoherenceSQLError as exc:
                 self.last_connect_error = f"{type(exc).__name__}: {exc}"
                 log.warning("PostgreSQL still unreachable, staying degraded: %s", self.last_connect_error)
@@ -253,6 +268,42 @@ class CutoverStores:
             recent=list(self.core.stats.recent_dead_letters)[-10:],
         )
 
+    async def check_health(self, timeout_s: float = HEALTH_TIMEOUT_S) -> HealthReport:
+        """For the API's `/api/ready` (coherence_sql.health): PostgreSQL's round trip within
+        `timeout_s`, its schema and writability, and the cut-over's state; `ready` by phase (in
+        phases 1-2 memory serves, so PostgreSQL's problems are warnings). Never raises for a
+        database that is down, and returns within `timeout_s`."""
+        started = time.perf_counter()
+        probe: DatabaseProbe | None = None
+        if self.core.settings.uses_postgres:
+            if self.postgres is None:
+                error = self.last_connect_error or "not reached since start-up"
+                probe = DatabaseProbe(database=DatabaseCheck(reachable=False, error=error))
+            else:
+                probe = await probe_database(self.postgres.pool, timeout_s)
+        journal = self.core.journal
+        pending: int | None = 0
+        letters: int | None = 0
+        if journal is not None:
+            try:
+                pending = journal.pending()
+            except (OSError, CoherenceSQLError):
+                pending = None
+            try:
+                letters = journal.dead_letters.count()
+            except (OSError, CoherenceSQLError):
+                letters = None
+        diverged = self.core.diverged
+        cutover = CutoverCheck(
+            phase=self.core.settings.phase.value,
+            degraded=self.degraded,
+            diverged=diverged is not None,
+            diverged_since=diverged,
+            journal_pending=pending,
+            dead_letters=letters,
+        )
+        return cutover_verdict(cutover, probe, checked_in_ms=round((time.perf_counter() - started) * 1000, 2))
+
     async def store_status(self) -> StoreStatus:
         """The cut-over's state now (coherence_sql.cutover.status); `.model_dump()` is the JSON the API serves."""
         core = self.core
@@ -371,7 +422,13 @@ async def open_cutover_stores(
         if chosen.uses_postgres:
 
             async def open_postgres() -> PostgresStores:
-                return await stack.enter_async_context(connect(chosen.database_url))
+                # A database the role cannot write is a configuration problem, not an outage: it
+                # fails the start in every phase (docs/decisions.md, "Operating it").
+                async with AsyncExitStack() as opening:
+                    postgres = await opening.enter_async_context(connect(chosen.database_url))
+                    await require_writable(postgres.pool)
+                    stack.push_async_exit(opening.pop_all())
+                return postgres
 
             journal = WriteJournal(chosen.journal_path or default_journal_path())
             try:

@@ -6,8 +6,12 @@ change the SQL and run `coherence-sql generate` again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from operator import itemgetter
 from time import perf_counter
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+from asyncpg import Record
 
 from coherence_sql.errors import DRIVER_FAILURES
 from coherence_sql.metrics.queries import QueryTimer
@@ -45,3 +49,105 @@ async def server_version(conn: Executor) -> str | None:
     finally:
         SERVER_VERSION_TIMER.observe(started)
     return value
+
+
+class ServerStateRow(Record):
+    """One row of server_state: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def version(self) -> str: ...
+        @property
+        def in_recovery(self) -> bool: ...
+        @property
+        def read_only(self) -> bool: ...
+        @property
+        def role(self) -> str: ...
+        @property
+        def has_history(self) -> bool: ...
+        @property
+        def missing(self) -> list[str]: ...
+    else:
+        version = property(itemgetter(0))
+        in_recovery = property(itemgetter(1))
+        read_only = property(itemgetter(2))
+        role = property(itemgetter(3))
+        has_history = property(itemgetter(4))
+        missing = property(itemgetter(5))
+
+
+SERVER_STATE_SQL: Final = """\
+SELECT
+    current_setting('server_version') AS "version!",
+    pg_is_in_recovery() AS "in_recovery!",
+    current_setting('transaction_read_only') = 'on' AS "read_only!",
+    current_user AS "role!",
+    to_regclass('schema_migrations') IS NOT NULL AS "has_history!",
+    array(
+        SELECT w.table_name || ' ' || w.privilege
+        FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w (table_name, privilege, ord)
+        WHERE
+            to_regclass(w.table_name) IS NULL
+            OR NOT has_table_privilege(to_regclass(w.table_name), w.privilege)
+        ORDER BY w.ord
+    ) AS "missing!";"""
+SERVER_STATE_TIMER: Final = QueryTimer("health.server_state")
+
+
+async def server_state(conn: Executor, *, tables: Sequence[str], privileges: Sequence[str]) -> ServerStateRow | None:
+    """The server as a health check and the start-up check see it, in one round trip: its version,
+    whether it is a hot standby or its sessions are read-only, the role, whether the schema history
+    exists, and which of the given privileges ("table PRIVILEGE", pairwise) the role lacks.
+    """
+    started = perf_counter()
+    try:
+        return await conn.fetchrow(SERVER_STATE_SQL, tables, privileges, record_class=ServerStateRow)
+    except DRIVER_FAILURES as exc:
+        raise SERVER_STATE_TIMER.failure(exc) from None
+    finally:
+        SERVER_STATE_TIMER.observe(started)
+
+
+class SchemaHistoryRow(Record):
+    """One row of schema_history: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def version(self) -> int: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def checksum(self) -> str: ...
+        @property
+        def success(self) -> bool: ...
+    else:
+        version = property(itemgetter(0))
+        name = property(itemgetter(1))
+        checksum = property(itemgetter(2))
+        success = property(itemgetter(3))
+
+
+SCHEMA_HISTORY_SQL: Final = """\
+SELECT
+    version AS "version!",
+    name AS "name!",
+    checksum AS "checksum!",
+    success AS "success!"
+FROM schema_migrations
+ORDER BY version;"""
+SCHEMA_HISTORY_TIMER: Final = QueryTimer("health.schema_history")
+
+
+async def schema_history(conn: Executor) -> list[SchemaHistoryRow]:
+    """The applied schema files, for comparing with the files this code ships."""
+    started = perf_counter()
+    try:
+        return await conn.fetch(SCHEMA_HISTORY_SQL, record_class=SchemaHistoryRow)
+    except DRIVER_FAILURES as exc:
+        raise SCHEMA_HISTORY_TIMER.failure(exc) from None
+    finally:
+        SCHEMA_HISTORY_TIMER.observe(started)

@@ -1,0 +1,351 @@
+"""Health for /api/ready (coherence_sql.health) and the start-up refusal of a database the role
+cannot write.
+
+`check_health()` reports, never raises, and returns within its timeout even when the server is
+frozen; the schema is compared file by file (behind and edited files stop readiness, ahead is a
+warning); readiness of the cut-over stores depends on the phase. The faults (a frozen server,
+read-only sessions, revoked privileges) are done to a private server of this module's own
+(tests/faults/server.py), never to the shared test server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from coherence_sql.cutover.service import CutoverStores, PostgresMismatchRecorder, open_cutover_stores
+from coherence_sql.cutover.settings import CutoverSettings
+from coherence_sql.cutover.shadow import Mismatch
+from coherence_sql.db import create_pool
+from coherence_sql.embedded import scratch_parent
+from coherence_sql.errors import DatabaseNotWritableError
+from coherence_sql.health import (
+    STORE_WRITES,
+    CutoverCheck,
+    DatabaseCheck,
+    DatabaseProbe,
+    check_health,
+    cutover_verdict,
+)
+from coherence_sql.models import Asset, AssetType, Contributor, ContributorType, GitHubOrganization
+from coherence_sql.schema import discover
+from coherence_sql.stores.postgres import PostgresStores
+from coherence_sql.stores.postgres import connect as connect_stores
+from tests.cutover.workload import Workload
+from tests.faults.server import APP_ROLE, PrivateServer
+from tests.faults.traffic import dual_write_settings
+from tests.pg import execute
+
+TIMEOUT_S = 1.0  # the health check's timeout in the frozen-server test (5 s in production)
+MARGIN_S = 1.0  # what a loaded 2-core machine may add to it
+
+
+# -- on the shared test server -------------------------------------------------------------------
+
+
+async def test_the_postgres_stores_on_a_current_writable_database_are_ready(
+    postgres_stores: PostgresStores,
+) -> None:
+    report = await check_health(postgres_stores)
+    assert report.ready is True
+    assert report.reasons == []
+    assert report.warnings == []
+    assert report.database is not None
+    assert report.database.reachable is True
+    assert report.database.server_version
+    assert report.database.round_trip_ms is not None
+    assert report.database.round_trip_ms > 0
+    assert report.schema_files is not None
+    assert report.schema_files.current is True
+    assert report.schema_files.shipped == report.schema_files.applied == len(discover())
+    assert report.writes is not None
+    assert report.writes.writable is True
+    assert report.writes.missing_privileges == []
+    assert report.cutover is None
+    # A pool's users get the same check.
+    assert (await check_health(postgres_stores.pool)).ready is True
+
+
+async def test_an_empty_database_is_not_ready_and_the_report_names_every_pending_file(empty_dsn: str) -> None:
+    pool = await create_pool(empty_dsn)
+    try:
+        report = await check_health(pool)
+    finally:
+        await pool.close()
+    assert report.ready is False
+    assert report.schema_files is not None
+    assert report.schema_files.applied == 0
+    assert report.schema_files.behind == [f.filename for f in discover()]
+    assert any("001_initial_schema.sql" in reason and "coherence-sql migrate" in reason for reason in report.reasons)
+    # The stores' tables do not exist either: nothing they write can be written.
+    assert report.writes is not None
+    assert "projects INSERT" in report.writes.missing_privileges
+
+
+async def test_a_schema_ahead_of_the_code_is_a_warning_and_an_edited_file_is_a_reason(
+    postgres_stores: PostgresStores, clean_dsn: str
+) -> None:
+    newest = discover()[-1]
+    try:
+        await execute(
+            clean_dsn,
+            "INSERT INTO schema_migrations (version, name, checksum, applied_by, success) "
+            "VALUES (999, 'from_the_future', 'x', 'test', true)",
+        )
+        report = await check_health(postgres_stores)
+        assert report.ready is True
+        assert report.schema_files is not None
+        assert report.schema_files.ahead == ["999_from_the_future.sql"]
+        assert any("ahead of this code: 999_from_the_future.sql" in warning for warning in report.warnings)
+
+        await execute(clean_dsn, f"UPDATE schema_migrations SET checksum = 'edited' WHERE version = {newest.version}")
+        report = await check_health(postgres_stores)
+        assert report.ready is False
+        assert report.schema_files is not None
+        assert report.schema_files.changed == [newest.filename]
+        assert any(newest.filename in reason for reason in report.reasons)
+    finally:
+        await execute(clean_dsn, "DELETE FROM schema_migrations WHERE version = 999")
+        await execute(
+            clean_dsn,
+            f"UPDATE schema_migrations SET checksum = '{newest.checksum}' WHERE version = {newest.version}",
+        )
+
+
+async def test_the_cutover_stores_report_their_state(cutover_stores: CutoverStores) -> None:
+    report = await cutover_stores.check_health()
+    assert report.ready is True
+    assert report.reasons == []
+    assert report.cutover == CutoverCheck(
+        phase="dual-write", degraded=False, diverged=False, diverged_since=None, journal_pending=0, dead_letters=0
+    )
+    assert report.database is not None
+    assert report.database.reachable is True
+    # What the API serves: JSON that reads back as the same model.
+    assert type(report).model_validate_json(report.model_dump_json()) == report
+
+
+async def test_in_the_memory_phase_postgres_is_not_asked(tmp_path: Path) -> None:
+    async with open_cutover_stores(CutoverSettings(), reconcile_interval_s=None) as stores:
+        report = await stores.check_health()
+    assert report.ready is True
+    assert report.database is None
+    assert report.schema_files is None
+    assert report.cutover is not None
+    assert report.cutover.phase == "memory"
+
+
+# -- readiness by phase (the verdict alone) ------------------------------------------------------
+
+
+def _cutover(phase: str, *, diverged: bool = False) -> CutoverCheck:
+    return CutoverCheck(
+        phase=phase,  # type: ignore[arg-type]
+        degraded=False,
+        diverged=diverged,
+        diverged_since="2026-12-01T00:00:00Z" if diverged else None,
+        journal_pending=3,
+        dead_letters=0,
+    )
+
+
+DOWN = DatabaseProbe(database=DatabaseCheck(reachable=False, error="DatabaseUnavailableError: refused"))
+
+
+def test_in_dual_write_postgres_down_or_diverged_leaves_the_api_ready_with_warnings() -> None:
+    report = cutover_verdict(_cutover("dual-write", diverged=True), DOWN, checked_in_ms=1.0)
+    assert report.ready is True
+    assert report.reasons == []
+    assert "PostgreSQL does not answer: DatabaseUnavailableError: refused" in report.warnings
+    assert any("diverged" in warning for warning in report.warnings)
+    assert "3 write(s) wait in the journal for PostgreSQL" in report.warnings
+
+
+def test_in_phase_3_postgres_down_or_diverged_is_not_ready() -> None:
+    down = cutover_verdict(_cutover("postgres-primary"), DOWN, checked_in_ms=1.0)
+    assert down.ready is False
+    assert down.reasons == ["PostgreSQL does not answer: DatabaseUnavailableError: refused"]
+    up = DatabaseProbe(database=DatabaseCheck(reachable=True))
+    diverged = cutover_verdict(_cutover("postgres-primary", diverged=True), up, checked_in_ms=1.0)
+    assert diverged.ready is False
+    assert diverged.reasons == ["PostgreSQL diverged since 2026-12-01T00:00:00Z: it misses writes nothing can replay"]
+
+
+# -- on a private server: frozen, read-only, privileges ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def _private_server() -> Iterator[PrivateServer]:
+    parent = Path(tempfile.mkdtemp(prefix="coherence-sql-health-", dir=scratch_parent()))
+    server = PrivateServer(parent / "pg")
+    try:
+        yield server
+    finally:
+        server.destroy()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+async def _prepared(_private_server: PrivateServer) -> PrivateServer:
+    await _private_server.prepare()
+    return _private_server
+
+
+@pytest.fixture
+async def server(_prepared: PrivateServer) -> AsyncIterator[PrivateServer]:
+    await _prepared.heal()
+    try:
+        yield _prepared
+    finally:
+        await _prepared.heal()
+
+
+@pytest.fixture
+async def database(server: PrivateServer) -> str:
+    return await server.new_database()
+
+
+@pytest.mark.slow
+async def test_a_frozen_server_is_reported_within_the_timeout(server: PrivateServer, database: str) -> None:
+    async with connect_stores(server.app_dsn(database)) as stores:
+        assert (await check_health(stores, timeout_s=TIMEOUT_S)).ready is True
+        server.freeze()
+        try:
+            started = time.perf_counter()
+            report = await check_health(stores, timeout_s=TIMEOUT_S)
+            took = time.perf_counter() - started
+        finally:
+            server.thaw()
+    assert took < TIMEOUT_S + MARGIN_S, took
+    assert report.ready is False
+    assert report.database == DatabaseCheck(reachable=False, error=f"no answer within {TIMEOUT_S:g}s")
+    assert report.reasons == [f"PostgreSQL does not answer: no answer within {TIMEOUT_S:g}s"]
+
+
+async def test_the_stores_refuse_to_start_on_read_only_sessions(
+    server: PrivateServer, database: str, tmp_path: Path
+) -> None:
+    await server.set_read_only(True)
+    settings = dual_write_settings(server.app_dsn(database), tmp_path / "journal.jsonl")
+    with pytest.raises(DatabaseNotWritableError, match=r"read-only \(default_transaction_read_only = on\)"):
+        async with open_cutover_stores(settings, reconcile_interval_s=None):
+            pass
+
+
+async def test_the_stores_refuse_to_start_without_the_privileges_they_write_with(
+    server: PrivateServer, database: str, tmp_path: Path
+) -> None:
+    await execute(
+        server.admin_dsn(database),
+        f"REVOKE INSERT ON contributions FROM {APP_ROLE}; REVOKE DELETE ON agent_tasks FROM {APP_ROLE}",
+    )
+    settings = dual_write_settings(server.app_dsn(database), tmp_path / "journal.jsonl")
+    with pytest.raises(DatabaseNotWritableError) as refused:
+        async with open_cutover_stores(settings, reconcile_interval_s=None):
+            pass
+    assert str(refused.value) == (
+        f"the stores cannot write to this database: role {APP_ROLE} lacks contributions INSERT, agent_tasks DELETE"
+    )
+    assert server.password not in str(refused.value)
+
+
+@pytest.mark.slow
+async def test_a_degraded_start_stays_degraded_while_the_database_cannot_be_written(
+    server: PrivateServer,
+    database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("POSTGRES_POOL_TIMEOUT", "1")
+    settings = dual_write_settings(server.app_dsn(database), tmp_path / "journal.jsonl")
+    server.freeze()  # away at start-up: phases 1-2 start degraded
+    try:
+        async with open_cutover_stores(settings, reconcile_interval_s=None) as stores:
+            server.thaw()
+            await server.set_read_only(True)  # back, but as a read-only node
+            with caplog.at_level(logging.ERROR, logger="coherence_sql.cutover.service"):
+                assert await stores.attach_postgres() is False
+            assert stores.degraded is True
+            assert "cannot be written" in caplog.text
+            report = await stores.check_health()
+            assert report.ready is True  # memory serves in dual-write
+            assert any("DatabaseNotWritableError" in warning and "read-only" in warning for warning in report.warnings)
+
+            await server.set_read_only(False)
+            assert await stores.attach_postgres() is True
+            assert (await stores.check_health()).warnings == []
+    finally:
+        server.thaw()
+
+
+@pytest.mark.slow
+async def test_a_role_granted_exactly_the_store_writes_runs_every_write_path(
+    server: PrivateServer, database: str, tmp_path: Path
+) -> None:
+    """STORE_WRITES is enough: the stores' write paths (their queries, functions and triggers) run
+    as a role that has SELECT and exactly those privileges, and the start-up check lets it in."""
+    role = f"exact_writer_{uuid.uuid4().hex[:8]}"
+    grants = "; ".join(f"GRANT {', '.join(wanted)} ON {table} TO {role}" for table, wanted in STORE_WRITES.items())
+    admin = server.admin_dsn(database)
+    await execute(
+        admin,
+        f"CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA public TO {role}; "
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}; "
+        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}; {grants}",
+    )
+    dsn = f"postgresql://{role}@/{database}?host={server.embedded.socket_dir}"  # trusted local socket
+    try:
+        settings = CutoverSettings(
+            dual_write=True, journal_path=tmp_path / "journal.jsonl", database_url=dsn, shadow_compare_percent=0
+        )
+        async with open_cutover_stores(settings, reconcile_interval_s=None) as stores:
+            assert stores.postgres is not None
+            postgres = stores.postgres
+            load = Workload(postgres.graph, postgres.tasks, seed=11, name="x")
+            for _ in range(80):
+                await load.step()
+            contributor = Contributor(type=ContributorType.HUMAN, name="p", email="p@coherence.dev")
+            person = await postgres.graph.create_contributor(contributor)
+            asset = await postgres.graph.create_asset(Asset(type=AssetType.CODE, description="a"))
+            await postgres.graph.create_contribution(person.id, asset.id, Decimal("1.50"), 0.5, {})
+            organization = GitHubOrganization(id="github-org:x", login="x", type="Organization")
+            await postgres.graph.upsert_github_organization(organization)
+            await postgres.graph.upsert_github_organization(organization)  # the update path
+            mismatch = Mismatch(
+                operation="get_project",
+                key="npm/x",
+                control=None,
+                candidate={"name": "x"},
+                control_ms=1.0,
+                candidate_ms=1.0,
+                error=None,
+                observed_at=datetime.now(UTC),
+            )
+            await PostgresMismatchRecorder(postgres).record(mismatch)
+            await postgres.tasks.clear()
+            assert (await stores.check_health()).writes is not None
+    finally:
+        await execute(admin, f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+async def test_check_health_never_raises_for_a_stopped_server(server: PrivateServer, database: str) -> None:
+    async with connect_stores(server.app_dsn(database)) as stores:
+        await asyncio.to_thread(server.stop)
+        report = await check_health(stores, timeout_s=TIMEOUT_S)
+    assert report.ready is False
+    assert report.database is not None
+    assert report.database.reachable is False
+    assert report.database.error is not None
+    assert report.database.error.startswith(("DatabaseUnavailableError", "PoolTimeoutError"))
+    assert server.password not in report.model_dump_json()
