@@ -1,0 +1,152 @@
+"""The read router on a real primary and two streaming replicas: reads spread, every caller sees its
+own writes while replay is slowed, a paused replica leaves the rotation and comes back, a stopped
+one costs no caller an error."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from typing import cast
+
+import pytest
+
+from coherence_sql.db import Pool
+from coherence_sql.models import Project
+from coherence_sql.replicas import ReadRouter, read_your_writes
+from coherence_sql.stores.postgres import PostgresGraphStore
+from tests.replicas.cluster import ReplicaCluster, on_replica
+from tests.replicas.conftest import routed
+
+pytestmark = pytest.mark.slow
+
+
+def _store(router: ReadRouter) -> PostgresGraphStore:
+    return PostgresGraphStore(cast(Pool, router))
+
+
+def _project(name: str, version: str) -> Project:
+    return Project(ecosystem="npm", name=name, version=version, description="")
+
+
+def _reads(router: ReadRouter) -> dict[str, int]:
+    return {"primary": router.primary_reads, **{r.name: r.reads for r in router.replicas}}
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout_s}s")
+        await asyncio.sleep(0.01)
+
+
+async def test_reads_without_writes_spread_evenly_over_the_replicas(healthy: ReplicaCluster) -> None:
+    async with routed(healthy) as router:
+        assert [r.in_rotation for r in router.replicas] == [True, True]
+        store = _store(router)
+        for _ in range(200):
+            assert await store.get_project("npm", "absent") is None
+        reads = _reads(router)
+    assert reads == {"primary": 0, "replica-1": 100, "replica-2": 100}
+
+
+async def test_a_write_sends_the_writers_next_read_to_the_primary(healthy: ReplicaCluster) -> None:
+    async with routed(healthy) as router:
+        store = _store(router)
+        with read_your_writes():
+            await store.upsert_project(_project("first-read", "1"))
+            before = router.primary_reads
+            found = await store.get_project("npm", "first-read")
+        assert found is not None
+        assert found.version == "1"
+        assert router.primary_reads == before + 1  # no primary sample covers the write yet
+        with read_your_writes():  # another caller, who wrote nothing, reads from a replica
+            await store.get_project("npm", "first-read")
+        assert router.primary_reads == before + 1
+
+
+async def test_every_caller_sees_its_own_writes_while_replay_is_slowed(healthy: ReplicaCluster) -> None:
+    for index in (0, 1):  # every commit reaches the replicas' data 150 ms late
+        await on_replica(healthy, index, "ALTER SYSTEM SET recovery_min_apply_delay = '150ms'")
+        await on_replica(healthy, index, "SELECT pg_reload_conf()")
+    seen: list[tuple[str, str | None]] = []
+
+    async def caller(number: int, scoped: bool) -> None:
+        rng = random.Random(number)
+        for round_ in range(12):
+            version = f"{number}.{round_}"
+            with read_your_writes() if scoped else contextlib.nullcontext():
+                await store.upsert_project(_project(f"caller-{number}", version))
+                await asyncio.sleep(rng.uniform(0, 0.3))
+                found = await store.get_project("npm", f"caller-{number}")
+            seen.append((version, None if found is None else found.version))
+
+    async with routed(healthy) as router:
+        store = _store(router)
+        await asyncio.gather(*(caller(n, scoped=n % 2 == 0) for n in range(8)))
+        reads = _reads(router)
+    assert len(seen) == 96
+    assert [pair for pair in seen if pair[0] != pair[1]] == []
+    # The claim is only worth something if replicas served some of these reads and refused others.
+    assert reads["replica-1"] + reads["replica-2"] > 0, reads
+    assert reads["primary"] > 0, reads
+
+
+async def test_a_paused_replica_leaves_the_rotation_and_comes_back_after_resume(healthy: ReplicaCluster) -> None:
+    async with routed(healthy, max_lag_s=0.3) as router:
+        store = _store(router)
+        paused = router.replicas[0]
+        await on_replica(healthy, 0, "SELECT pg_wal_replay_pause()")
+        writes = 0
+
+        async def keep_writing() -> None:
+            nonlocal writes
+            while True:
+                writes += 1
+                await store.upsert_project(_project("ticker", str(writes)))
+                await asyncio.sleep(0.02)
+
+        writer = asyncio.create_task(keep_writing())
+        try:
+            await _until(lambda: not paused.in_rotation, 5.0, "taking the paused replica out")
+            assert paused.problem is not None
+            assert "behind the primary" in paused.problem
+            assert paused.delay_s > 0.3
+            before = paused.reads
+            with read_your_writes():
+                for _ in range(20):
+                    await store.get_project("npm", "ticker")
+            assert paused.reads == before  # out of rotation: not one read
+            await on_replica(healthy, 0, "SELECT pg_wal_replay_resume()")
+            await _until(lambda: paused.in_rotation, 5.0, "putting the resumed replica back")
+        finally:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+        assert paused.problem is None
+        assert router.replicas[1].in_rotation
+
+
+async def test_a_stopped_replica_causes_no_caller_error_and_returns_when_started(healthy: ReplicaCluster) -> None:
+    async with routed(healthy) as router:
+        store = _store(router)
+        await store.upsert_project(_project("steady", "1"))
+        await _until(lambda: router.required_position() is not None, 2.0, "a primary sample after the write")
+        stopping = asyncio.create_task(asyncio.to_thread(healthy.stop_replica, 1))
+        answers = []
+        while not stopping.done():
+            answers.append(await store.get_project("npm", "steady"))
+        await stopping
+        for _ in range(50):  # the stopped replica's pooled connections fail on use: the primary answers
+            answers.append(await store.get_project("npm", "steady"))
+        assert all(a is not None and a.version == "1" for a in answers)
+        stopped = router.replicas[1]
+        await _until(lambda: not stopped.in_rotation, 2.0, "taking the stopped replica out")
+        assert stopped.problem is not None
+        await asyncio.to_thread(healthy.start_replica, 1)
+        await _until(lambda: stopped.in_rotation, 10.0, "the restarted replica's return")
+        before = stopped.reads
+        for _ in range(10):
+            await store.get_project("npm", "steady")
+        assert stopped.reads > before
