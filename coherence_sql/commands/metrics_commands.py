@@ -70,7 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigurationError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     host, port = server.server_address[:2]
-    print(f"serving metrics on http://{host}:{port}/metrics", flush=True)
+    print(f"serving metrics on http://{host!s}:{port}/metrics", flush=True)
     stop = threading.Event()
     # SIGTERM (systemd, docker stop) ends it as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
