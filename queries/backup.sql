@@ -77,3 +77,21 @@ SELECT format('CREATE DATABASE %I', :name::text) AS "statement!";
 -- name: analyze_database()#
 -- Fresh planner statistics after a restore (pg_restore brings back data, not statistics).
 ANALYZE;
+
+-- name: row_count_statement()$
+-- One statement counting every table's rows, as rows (table_name "schema.table", row_count), or
+-- NULL when there are no tables: a table name cannot be a parameter, so the server writes the
+-- statement with format()'s quoting.
+SELECT
+    string_agg(
+        format(
+            'SELECT %L AS table_name, count(*) AS row_count FROM %I.%I',
+            t.schemaname || '.' || t.tablename,
+            t.schemaname,
+            t.tablename
+        ),
+        ' UNION ALL '
+        ORDER BY t.schemaname, t.tablename
+    ) AS statement
+FROM pg_catalog.pg_tables AS t
+WHERE t.schemaname NOT IN ('pg_catalog', 'information_schema');

@@ -32,8 +32,10 @@ __all__ = [
     "DUMP_NAME",
     "PARTIAL_PREFIX",
     "BackupResult",
+    "applied_schema",
     "backup_database",
     "client_search",
+    "row_counts",
     "run_client",
     "server_major",
 ]
@@ -113,15 +115,42 @@ def _complete(partial: Path, manifest: Manifest, final: Path) -> Path:
     return final
 
 
-async def _facts(conn: Connection) -> tuple[str, int, str, list[SchemaFileEntry]]:
-    version = await health.server_version(conn) or "unknown"
-    major = await server_major(conn)
-    database = await backup_sql.current_database_name(conn) or ""
-    files: list[SchemaFileEntry] = []
-    if await backup_sql.schema_history_exists(conn):
-        rows = await backup_sql.applied_schema_files(conn)
-        files = [SchemaFileEntry(version=r.version, name=r.name, checksum=r.checksum) for r in rows]
-    return version, major, database, files
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What the manifest says about the database, read in the snapshot pg_dump dumps."""
+
+    version: str
+    major: int
+    database: str
+    schema_files: list[SchemaFileEntry]
+    row_counts: dict[str, int]
+
+
+async def applied_schema(conn: Connection) -> list[SchemaFileEntry]:
+    """The schema files applied to the database (none when it was never migrated)."""
+    if not await backup_sql.schema_history_exists(conn):
+        return []
+    rows = await backup_sql.applied_schema_files(conn)
+    return [SchemaFileEntry(version=r.version, name=r.name, checksum=r.checksum) for r in rows]
+
+
+async def row_counts(conn: Connection) -> dict[str, int]:
+    """Every table's row count, keyed schema.table."""
+    statement = await backup_sql.row_count_statement(conn)
+    if statement is None:  # no table at all
+        return {}
+    # The statement's text comes from queries/backup.sql's format(): names quoted by the server.
+    return {row["table_name"]: row["row_count"] for row in await conn.fetch(statement)}
+
+
+async def _facts(conn: Connection) -> _Facts:
+    return _Facts(
+        version=await health.server_version(conn) or "unknown",
+        major=await server_major(conn),
+        database=await backup_sql.current_database_name(conn) or "",
+        schema_files=await applied_schema(conn),
+        row_counts=await row_counts(conn),
+    )
 
 
 async def backup_database(
@@ -143,10 +172,12 @@ async def backup_database(
     partial: Path | None = None
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            version, major, database, schema_files = await _facts(conn)
-            tool = await asyncio.to_thread(find_tool, "pg_dump", major, search=client_search(major, pg_bin_dirs))
+            facts = await _facts(conn)
+            tool = await asyncio.to_thread(
+                find_tool, "pg_dump", facts.major, search=client_search(facts.major, pg_bin_dirs)
+            )
             snapshot = await backup_sql.export_snapshot(conn)
-            name = await asyncio.to_thread(_backup_name, database, started, directory)
+            name = await asyncio.to_thread(_backup_name, facts.database, started, directory)
             partial = directory / f"{PARTIAL_PREFIX}{name}"
             await asyncio.to_thread(partial.mkdir)
             dump_args = [
@@ -156,13 +187,14 @@ async def backup_database(
             await run_client(tool, dump_args, child.env, dsn)
         described = await asyncio.to_thread(describe_file, partial / DUMP_NAME)  # pg_dump fsynced it
         manifest = Manifest(
-            database=database,
+            database=facts.database,
             server=redact(dsn),
-            server_version=version,
-            server_major=major,
+            server_version=facts.version,
+            server_major=facts.major,
             started_utc=started,
             finished_utc=datetime.now(UTC) if now is None else now,
-            schema_files=schema_files,
+            schema_files=facts.schema_files,
+            row_counts=facts.row_counts,
             files=[described],
             tools={"pg_dump": tool.version, "coherence_sql": __version__},
         )

@@ -62,6 +62,7 @@ class Manifest(_Strict):
     started_utc: AwareDatetime
     finished_utc: AwareDatetime
     schema_files: list[SchemaFileEntry]
+    row_counts: dict[str, int]  # schema.table -> rows, counted in the dumped snapshot
     files: list[BackupFile] = Field(min_length=1)
     tools: dict[str, str]
 

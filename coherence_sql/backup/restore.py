@@ -4,8 +4,8 @@ Before anything touches a server, every file's size and SHA-256 must match the m
 target must be empty (it is created when it does not exist): restoring over data would mix two
 histories. pg_restore (the target server's major, which reads older archives) runs in one
 transaction and stops at the first error, so a failed restore leaves the target as it was. After
-it, the restored schema history must equal the manifest's, and ANALYZE gives the planner its
-statistics back.
+it, the restored schema history and every table's row count must equal the manifest's, and ANALYZE
+gives the planner its statistics back.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coherence_sql.backup.conninfo import child_connection, database_of, with_database
-from coherence_sql.backup.dump import client_search, run_client, server_major
-from coherence_sql.backup.manifest import MANIFEST_NAME, Manifest, SchemaFileEntry, check_files, read_manifest
+from coherence_sql.backup.dump import applied_schema, client_search, row_counts, run_client, server_major
+from coherence_sql.backup.manifest import MANIFEST_NAME, Manifest, check_files, read_manifest
 from coherence_sql.backup.tools import find_tool
 from coherence_sql.db import Connection, connect
 from coherence_sql.errors import (
@@ -81,15 +81,26 @@ async def _ensure_database(target: str) -> bool:
         await admin.close()
 
 
-def _schema_of(manifest: Manifest) -> list[tuple[int, str, str]]:
-    return [(f.version, f.name, f.checksum) for f in manifest.schema_files]
-
-
-async def _restored_schema(conn: Connection) -> list[SchemaFileEntry]:
-    if not await backup_sql.schema_history_exists(conn):
-        return []
-    rows = await backup_sql.applied_schema_files(conn)
-    return [SchemaFileEntry(version=r.version, name=r.name, checksum=r.checksum) for r in rows]
+async def _check_restored(conn: Connection, manifest: Manifest) -> None:
+    """The restored schema history and row counts must be the manifest's."""
+    restored = await applied_schema(conn)
+    if restored != manifest.schema_files:
+        version = max((f.version for f in restored), default=0)
+        raise BackupError(
+            f"the restored schema history (version {version}) differs from the manifest's (version "
+            f"{manifest.schema_version}): the dump does not match its manifest"
+        )
+    counts = await row_counts(conn)
+    differing = sorted(
+        f"{table} {manifest.row_counts.get(table)} -> {counts.get(table)}"
+        for table in manifest.row_counts.keys() | counts.keys()
+        if manifest.row_counts.get(table) != counts.get(table)
+    )
+    if differing:
+        raise BackupError(
+            f"the restored rows differ from the manifest's counts ({'; '.join(differing[:5])}): "
+            f"the dump does not match its manifest"
+        )
 
 
 async def restore_backup(
@@ -100,7 +111,7 @@ async def restore_backup(
     Raises BackupChecksumError before any connection when a file is damaged,
     RestoreTargetNotEmptyError when the target holds objects, BackupToolNotFoundError when no
     pg_restore of the target's major is found, BackupError when the target server is older than
-    the backup's or the restored schema history differs from the manifest's. `privileges=False`
+    the backup's or the restored schema history or row counts differ from the manifest's. `privileges=False`
     leaves out the GRANTs (for a server without the source's roles).
     """
     manifest = await asyncio.to_thread(verify_backup, backup)
@@ -129,12 +140,7 @@ async def restore_backup(
         if not privileges:
             args.append("--no-privileges")
         await run_client(tool, [*args, str(directory / manifest.dump.name)], child.env, into)
-        restored = await _restored_schema(conn)
-        if [(f.version, f.name, f.checksum) for f in restored] != _schema_of(manifest):
-            raise BackupError(
-                f"the restored schema history (version {max((f.version for f in restored), default=0)}) differs "
-                f"from the manifest's (version {manifest.schema_version}): the dump does not match its manifest"
-            )
+        await _check_restored(conn, manifest)
         await backup_sql.analyze_database(conn)
     except CoherenceSQLError:
         raise

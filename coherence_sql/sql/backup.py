@@ -224,3 +224,35 @@ async def analyze_database(conn: Executor) -> None:
         raise ANALYZE_DATABASE_TIMER.failure(exc) from None
     finally:
         ANALYZE_DATABASE_TIMER.observe(started)
+
+
+ROW_COUNT_STATEMENT_SQL: Final = """\
+SELECT
+    string_agg(
+        format(
+            'SELECT %L AS table_name, count(*) AS row_count FROM %I.%I',
+            t.schemaname || '.' || t.tablename,
+            t.schemaname,
+            t.tablename
+        ),
+        ' UNION ALL '
+        ORDER BY t.schemaname, t.tablename
+    ) AS statement
+FROM pg_catalog.pg_tables AS t
+WHERE t.schemaname NOT IN ('pg_catalog', 'information_schema');"""
+ROW_COUNT_STATEMENT_TIMER: Final = QueryTimer("backup.row_count_statement")
+
+
+async def row_count_statement(conn: Executor) -> str | None:
+    """One statement counting every table's rows, as rows (table_name "schema.table", row_count), or
+    NULL when there are no tables: a table name cannot be a parameter, so the server writes the
+    statement with format()'s quoting.
+    """
+    started = perf_counter()
+    try:
+        value: str | None = await conn.fetchval(ROW_COUNT_STATEMENT_SQL)
+    except DRIVER_FAILURES as exc:
+        raise ROW_COUNT_STATEMENT_TIMER.failure(exc) from None
+    finally:
+        ROW_COUNT_STATEMENT_TIMER.observe(started)
+    return value

@@ -123,6 +123,9 @@ async def test_the_manifest_records_the_server_the_schema_and_each_file(
     assert manifest.files == [describe_file(dump)]
     assert dump.read_bytes()[:5] == b"PGDMP"  # pg_dump's custom format
     assert manifest.started_utc <= manifest.finished_utc
+    assert manifest.row_counts["public.projects"] == 40
+    assert manifest.row_counts["public.contributions"] == 60
+    assert manifest.row_counts["public.agent_tasks"] == 12
     assert sorted(p.name for p in backed_up.path.iterdir()) == [DUMP_NAME, MANIFEST_NAME]
     assert not [p for p in backed_up.path.parent.iterdir() if p.name.startswith(".")]  # no partial left
 
@@ -132,6 +135,17 @@ async def test_a_restore_into_a_database_that_holds_anything_is_refused(
 ) -> None:
     with pytest.raises(RestoreTargetNotEmptyError, match=r"already holds .* object"):
         await restore_backup(backed_up.path, source_dsn)
+
+
+async def test_a_restore_that_does_not_give_back_the_manifests_rows_is_reported(
+    backed_up: BackupResult, database_factory: NewDatabase, tmp_path: Path
+) -> None:
+    copy = _copy(backed_up, tmp_path)
+    data = json.loads((copy / MANIFEST_NAME).read_text())
+    data["row_counts"]["public.projects"] += 1
+    (copy / MANIFEST_NAME).write_text(json.dumps(data))
+    with pytest.raises(BackupError, match=r"restored rows differ .*public\.projects 41 -> 40"):
+        await restore_backup(copy, await database_factory())
 
 
 # -- damaged backups ----------------------------------------------------------------------------
@@ -209,7 +223,7 @@ def _fake_backup(directory: Path, name: str, database: str, age_days: float, *, 
         path,
         Manifest(
             database=database, server="postgresql://backup@db/x", server_version="18.1", server_major=18,
-            started_utc=finished - timedelta(minutes=1), finished_utc=finished, schema_files=[],
+            started_utc=finished - timedelta(minutes=1), finished_utc=finished, schema_files=[], row_counts={},
             files=[describe_file(path / DUMP_NAME)], tools={"pg_dump": "pg_dump (PostgreSQL) 18.1"},
         ),
     )  # fmt: skip
