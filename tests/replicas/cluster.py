@@ -141,9 +141,9 @@ class ReplicaCluster:
             time.sleep(0.05)
 
 
-async def on_replica(cluster: ReplicaCluster, index: int, statement: str) -> Any:
+async def on_replica(cluster: ReplicaCluster, index: int, statement: str, database: str = "postgres") -> Any:
     """One statement on replica `index` as the superuser (pause, resume, settings)."""
-    conn = await asyncpg.connect(cluster.replicas[index].uri(), timeout=10)
+    conn = await asyncpg.connect(cluster.replicas[index].uri(database), timeout=10)
     try:
         return await conn.fetchval(statement)
     finally:
