@@ -15,6 +15,7 @@ from uuid import UUID
 
 from coherence_sql.errors import InvalidValueError
 from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore
+from coherence_sql.stores.postgres import connect
 from coherence_sql.transfer.backfill import backfill
 from coherence_sql.transfer.sample import sample_snapshot
 from coherence_sql.transfer.snapshot import Snapshot, restore_snapshot
@@ -105,8 +106,20 @@ def make_dataset(size: DatasetSize, seed: int = DATASET_SEED) -> Dataset:
 
 
 async def load_postgres(dsn: str, dataset: Dataset) -> LoadedReport:
-    """Backfill the data set; a database that already holds it (same digest) costs a checkpoint read."""
+    """Backfill the data set; a database that already holds it (same digest) costs a checkpoint read.
+
+    A database holding contributors of another data set is refused: the sample data sets share
+    e-mail addresses, so the backfill would keep the other set's contributors and refuse this
+    one's contributions."""
     started = time.perf_counter()
+    async with connect(dsn) as database:
+        ours = await database.graph.get_contributor(dataset.keys.contributors[-1])
+        others = await database.graph.list_contributors(1)
+    if ours is None and others:
+        raise InvalidValueError(
+            "the database holds another data set (an earlier load test with other --dataset sizes, or real "
+            "data): give each data set a scratch database of its own (created, then `coherence-sql migrate`)"
+        )
     report = await backfill(dsn, dataset.snapshot)
     return LoadedReport(rows_inserted=report.inserted, seconds=time.perf_counter() - started)
 
