@@ -19,12 +19,14 @@ from coherence_sql.commands import (
     demo_command,
     loadtest_commands,
     metrics_commands,
+    roles_commands,
     schema_commands,
 )
 
 COMMAND_MODULES: tuple[ModuleType, ...] = (
     db_commands,
     schema_commands,
+    roles_commands,
     codegen_commands,
     cutover_commands,
     data_commands,
