@@ -65,7 +65,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress line (there is none on a pipe either)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     mixed = parser.add_argument_group("mixed (open loop)")
-    mixed.add_argument("--rate", type=float, default=1000.0, help="requests per second (default 1000)")
+    mixed.add_argument(
+        "--rate", default="1000", help="requests per second, or several comma-separated for a sweep (default 1000)"
+    )
     mixed.add_argument("--duration", type=float, default=60.0, help="seconds of scheduled requests (default 60)")
     mixed.add_argument("--concurrency", type=int, default=64, help="requests at once; past it they queue (default 64)")
     mixed.add_argument(
@@ -116,6 +118,17 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=_loadtest)
 
 
+def _rates(text: str) -> list[float]:
+    """`--rate 1000`, or a sweep: `--rate 250,500,1000` runs each rate in turn."""
+    try:
+        rates = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InvalidValueError(f"rate must be requests per second, or several comma-separated; got {text!r}") from None
+    if not rates:
+        raise InvalidValueError("name a rate: requests per second")
+    return rates
+
+
 def _loops(text: str) -> list[str]:
     loops = [name.strip() for name in text.split(",") if name.strip()]
     for name in loops:
@@ -139,13 +152,7 @@ def _runner(loop: str) -> Callable[[Coroutine[Any, Any, list[Leg]]], list[Leg]]:
 def _loadtest(args: argparse.Namespace) -> int:
     targets = targets_from(args.stores, args.phase, args.read_percent)
     loops = _loops(args.loop)
-    plan_settings = OpenLoopSettings(
-        rate=args.rate,
-        duration_s=args.duration,
-        concurrency=args.concurrency,
-        max_queue=args.max_queue,
-        drain_timeout_s=args.drain_timeout,
-    )
+    rates = _rates(args.rate)
     needs_postgres = any(t.uses_postgres for t in targets)
     dsn = (
         chosen_dsn(args, "loadtest", needs="a scratch database it may fill with test data") if needs_postgres else None
@@ -155,26 +162,36 @@ def _loadtest(args: argparse.Namespace) -> int:
     load_before = _loadavg()
     legs: list[Leg] = []
     with tempfile.TemporaryDirectory(prefix="coherence-sql-loadtest-") as workdir:
-        plan = LoadTestPlan(
-            scenario=args.scenario,
-            targets=targets,
-            dsn=dsn,
-            workdir=Path(workdir),
-            open_loop=plan_settings,
-            mix=args.mix,
-            dataset=DatasetSize.parse(args.dataset),
-            runners=args.runners,
-            tasks=args.tasks,
-            updates_per_task=args.updates_per_task,
-            projects=args.projects,
-            batch_size=args.batch_size,
-            writers=args.writers,
-            seed=args.seed,
-        )
+        plans = [
+            LoadTestPlan(
+                scenario=args.scenario,
+                targets=targets,
+                dsn=dsn,
+                workdir=Path(workdir),
+                open_loop=OpenLoopSettings(
+                    rate=rate,
+                    duration_s=args.duration,
+                    concurrency=args.concurrency,
+                    max_queue=args.max_queue,
+                    drain_timeout_s=args.drain_timeout,
+                ),
+                mix=args.mix,
+                dataset=DatasetSize.parse(args.dataset),
+                runners=args.runners,
+                tasks=args.tasks,
+                updates_per_task=args.updates_per_task,
+                projects=args.projects,
+                batch_size=args.batch_size,
+                writers=args.writers,
+                seed=args.seed,
+            )
+            for rate in (rates if args.scenario == "mixed" else rates[:1])
+        ]
+        notice = None if args.json or args.quiet else (lambda text: console.print(f"[dim]{text}[/dim]"))
         for loop in loops:
-            with _live(console, show) as progress:
-                notice = None if args.json or args.quiet else (lambda text: console.print(f"[dim]{text}[/dim]"))
-                legs += _runner(loop)(run_loadtest(plan, loop_name=loop, progress=progress, notice=notice))
+            for plan in plans:
+                with _live(console, show) as progress:
+                    legs += _runner(loop)(run_loadtest(plan, loop_name=loop, progress=progress, notice=notice))
     failed = any(leg.failed for leg in legs)
     data = {
         "scenario": args.scenario,
