@@ -148,6 +148,23 @@ async def test_a_restore_that_does_not_give_back_the_manifests_rows_is_reported(
         await restore_backup(copy, await database_factory())
 
 
+async def test_a_target_server_older_than_the_backups_is_refused_before_pg_restore_runs(
+    backed_up: BackupResult, database_factory: NewDatabase, tmp_path: Path
+) -> None:
+    copy = _copy(backed_up, tmp_path)
+    data = json.loads((copy / MANIFEST_NAME).read_text())
+    data["server_major"] = 99
+    (copy / MANIFEST_NAME).write_text(json.dumps(data))
+    target = await database_factory()
+    with pytest.raises(BackupError, match=r"comes from PostgreSQL 99 .* restore into PostgreSQL 99 or newer"):
+        await restore_backup(copy, target)
+    conn = await asyncpg.connect(target)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0
+    finally:
+        await conn.close()
+
+
 # -- damaged backups ----------------------------------------------------------------------------
 
 
