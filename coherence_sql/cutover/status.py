@@ -1,14 +1,19 @@
-"""The typed store-status payload (spec 054's `GET /api/agent/store-status`), section by section.
+"""The typed store-status payload (spec 054's `GET /api/agent/store-status`, and `/api/health`'s
+store section), section by section.
 
 `CutoverStores.store_status()` returns a `StoreStatus`; `.model_dump()` is the JSON object the API
 serves (the keys are part of the contract: operators' checks and `coherence-sql rollback` read them).
+A FastAPI route can return it as it is (`response_model=StoreStatus`): it serializes to JSON, reads
+back as an equal model, and its OpenAPI schema names every field (docs/deployment.md "Health checks").
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, SerializerFunctionWrapHandler, model_serializer
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 
 class _Section(BaseModel):
@@ -49,6 +54,12 @@ class PostgresHealth(_Section):
     reachable: bool | None = None
     server_version: str | None = None
     error: str | None = None
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # In an API's OpenAPI document: the fields themselves (each optional but `configured`),
+        # not the untyped object the serializer below would describe.
+        return handler({key: value for key, value in schema.items() if key != "serialization"})
 
     @model_serializer(mode="wrap")
     def _only_what_applies(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -11,6 +11,7 @@ read-only sessions, revoked privileges) are done to a private server of this mod
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 import tempfile
@@ -26,6 +27,7 @@ import pytest
 from coherence_sql.cutover.service import CutoverStores, PostgresMismatchRecorder, open_cutover_stores
 from coherence_sql.cutover.settings import CutoverSettings
 from coherence_sql.cutover.shadow import Mismatch
+from coherence_sql.cutover.status import StoreStatus
 from coherence_sql.db import create_pool
 from coherence_sql.embedded import scratch_parent
 from coherence_sql.errors import DatabaseNotWritableError
@@ -37,7 +39,7 @@ from coherence_sql.health import (
     check_health,
     cutover_verdict,
 )
-from coherence_sql.models import Asset, AssetType, Contributor, ContributorType, GitHubOrganization
+from coherence_sql.models import Asset, AssetType, Contributor, ContributorType, GitHubOrganization, Project
 from coherence_sql.schema import discover
 from coherence_sql.stores.postgres import PostgresStores
 from coherence_sql.stores.postgres import connect as connect_stores
@@ -133,6 +135,23 @@ async def test_the_cutover_stores_report_their_state(cutover_stores: CutoverStor
     assert report.database.reachable is True
     # What the API serves: JSON that reads back as the same model.
     assert type(report).model_validate_json(report.model_dump_json()) == report
+
+
+async def test_the_store_status_is_what_an_api_can_return_as_it_is(cutover_stores: CutoverStores) -> None:
+    """/api/health serves StoreStatus (response_model=StoreStatus): JSON that reads back as an equal
+    model, and a schema that names every field (PostgresHealth's serializer drops the fields that
+    do not apply; its schema still lists them)."""
+    await cutover_stores.graph.upsert_project(Project(ecosystem="npm", name="react", version="1", description="UI"))
+    status = await cutover_stores.store_status()
+    as_json = status.model_dump_json()
+    assert json.loads(as_json) == status.model_dump(mode="json")
+    assert StoreStatus.model_validate_json(as_json) == status
+    assert json.loads(as_json)["postgres"].keys() == {"configured", "pool", "reachable", "server_version"}
+    schema = StoreStatus.model_json_schema(mode="serialization")
+    postgres = schema["$defs"]["PostgresHealth"]
+    assert postgres["properties"].keys() == {"configured", "pool", "reachable", "server_version", "error"}
+    assert postgres["required"] == ["configured"]
+    assert schema["required"] == list(StoreStatus.model_fields)
 
 
 async def test_in_the_memory_phase_postgres_is_not_asked(tmp_path: Path) -> None:
