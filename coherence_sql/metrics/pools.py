@@ -12,20 +12,21 @@ from collections.abc import Iterator
 from time import perf_counter
 from typing import Final, Protocol
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from coherence_sql.metrics.histogram import HistogramFamily
 from coherence_sql.metrics.registry import LATENCY_BUCKETS, REGISTRY
 from coherence_sql.metrics.switch import SWITCH
 
-POOL_ACQUIRE_DURATION: Final = Histogram(
+POOL_ACQUIRE_DURATION: Final = HistogramFamily(
     "coherence_sql_pool_acquire_duration_seconds",
     "Time a caller waited to get a connection from the pool.",
     ["pool"],
-    buckets=LATENCY_BUCKETS,
-    registry=REGISTRY,
+    LATENCY_BUCKETS,
 )
+REGISTRY.register(POOL_ACQUIRE_DURATION)
 POOL_TIMEOUTS: Final = Counter(
     "coherence_sql_pool_timeouts_total",
     "Waits for a pool connection that ran out (PoolTimeoutError raised).",
@@ -60,7 +61,7 @@ class AcquireTimer:
     __slots__ = ("_duration", "_timeouts")
 
     def __init__(self, pool: str) -> None:
-        self._duration = POOL_ACQUIRE_DURATION.labels(pool)
+        self._duration = POOL_ACQUIRE_DURATION.child(pool)
         self._timeouts = POOL_TIMEOUTS.labels(pool)
 
     def observe(self, started: float) -> None:
