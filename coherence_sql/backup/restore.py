@@ -69,7 +69,12 @@ async def _ensure_database(target: str) -> bool:
     name = database_of(target)
     if not name:
         raise BackupError(f"the restore target {redact(target)} names no database")
-    admin = await connect(with_database(target, _MAINTENANCE_DATABASE))
+    try:
+        admin = await connect(with_database(target, _MAINTENANCE_DATABASE))
+    except CoherenceSQLError:
+        # No way in to create it (a managed server may not let this role into `postgres`): the
+        # target must exist already, and connecting to it says so when it does not.
+        return False
     try:
         if await backup_sql.database_exists(admin, name=name):
             return False
