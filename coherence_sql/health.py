@@ -137,8 +137,12 @@ class DatabaseProbe:
                     f"the schema is ahead of this code: {', '.join(self.schema_files.ahead)} applied but unknown; "
                     f"deploy the newer code"
                 )
-        if self.writes is not None and not self.writes.writable:
-            blocking.append(str(not_writable(self.writes, self.database.role)))
+        writes = self.writes
+        if writes is not None and not writes.writable:
+            # Behind, the tables may not exist yet: "lacks INSERT" would only repeat "run migrate".
+            behind = self.schema_files is not None and bool(self.schema_files.behind)
+            if writes.in_recovery or writes.read_only or not behind:
+                blocking.append(str(not_writable(writes, self.database.role)))
         return blocking, notes
 
 
