@@ -290,7 +290,7 @@ async def test_the_backfill_role_loads_with_set_based_reference_checks_and_the_r
 ) -> None:
     fresh = await databases[0]()
     snapshot = sample_snapshot(projects=30, edges=60, contributors=10, assets=10, contributions=60, tasks=10)
-    report = await backfill(fresh.dsn(NAMES.backfill), snapshot, vacuum=False)
+    report = await backfill(fresh.dsn(NAMES.backfill), snapshot)  # VACUUM and ANALYZE included
     assert report.references_per_batch  # GRANT SET ON PARAMETER session_replication_role took effect
     verified = await verify(snapshot, fresh.dsn(NAMES.readonly))
     assert verified.ok, verified.differences[:3]

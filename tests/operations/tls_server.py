@@ -5,8 +5,8 @@ certificate for `cert` logins, and an unrelated CA (the "wrong CA"), all made wi
 `Pg15Server` runs the machine's PostgreSQL 15 (/usr/lib/postgresql/15/bin) on tmpfs, as an
 unprivileged user when we are root (like coherence_sql.embedded), listening on 127.0.0.1 and
 127.0.0.2 on a free port; with `tls=True` its pg_hba admits TCP only over TLS (`hostnossl ...
-reject`), by scram password or, for `CERT_USER`, by client certificate. Its superuser connects on
-the unix socket only.
+reject`), by scram password or, for `CERT_USER`, by client certificate. The unix socket trusts
+every role (set-up; the roles tests on PostgreSQL 15 use it through TEST_DATABASE_URL).
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ class Pg15Server:
         self._run_as = _run_as()
 
     def admin_dsn(self, database: str = "postgres") -> str:
-        """The superuser, on the unix socket (the only way it may log in)."""
+        """The superuser, on the unix socket."""
         return f"postgresql://postgres@/{database}?host={self.data_dir}&port={self.port}"
 
     def tcp_dsn(self, user: str, database: str, *, password: str | None = None, host: str = "localhost",
@@ -218,7 +218,7 @@ class Pg15Server:
             "synchronous_commit = off",
             "full_page_writes = off",
         ]
-        hba = ["local all postgres trust"]
+        hba = ["local all all trust"]  # the unix socket: set-up and role tests; TCP is what TLS guards
         if self.pki is None:
             hba.append("host all all 127.0.0.0/8 trust")
         else:
