@@ -359,6 +359,34 @@ async def test_a_role_granted_exactly_the_store_writes_runs_every_write_path(
         await execute(admin, f"DROP OWNED BY {role}; DROP ROLE {role}")
 
 
+@pytest.mark.slow
+async def test_the_stores_refuse_to_start_on_a_hot_standby(
+    server: PrivateServer, database: str, tmp_path: Path
+) -> None:
+    """The private server restarted as a hot standby (standby.signal, no primary to follow: it
+    serves read-only sessions in recovery), as when DATABASE_URL names a replica."""
+    signal_file = server.embedded.data_dir / "standby.signal"
+    await asyncio.to_thread(server.stop)
+    signal_file.touch()
+    try:
+        await asyncio.to_thread(server.start)
+        settings = dual_write_settings(server.app_dsn(database), tmp_path / "journal.jsonl")
+        with pytest.raises(DatabaseNotWritableError, match=r"hot standby \(in recovery\): DATABASE_URL must name"):
+            async with open_cutover_stores(settings, reconcile_interval_s=None):
+                pass
+        async with connect_stores(server.app_dsn(database)) as stores:  # the schema is there: only writing is refused
+            report = await check_health(stores)
+        assert report.ready is False
+        assert report.writes is not None
+        assert report.writes.in_recovery is True
+        assert report.schema_files is not None
+        assert report.schema_files.current is True
+    finally:
+        await asyncio.to_thread(server.stop)
+        signal_file.unlink(missing_ok=True)
+        await asyncio.to_thread(server.start)  # a primary again (it was never promoted)
+
+
 async def test_check_health_never_raises_for_a_stopped_server(server: PrivateServer, database: str) -> None:
     async with connect_stores(server.app_dsn(database)) as stores:
         await asyncio.to_thread(server.stop)
