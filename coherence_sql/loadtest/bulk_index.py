@@ -41,7 +41,7 @@ class BulkIndexReport:
     writers: int
     edges: int
     passes: list[PassReport]
-    latency: LatencyBook  # per batch
+    latency: LatencyBook  # per call: each batch's upsert_projects and add_dependencies
     projects_before: int = 0
     projects_after: int = 0
     errors: Counter[str] = field(default_factory=Counter)
@@ -119,15 +119,17 @@ async def run_bulk_index(
             while not queue.empty():
                 start, stop = queue.get_nowait()
                 batch, batch_edges = _batch(run_tag, start, stop, projects, version)
-                began = time.perf_counter()
                 try:
+                    began = time.perf_counter()
                     await graph.upsert_projects(batch)
+                    latency.record(f"{pass_name}: upsert_projects", time.perf_counter() - began)
+                    began = time.perf_counter()
                     await graph.add_dependencies(batch_edges)
+                    latency.record(f"{pass_name}: add_dependencies", time.perf_counter() - began)
                     edges += len(batch_edges)
                 except Exception as exc:  # counted and reported: the run goes on
                     report.errors[type(exc).__name__] += 1
                     report.error_examples.setdefault(type(exc).__name__, redact_text(str(exc))[:300])
-                latency.record(f"{pass_name} batch", time.perf_counter() - began)
 
         began = time.perf_counter()
         await asyncio.gather(*(writer() for _ in range(writers)))
