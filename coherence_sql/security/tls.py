@@ -27,10 +27,18 @@ _NAME_MISMATCH: Final = frozenset({62, 64})
 _INVALID_AUTHORIZATION: Final = "28000"  # pg_hba.conf refused the login (e.g. `hostnossl ... reject`)
 
 
+def _query(dsn: str) -> dict[str, list[str]]:
+    """A URL's query parameters; none when it cannot be parsed (asyncpg says why, elsewhere)."""
+    try:
+        return parse_qs(urlsplit(dsn).query)
+    except ValueError:
+        return {}
+
+
 def sslmode_of(dsn: str) -> str | None:
     """The sslmode a DSN asks for (URL query or libpq keyword), else $PGSSLMODE, else None."""
     if "://" in dsn:
-        values = parse_qs(urlsplit(dsn).query).get("sslmode")
+        values = _query(dsn).get("sslmode")
         if values:
             return values[-1].strip().lower()
     else:
@@ -46,7 +54,7 @@ def _tls_files(dsn: str) -> set[str]:
     names = ("sslrootcert", "sslcert", "sslkey", "sslcrl")
     found = {os.environ.get(f"PG{name.upper()}", "") for name in names}
     if "://" in dsn:
-        query = parse_qs(urlsplit(dsn).query)
+        query = _query(dsn)
         found.update(value for name in names for value in query.get(name, []))
     else:
         found.update(v.strip("'") for k, _, v in (p.partition("=") for p in dsn.split()) if k.strip() in names)
@@ -71,7 +79,9 @@ def connect_failure(target: str, exc: BaseException) -> DatabaseUnavailableError
     if isinstance(exc, OSError) and unreadable:  # ssl's own errors do not name the file
         return TLSError(f"{where}: the TLS file {', '.join(unreadable)} cannot be read: {exc.strerror or exc}")
     if isinstance(exc, ssl.SSLError):
-        return TLSError(f"{where}: TLS handshake failed: {failure_message(exc, str(exc), target)}")
+        # Before a handshake (a client key that sslpassword does not open) or during one.
+        hint = "; check that sslpassword opens sslkey and that sslkey belongs to sslcert" if _tls_files(target) else ""
+        return TLSError(f"{where}: TLS setup failed: {failure_message(exc, str(exc), target)}{hint}")
     message = failure_message(exc, str(translate(exc)), target)
     if (
         isinstance(exc, asyncpg.PostgresError)

@@ -25,7 +25,7 @@ from coherence_sql.embedded import scratch_parent
 from coherence_sql.errors import DatabaseUnavailableError, TLSError
 from coherence_sql.models import Contributor, ContributorType
 from coherence_sql.stores import postgres
-from tests.operations.tls_server import CERT_USER, OTHER_HOST, Pg15Server, Pki, pg15_available
+from tests.operations.tls_server import CERT_USER, KEY_PASSWORD, OTHER_HOST, Pg15Server, Pki, pg15_available
 
 pytestmark = pytest.mark.skipif(not pg15_available(), reason="PostgreSQL 15 binaries not in /usr/lib/postgresql/15/bin")
 
@@ -141,6 +141,33 @@ async def test_cert_auth_without_the_client_certificate_is_refused(cluster: TLSC
     dsn = cluster.server.tcp_dsn(CERT_USER, DATABASE, sslmode="verify-full", sslrootcert=cluster.pki.ca)
     with pytest.raises(DatabaseUnavailableError, match="connection requires a valid client certificate"):
         await connect(dsn)
+
+
+async def test_an_encrypted_client_key_opens_with_sslpassword_which_is_never_shown(
+    cluster: TLSCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pki = cluster.pki
+
+    def dsn(password: str) -> str:
+        return cluster.server.tcp_dsn(
+            CERT_USER, DATABASE, sslmode="verify-full", sslrootcert=pki.ca, sslcert=pki.client_cert,
+            sslkey=pki.client_key_encrypted, sslpassword=password,
+        )  # fmt: skip
+
+    conn = await connect(dsn(KEY_PASSWORD))
+    try:
+        assert await conn.fetchval("SELECT current_user") == CERT_USER
+    finally:
+        await conn.close()
+    wrong = "not-the-Key-pw"
+    with pytest.raises(TLSError, match="TLS setup failed") as caught:
+        await connect(dsn(wrong))
+    assert wrong not in str(caught.value)
+    assert "sslpassword=***" in str(caught.value)
+    assert await _cli(["status", "--database-url", dsn(wrong)]) == 2
+    captured = capsys.readouterr()
+    assert "TLSError" in captured.err
+    assert wrong not in captured.out + captured.err
 
 
 async def test_a_missing_root_certificate_file_is_named(cluster: TLSCluster) -> None:

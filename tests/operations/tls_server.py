@@ -29,6 +29,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 PG15_BIN: Final = Path("/usr/lib/postgresql/15/bin")
 SYSTEM_USER: Final = "embedded_postgres"  # the user coherence_sql.embedded runs servers as when root
 CERT_USER: Final = "tls_cert_user"  # logs in by client certificate (its CN), no password
+KEY_PASSWORD: Final = "key-Pass-7"  # encrypts client-encrypted.key
 OTHER_HOST: Final = "127.0.0.2"  # the server listens here too; the certificate does not name it
 _TIMEOUT_S: Final = 60
 
@@ -135,6 +136,11 @@ class Pki:
     def client_key(self) -> Path:
         return self.directory / "client.key"
 
+    @property
+    def client_key_encrypted(self) -> Path:
+        """The client key again, encrypted with KEY_PASSWORD (libpq's sslpassword opens it)."""
+        return self.directory / "client-encrypted.key"
+
     @classmethod
     def create(cls, directory: Path) -> Pki:
         directory.mkdir(parents=True, exist_ok=True)
@@ -155,6 +161,14 @@ class Pki:
         client = _certificate(CERT_USER, client_key, (ca_cert, ca_key), usage=ExtendedKeyUsageOID.CLIENT_AUTH)
         _write_cert(client, pki.client_cert)
         _write_key(client_key, pki.client_key)
+        pki.client_key_encrypted.write_bytes(
+            client_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(KEY_PASSWORD.encode()),
+            )
+        )
+        pki.client_key_encrypted.chmod(0o600)
         return pki
 
 
