@@ -103,3 +103,46 @@ WHERE
         WHERE t.ecosystem = q.to_ecosystem AND t.name = q.to_name
     )
 ORDER BY q.id;
+
+-- name: scan_resolved_edges_by_time(after_at, after_id, lim)
+-- Edges between two indexed projects in the order they were recorded (created_at, then id): the
+-- phase-3 export's order, in keyset pages, merged with the pending edges' pages by the export.
+-- alias: ScanResolvedEdgesByTimeRow
+WITH page AS (
+    SELECT
+        d.id,
+        d.from_project_id,
+        d.to_project_id,
+        d.created_at
+    FROM project_dependencies AS d
+    WHERE (d.created_at, d.id) > (:after_at::TIMESTAMPTZ, :after_id::INTEGER)
+    ORDER BY d.created_at, d.id
+    LIMIT :lim
+)
+
+SELECT
+    page.id,
+    f.ecosystem AS from_ecosystem,
+    f.name AS from_name,
+    t.ecosystem AS to_ecosystem,
+    t.name AS to_name,
+    page.created_at
+FROM page
+INNER JOIN projects AS f ON page.from_project_id = f.id
+INNER JOIN projects AS t ON page.to_project_id = t.id
+ORDER BY page.created_at, page.id;
+
+-- name: scan_pending_edges_by_time(after_at, after_id, lim)
+-- Edges with an endpoint not indexed yet, in the order they were recorded (created_at, then id).
+-- alias: ScanPendingEdgesByTimeRow
+SELECT
+    q.id,
+    q.from_ecosystem,
+    q.from_name,
+    q.to_ecosystem,
+    q.to_name,
+    q.created_at
+FROM pending_dependencies AS q
+WHERE (q.created_at, q.id) > (:after_at::TIMESTAMPTZ, :after_id::BIGINT)
+ORDER BY q.created_at, q.id
+LIMIT :lim;

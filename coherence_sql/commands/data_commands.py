@@ -305,17 +305,11 @@ async def _export(args: argparse.Namespace, outcome: dict[str, Any], lines: list
     dsn = chosen_dsn(args, "rollback --phase 3", needs="the PostgreSQL to export")
     started = time.perf_counter()
     with render.step_progress("export", "tables", enabled=_show_progress(args)) as progress:
-        snapshot = await export_to_file(dsn, args.out, progress=progress)
+        exported = await export_to_file(dsn, args.out, progress=progress)
     stores = MemoryStores()
     await load_into(args.out, stores.graph, stores.tasks)  # the load the API will do at start-up
-    counts = {
-        "projects": len(snapshot.projects),
-        "edges": len(snapshot.edges),
-        "contributors": len(snapshot.contributors),
-        "assets": len(snapshot.assets),
-        "contributions": len(snapshot.contributions),
-        "agent_tasks": len(snapshot.agent_tasks or []),
-    }
+    shown = ("projects", "edges", "contributors", "assets", "contributions", "agent_tasks")
+    counts = {name: exported.records.get(name, 0) for name in shown}
     outcome["export"] = {"path": str(args.out.resolve()), "records": counts}
     lines.append(f"exported {redact(dsn)} to {args.out} in {time.perf_counter() - started:.2f} s:")
     lines.append("  " + ", ".join(f"{n:,} {name}" for name, n in counts.items()))

@@ -20,7 +20,9 @@ from coherence_sql.sql._runtime import Executor
 
 
 class DependencyEdgeRow(Record):
-    """One row of scan_resolved_edges, scan_pending_edges: an asyncpg Record (fields by attribute, name or position)."""
+    """One row of scan_resolved_edges, scan_pending_edges, scan_pending_edges_by_time: an asyncpg Record
+    (fields by attribute, name or position).
+    """
 
     __slots__ = ()
     if TYPE_CHECKING:
@@ -299,3 +301,105 @@ async def resolvable_pending_edges(conn: Executor) -> list[ResolvablePendingEdge
         raise RESOLVABLE_PENDING_EDGES_TIMER.failure(exc) from None
     finally:
         RESOLVABLE_PENDING_EDGES_TIMER.observe(started)
+
+
+class ScanResolvedEdgesByTimeRow(Record):
+    """One row of scan_resolved_edges_by_time: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> int | None: ...
+        @property
+        def from_ecosystem(self) -> str: ...
+        @property
+        def from_name(self) -> str: ...
+        @property
+        def to_ecosystem(self) -> str: ...
+        @property
+        def to_name(self) -> str: ...
+        @property
+        def created_at(self) -> datetime | None: ...
+    else:
+        id = property(itemgetter(0))
+        from_ecosystem = property(itemgetter(1))
+        from_name = property(itemgetter(2))
+        to_ecosystem = property(itemgetter(3))
+        to_name = property(itemgetter(4))
+        created_at = property(itemgetter(5))
+
+
+SCAN_RESOLVED_EDGES_BY_TIME_SQL: Final = """\
+WITH page AS (
+    SELECT
+        d.id,
+        d.from_project_id,
+        d.to_project_id,
+        d.created_at
+    FROM project_dependencies AS d
+    WHERE (d.created_at, d.id) > ($1::TIMESTAMPTZ, $2::INTEGER)
+    ORDER BY d.created_at, d.id
+    LIMIT $3
+)
+
+SELECT
+    page.id,
+    f.ecosystem AS from_ecosystem,
+    f.name AS from_name,
+    t.ecosystem AS to_ecosystem,
+    t.name AS to_name,
+    page.created_at
+FROM page
+INNER JOIN projects AS f ON page.from_project_id = f.id
+INNER JOIN projects AS t ON page.to_project_id = t.id
+ORDER BY page.created_at, page.id;"""
+SCAN_RESOLVED_EDGES_BY_TIME_TIMER: Final = QueryTimer("verify.scan_resolved_edges_by_time")
+
+
+async def scan_resolved_edges_by_time(
+    conn: Executor, *, after_at: datetime, after_id: int, lim: int
+) -> list[ScanResolvedEdgesByTimeRow]:
+    """Edges between two indexed projects in the order they were recorded (created_at, then id): the
+    phase-3 export's order, in keyset pages, merged with the pending edges' pages by the export.
+    """
+    started = perf_counter()
+    try:
+        return await conn.fetch(
+            SCAN_RESOLVED_EDGES_BY_TIME_SQL, after_at, after_id, lim, record_class=ScanResolvedEdgesByTimeRow
+        )
+    except DRIVER_FAILURES as exc:
+        raise SCAN_RESOLVED_EDGES_BY_TIME_TIMER.failure(exc) from None
+    finally:
+        SCAN_RESOLVED_EDGES_BY_TIME_TIMER.observe(started)
+
+
+ScanPendingEdgesByTimeRow = DependencyEdgeRow
+
+
+SCAN_PENDING_EDGES_BY_TIME_SQL: Final = """\
+SELECT
+    q.id,
+    q.from_ecosystem,
+    q.from_name,
+    q.to_ecosystem,
+    q.to_name,
+    q.created_at
+FROM pending_dependencies AS q
+WHERE (q.created_at, q.id) > ($1::TIMESTAMPTZ, $2::BIGINT)
+ORDER BY q.created_at, q.id
+LIMIT $3;"""
+SCAN_PENDING_EDGES_BY_TIME_TIMER: Final = QueryTimer("verify.scan_pending_edges_by_time")
+
+
+async def scan_pending_edges_by_time(
+    conn: Executor, *, after_at: datetime, after_id: int, lim: int
+) -> list[DependencyEdgeRow]:
+    """Edges with an endpoint not indexed yet, in the order they were recorded (created_at, then id)."""
+    started = perf_counter()
+    try:
+        return await conn.fetch(SCAN_PENDING_EDGES_BY_TIME_SQL, after_at, after_id, lim, record_class=DependencyEdgeRow)
+    except DRIVER_FAILURES as exc:
+        raise SCAN_PENDING_EDGES_BY_TIME_TIMER.failure(exc) from None
+    finally:
+        SCAN_PENDING_EDGES_BY_TIME_TIMER.observe(started)

@@ -145,10 +145,10 @@ def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
-    _fsync_directory(target.parent)  # make the rename itself durable
+    fsync_directory(target.parent)  # make the rename itself durable
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # some platforms cannot open directories; the rename is still atomic

@@ -259,7 +259,8 @@ async def test_phase_3_export_loads_into_memory_and_verifies_with_zero_differenc
     assert report.differences == []
     assert report.entities["contributions"].compared == len(snapshot.contributions) + 1
     assert list(json.loads(path.read_text())) == [*GRAPH_SECTIONS, TASK_SECTION]  # the API's format
-    assert exported.edges[-1].to_name == "never-indexed"
+    assert json.loads(path.read_text())["edges"][-1] == [["pypi", "later-project"], ["npm", "never-indexed"]]
+    assert exported.records["contributions"] == len(snapshot.contributions) + 1
     async with connect(clean_dsn) as stores:  # memory answers as PostgreSQL does, list order included
         assert await memory.graph.list_contributions(1000) == await stores.graph.list_contributions(1000)
         assert await memory.graph.get_project("pypi", "later-project") == await stores.graph.get_project(
