@@ -25,6 +25,7 @@ import pytest
 from coherence_sql import schema
 from coherence_sql.cli import main
 from coherence_sql.errors import ConfigurationError, MigrationPrivilegeError
+from coherence_sql.health import check_health
 from coherence_sql.models import TaskStatus
 from coherence_sql.resources import schema_dir
 from coherence_sql.security.roles import RoleNames, apply_roles, role_statements
@@ -187,6 +188,19 @@ async def test_the_application_role_runs_every_store_operation(db: Prepared) -> 
         await tasks.clear()
         assert (await tasks.list_tasks())[1] == 0
     assert called >= _protocol_methods(GraphStore) | _protocol_methods(AgentTaskStore)
+
+
+async def test_the_health_check_finds_the_application_role_ready_and_the_read_only_role_not(db: Prepared) -> None:
+    async with postgres.connect(db.dsn(NAMES.app)) as stores:
+        report = await check_health(stores)
+    assert report.ready, report.reasons
+    assert report.writes is not None
+    assert report.writes.missing_privileges == []
+    async with postgres.connect(db.dsn(NAMES.readonly)) as stores:
+        report = await check_health(stores)
+    assert not report.ready
+    assert report.writes is not None
+    assert report.writes.read_only
 
 
 @pytest.mark.parametrize(
