@@ -58,7 +58,8 @@ async def role_statements(conn: Connection, names: RoleNames = DEFAULT_ROLES) ->
         if privileged:
             described = "; ".join(_too_much(row) for row in privileged)
             raise ConfigurationError(
-                f"a least-privilege role may not be {described}: name another role, or ALTER ROLE it to NO…"
+                f"a least-privilege role may not be {described}: name another role, or take those "
+                f"attributes away (ALTER ROLE ... NOSUPERUSER NOCREATEROLE ...)"
             )
         rows = await roles_sql.role_setup_statements(
             conn, owner=names.owner, app=names.app, readonly=names.readonly, backfill=names.backfill
