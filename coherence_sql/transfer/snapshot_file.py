@@ -17,9 +17,9 @@ from types import TracebackType
 from typing import IO, Any, Final
 
 from coherence_sql.errors import SnapshotError
-from coherence_sql.transfer.snapshot import fsync_directory
+from coherence_sql.transfer.snapshot import GRAPH_SECTIONS, TASK_SECTION, Snapshot, fsync_directory, parse_snapshot
 
-__all__ = ["CHUNK", "SnapshotFileWriter", "iter_sections"]
+__all__ = ["CHUNK", "SnapshotFileWriter", "iter_sections", "load_snapshot_streaming"]
 
 CHUNK: Final = 1 << 20  # bytes read at a time
 _DECODER: Final = json.JSONDecoder()
@@ -195,3 +195,14 @@ def _records(reader: _Reader) -> Iterator[Any]:
         yield reader.value()
         if reader.expect(",]", "',' or ']'") == "]":
             return
+
+
+def load_snapshot_streaming(path: str | os.PathLike[str]) -> Snapshot:
+    """`load_snapshot` (the same models and the same errors) that holds one section's decoded JSON
+    at a time instead of the file's bytes, its text and all its JSON at once."""
+    parts: dict[str, Any] = {}
+    for name, records in iter_sections(path):
+        one = parse_snapshot({name: list(records)}, origin=str(path))  # refuses an unknown section
+        if name in (*GRAPH_SECTIONS, TASK_SECTION):
+            parts[name] = getattr(one, name)
+    return Snapshot(**parts)

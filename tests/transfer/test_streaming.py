@@ -20,8 +20,8 @@ from coherence_sql.transfer import snapshot_file
 from coherence_sql.transfer.backfill import backfill
 from coherence_sql.transfer.export import export_snapshot, export_to_file
 from coherence_sql.transfer.sample import sample_snapshot
-from coherence_sql.transfer.snapshot import GRAPH_SECTIONS, TASK_SECTION, write_json, write_snapshot
-from coherence_sql.transfer.snapshot_file import iter_sections
+from coherence_sql.transfer.snapshot import GRAPH_SECTIONS, TASK_SECTION, load_snapshot, write_json, write_snapshot
+from coherence_sql.transfer.snapshot_file import iter_sections, load_snapshot_streaming
 from tests.stores.records import project
 
 
@@ -71,6 +71,22 @@ def test_the_reader_gives_what_json_loads_gives_across_chunk_boundaries(
 
     assert _read_all(path) == json.loads(path.read_text())
     assert _read_all(tmp_path / "odd.json") == json.loads((tmp_path / "odd.json").read_text())
+
+
+def test_the_streaming_load_gives_the_models_and_the_errors_of_load_snapshot(tmp_path: Path) -> None:
+    path, graph_only, bad = tmp_path / "s.json", tmp_path / "graph.json", tmp_path / "bad.json"
+    write_snapshot(path, sample_snapshot(projects=20, edges=40, contributors=5, assets=5, contributions=20, seed=3))
+    write_json(graph_only, {"projects": [{"name": "react", "ecosystem": "npm", "version": "1", "description": "d"}]})
+    write_json(bad, {"projects": [], "contributors": [{"id": "x"}]})
+
+    assert load_snapshot_streaming(path) == load_snapshot(path)
+    assert load_snapshot_streaming(graph_only) == load_snapshot(graph_only)
+    assert load_snapshot_streaming(graph_only).agent_tasks is None
+    with pytest.raises(SnapshotError) as streamed:
+        load_snapshot_streaming(bad)
+    with pytest.raises(SnapshotError) as whole:
+        load_snapshot(bad)
+    assert str(streamed.value) == str(whole.value)
 
 
 @pytest.mark.parametrize(

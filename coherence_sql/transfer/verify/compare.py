@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 
-from coherence_sql.transfer.verify.project import Finding, Records, Values, project
+from coherence_sql.transfer.verify.project import Finding, Projection, Records, Values, project
 from coherence_sql.transfer.verify.report import (
     AGGREGATE,
     DEFAULT_THRESHOLD_PERCENT,
@@ -24,7 +24,7 @@ from coherence_sql.transfer.verify.report import (
     render_key,
 )
 
-__all__ = ["compare", "in_sample"]
+__all__ = ["compare", "compare_projections", "in_sample"]
 
 
 def in_sample(entity: str, key: Key, percent: float) -> bool:
@@ -56,14 +56,37 @@ def compare(
     `postgres_findings` are PostgreSQL's own defects no snapshot can show (a pending edge whose two
     projects exist). `verify` reads both sides and calls this.
     """
+    return compare_projections(
+        project(source, "source", stored_aggregates=False),
+        project(postgres, "postgres", stored_aggregates=True),
+        tasks_compared=source.agent_tasks is not None,
+        postgres_findings=postgres_findings,
+        sample_percent=sample_percent,
+        threshold_percent=threshold_percent,
+        source_name=source_name,
+        target_name=target_name,
+    )
+
+
+def compare_projections(
+    src: Projection,
+    pg: Projection,
+    *,
+    tasks_compared: bool,
+    postgres_findings: Sequence[Finding] = (),
+    sample_percent: float = 100.0,
+    threshold_percent: float = DEFAULT_THRESHOLD_PERCENT,
+    source_name: str = "source",
+    target_name: str = "postgresql",
+) -> VerifyReport:
+    """`compare` of two sides already projected (`verify` projects each side as soon as it is read
+    and drops its records, so the two sides' records are never in memory together)."""
     report = VerifyReport(source_name, target_name, sample_percent, threshold_percent)
-    src = project(source, "source", stored_aggregates=False)
-    pg = project(postgres, "postgres", stored_aggregates=True)
     findings: dict[str, dict[Key, list[Difference]]] = {}
     for entity, key, difference in [*src.findings, *pg.findings, *postgres_findings]:
         findings.setdefault(entity, {}).setdefault(key, []).append(difference)
     for entity in ENTITIES:
-        if entity == "agent_tasks" and source.agent_tasks is None:
+        if entity == "agent_tasks" and not tasks_compared:
             report.not_compared.append(entity)  # an API graph file has no task section
             continue
         counts = EntityCounts()

@@ -12,10 +12,11 @@ from coherence_sql.errors import ConfigurationError
 from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore, MemoryStores
 from coherence_sql.transfer.postgres_reader import PAGE_SIZE, PostgresContents, PostgresRecords, read_postgres
 from coherence_sql.transfer.progress import Progress
-from coherence_sql.transfer.snapshot import Snapshot, load_snapshot
-from coherence_sql.transfer.verify.compare import compare
+from coherence_sql.transfer.snapshot import Snapshot
+from coherence_sql.transfer.snapshot_file import load_snapshot_streaming
+from coherence_sql.transfer.verify.compare import compare_projections
 from coherence_sql.transfer.verify.journal import read_journal
-from coherence_sql.transfer.verify.project import Finding
+from coherence_sql.transfer.verify.project import Finding, project
 from coherence_sql.transfer.verify.report import (
     DEFAULT_THRESHOLD_PERCENT,
     INVARIANT,
@@ -80,7 +81,7 @@ async def verify(
         raise ConfigurationError(f"threshold_percent must not be negative, got {threshold_percent}")
     started = time.perf_counter()
     if isinstance(source, str | Path):
-        snapshot = load_snapshot(source)
+        snapshot = load_snapshot_streaming(source)  # never the file's text and all its JSON at once
     elif isinstance(source, Snapshot):
         snapshot = source
     elif isinstance(source, MemoryStores):
@@ -89,11 +90,20 @@ async def verify(
         snapshot = Snapshot.of(source, tasks)
     resolved: Pool | str = target if isinstance(target, asyncpg.Pool) else resolve_dsn(target)
     target_name = "a pool" if isinstance(resolved, asyncpg.Pool) else redact(resolved)
+    # Each side is projected as soon as it is read and its records dropped: the source's models
+    # and PostgreSQL's rows are never in memory together (docs/decisions.md).
+    tasks_compared = snapshot.agent_tasks is not None
+    src = project(snapshot, "source", stored_aggregates=False)
+    del snapshot
     contents = await read_postgres(resolved, page_size=page_size, progress=progress)
-    report = compare(
-        snapshot,
-        PostgresRecords.of(contents),
-        postgres_findings=postgres_invariants(contents),
+    invariants = postgres_invariants(contents)
+    pg = project(PostgresRecords.of(contents), "postgres", stored_aggregates=True)
+    del contents
+    report = compare_projections(
+        src,
+        pg,
+        tasks_compared=tasks_compared,
+        postgres_findings=invariants,
         sample_percent=sample_percent,
         threshold_percent=threshold_percent,
         source_name=_describe_source(source),
