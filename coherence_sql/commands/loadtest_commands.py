@@ -257,6 +257,9 @@ def _table(scenario: str, legs: list[Leg]) -> Table:
     for header in headers:
         table.add_column(header, justify="left" if header in ("stores", "loop") else "right")
     for leg in legs:
+        if "result" not in leg.data:  # the target failed before it had figures: _notes says why
+            table.add_row(leg.target, leg.data["loop"], *(["-"] * (len(headers) - 3)), "failed")
+            continue
         r = leg.data["result"]
         errors = f"{sum(r['errors'].values()):,}"
         if scenario == "mixed":
@@ -280,8 +283,9 @@ def _table(scenario: str, legs: list[Leg]) -> Table:
 
 
 def _notes(leg: Leg) -> list[str]:
-    r = leg.data["result"]
-    lines = list(r.get("warnings", []))
+    r = leg.data.get("result", {})
+    lines = [f"{error['type']}: {error['message']}" for error in [leg.data["error"]] if "error" in leg.data]
+    lines += r.get("warnings", [])
     lines += [f"{kind}: {message}" for kind, message in r.get("error_examples", {}).items()]
     lines += r.get("problems", [])[:5]
     journaled = leg.data.get("cutover", {}).get("journaled", 0)
