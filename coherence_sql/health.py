@@ -233,7 +233,7 @@ def _forget(task: asyncio.Task[Any]) -> None:
         task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
-async def _within(work: Coroutine[Any, Any, T], timeout_s: float) -> T:
+async def answer_within(work: Coroutine[Any, Any, T], timeout_s: float) -> T:
     """`work`'s result within `timeout_s`, else TimeoutError at once. Unlike `asyncio.wait_for`,
     this never waits for the cancelled work to finish: a query cancelled on a frozen server is
     only acknowledged when the pool's release bound runs out (coherence_sql/pool.py)."""
@@ -254,7 +254,7 @@ async def _within(work: Coroutine[Any, Any, T], timeout_s: float) -> T:
 async def probe_database(pool: Pool, timeout_s: float = HEALTH_TIMEOUT_S) -> DatabaseProbe:
     """Probe PostgreSQL through `pool`; a failure or a timeout is reported, never raised."""
     try:
-        return await _within(_probe(pool), timeout_s)
+        return await answer_within(_probe(pool), timeout_s)
     except TimeoutError:
         error = f"no answer within {timeout_s:g}s"
     except CoherenceSQLError as exc:

@@ -46,6 +46,7 @@ from coherence_sql.health import (
     DatabaseCheck,
     DatabaseProbe,
     HealthReport,
+    answer_within,
     cutover_verdict,
     probe_database,
     require_writable,
@@ -102,6 +103,8 @@ class DeadLetterReplay:
 # How long a journal replay waits for PostgreSQL calls whose callers went on past their budget
 # (each ends within the pool's acquire timeout: coherence_sql/pool.py).
 SETTLE_TIMEOUT_S = 15.0
+# How long store_status() waits for PostgreSQL to answer (its ping and version together).
+STATUS_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -222,10 +225,19 @@ class CutoverStores:
             return PostgresHealth(configured=True, reachable=False, error=self.last_connect_error)
         pool = self.postgres.pool
         sizes = PoolStatus(size=pool.get_size(), idle=pool.get_idle_size(), max=pool.get_max_size())
+
+
+        async def ask() -> str | None:
+            await health_sql.ping(pool)
+            return await health_sql.server_version(pool)
+
         try:
-            await asyncio.wait_for(health_sql.ping(pool), 2.0)
-            version = await asyncio.wait_for(health_sql.server_version(pool), 2.0)
-        except (CoherenceSQLError, TimeoutError) as exc:
+            # Abandoned, not awaited, past its deadline: a frozen server does not hold the status.
+            version = await answer_within(ask(), STATUS_TIMEOUT_S)
+        except TimeoutError:
+            error = f"no answer within {STATUS_TIMEOUT_S:g}s"
+            return PostgresHealth(configured=True, pool=sizes, reachable=False, error=error)
+        except CoherenceSQLError as exc:
             return PostgresHealth(configured=True, pool=sizes, reachable=False, error=f"{type(exc).__name__}: {exc}")
         return PostgresHealth(configured=True, pool=sizes, reachable=True, server_version=version)
 

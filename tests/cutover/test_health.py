@@ -24,7 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from coherence_sql.cutover.service import CutoverStores, PostgresMismatchRecorder, open_cutover_stores
+from coherence_sql.cutover.service import (
+    STATUS_TIMEOUT_S,
+    CutoverStores,
+    PostgresMismatchRecorder,
+    open_cutover_stores,
+)
 from coherence_sql.cutover.settings import CutoverSettings
 from coherence_sql.cutover.shadow import Mismatch
 from coherence_sql.cutover.status import StoreStatus
@@ -236,20 +241,31 @@ async def database(server: PrivateServer) -> str:
 
 
 @pytest.mark.slow
-async def test_a_frozen_server_is_reported_within_the_timeout(server: PrivateServer, database: str) -> None:
-    async with connect_stores(server.app_dsn(database)) as stores:
-        assert (await check_health(stores, timeout_s=TIMEOUT_S)).ready is True
+async def test_a_frozen_server_is_reported_within_the_timeout(
+    server: PrivateServer, database: str, tmp_path: Path
+) -> None:
+    """check_health() and store_status() answer on time while PostgreSQL is SIGSTOPped."""
+    settings = dual_write_settings(server.app_dsn(database), tmp_path / "journal.jsonl")
+    async with open_cutover_stores(settings, reconcile_interval_s=None) as stores:
+        assert stores.postgres is not None
+        assert (await check_health(stores.postgres, timeout_s=TIMEOUT_S)).ready is True
         server.freeze()
         try:
             started = time.perf_counter()
-            report = await check_health(stores, timeout_s=TIMEOUT_S)
+            report = await check_health(stores.postgres, timeout_s=TIMEOUT_S)
             took = time.perf_counter() - started
+            started = time.perf_counter()
+            status = await stores.store_status()
+            status_took = time.perf_counter() - started
         finally:
             server.thaw()
     assert took < TIMEOUT_S + MARGIN_S, took
     assert report.ready is False
     assert report.database == DatabaseCheck(reachable=False, error=f"no answer within {TIMEOUT_S:g}s")
     assert report.reasons == [f"PostgreSQL does not answer: no answer within {TIMEOUT_S:g}s"]
+    assert status_took < STATUS_TIMEOUT_S + MARGIN_S, status_took
+    assert status.postgres.reachable is False
+    assert status.postgres.error == f"no answer within {STATUS_TIMEOUT_S:g}s"
 
 
 async def test_the_stores_refuse_to_start_on_read_only_sessions(
