@@ -63,7 +63,8 @@ def test_promtool_refuses_a_rules_file_with_a_broken_expression(tmp_path: Path) 
     (tmp_path / RULES.name).write_text(broken)
     result = _run("check", "rules", RULES.name, cwd=tmp_path)
     assert result.returncode != 0
-    assert "CoherenceSQLPostgresDiverged" in result.stdout + result.stderr or "parse error" in result.stderr
+    output = result.stdout + result.stderr
+    assert '"CoherenceSQLPostgresDiverged": could not parse expression' in output, output
 
 
 def test_the_unit_tests_catch_a_changed_threshold(tmp_path: Path) -> None:
