@@ -268,7 +268,12 @@ async def check_health(target: PostgresStores | Pool, *, timeout_s: float = HEAL
     is down; returns within `timeout_s` (plus scheduling)."""
     started = time.perf_counter()
     pool = target.pool if isinstance(target, PostgresStores) else target
-    probe = await probe_database(pool, timeout_s)
+    return verdict(await probe_database(pool, timeout_s), started=started)
+
+
+def verdict(probe: DatabaseProbe, *, started: float) -> HealthReport:
+    """The report on a probe for code on the PostgreSQL stores: every problem is a reason
+    (`started`: the check's perf_counter() start)."""
     reasons, warnings = probe.problems()
     return HealthReport(
         ready=not reasons,
