@@ -355,6 +355,28 @@ async def test_pg_dump_gets_the_password_in_its_environment_not_its_arguments(so
     assert result.manifest.server == redact(with_password)
 
 
+async def test_a_failed_pg_dump_is_a_typed_error_quoting_it_redacted_and_leaves_nothing(
+    source_dsn: str, tmp_path: Path
+) -> None:
+    major = await _server_major(source_dsn)
+    real = find_tool("pg_dump", major).path
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    failing = bin_dir / "pg_dump"
+    failing.write_text(
+        f'#!/bin/sh\n[ "$1" = --version ] && exec {real} --version\n'
+        f'echo "pg_dump: error: disk full while dumping for postgresql://u:{quote(PASSWORD, safe="")}@db/x" >&2\n'
+        "exit 1\n"
+    )
+    failing.chmod(0o700)
+    backups = tmp_path / "backups"
+    with pytest.raises(BackupError) as caught:
+        await backup_database(source_dsn, backups, pg_bin_dirs=[bin_dir])
+    assert "pg_dump failed (exit status 1): pg_dump: error: disk full while dumping" in str(caught.value)
+    assert quote(PASSWORD, safe="") not in str(caught.value)
+    assert list(backups.iterdir()) == []  # the partial backup went with the failure
+
+
 def test_backup_then_restore_by_name_from_the_command_line(
     source_dsn: str, pg_server: PgServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
