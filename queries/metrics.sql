@@ -20,10 +20,14 @@ SELECT
     extract(EPOCH FROM pg_postmaster_start_time())::bigint AS "started_at_epoch!";
 
 -- name: replication_lag()
--- Each replica streaming from this primary and its replay lag (NULL lag: nothing to replay lately,
--- i.e. caught up). Named by application_name, else the client address. Needs pg_monitor for the lag.
+-- Each replica streaming from this primary and its replay lag, named by application_name, else
+-- the client address. A NULL replay_lag means nothing to replay lately (caught up: 0). Without
+-- pg_monitor the role sees the row but not its state or lag: then lag_seconds is NULL (unknown).
 SELECT
     coalesce(nullif(r.application_name, ''), host(r.client_addr), 'local') AS "replica!",
-    coalesce(extract(EPOCH FROM r.replay_lag)::float8, 0.0) AS "lag_seconds!"
+    CASE
+        WHEN r.state IS NULL THEN NULL
+        ELSE coalesce(extract(EPOCH FROM r.replay_lag)::float8, 0.0)
+    END AS lag_seconds
 FROM pg_stat_replication AS r
 ORDER BY 1;

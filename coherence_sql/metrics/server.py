@@ -115,7 +115,12 @@ async def read_server(conn: Any, *, data_directory_local: bool | None = None) ->
     row = await metrics_sql.server_state(conn)
     if row is None:
         raise CoherenceSQLError("the server state query returned no row")
-    lags = {} if row.in_recovery else {r.replica: r.lag_seconds for r in await metrics_sql.replication_lag(conn)}
+    lags: dict[str, float] = {}
+    for replica in [] if row.in_recovery else await metrics_sql.replication_lag(conn):
+        if replica.lag_seconds is None:  # an unknown lag is left out, never reported as 0
+            log.warning("metrics: the lag of replica %s is hidden from this role: GRANT pg_monitor", replica.replica)
+        else:
+            lags[replica.replica] = replica.lag_seconds
     return ServerReading(
         database_size_bytes=row.database_size_bytes,
         replay_delay_seconds=row.replay_delay_seconds if row.in_recovery else None,

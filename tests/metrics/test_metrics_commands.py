@@ -6,15 +6,18 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from coherence_sql.cli import main
-from coherence_sql.metrics import metrics_app
+from coherence_sql.cutover.service import CutoverStores
+from coherence_sql.metrics import exposition, metrics_app, register_cutover, register_server
 from coherence_sql.transfer.sample import sample_snapshot
 from coherence_sql.transfer.snapshot import write_snapshot
 from tests.metrics.scrape import parse, scrape, value
@@ -151,3 +154,33 @@ async def test_the_asgi_app_serves_the_registry() -> None:
     names, _ = parse(body.decode("utf-8"))
     assert names == scrape()[0]
     assert {"coherence_sql_query_duration_seconds", "coherence_sql_pool_size"} <= names
+
+
+async def test_promtool_accepts_the_whole_exposition(
+    reading_postgres_registry: bytes,
+) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    checked = await asyncio.to_thread(
+        subprocess.run,
+        [promtool, "check", "metrics"],
+        input=reading_postgres_registry,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+
+
+@pytest.fixture
+async def reading_postgres_registry(cutover_stores: CutoverStores, clean_dsn: str) -> bytes:
+    """The package registry plus a cut-over and a server collector, after some real calls."""
+    await cutover_stores.graph.get_project("npm", "react")
+    registry = CollectorRegistry()
+    register_cutover(cutover_stores, registry)
+    register_server(clean_dsn, registry=registry)
+    text = await asyncio.to_thread(lambda: exposition(registry) + exposition())
+    assert b"coherence_sql_cutover_phase" in text
+    assert b"coherence_sql_server_up 1.0" in text
+    return text
