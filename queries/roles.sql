@@ -284,3 +284,87 @@ WHERE
     r.rolname = any(:names::TEXT[])
     AND (r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls)
 ORDER BY r.rolname;
+
+-- name: role_access(names)
+-- What these roles hold in this database and cluster, one privilege a row: on the current
+-- schema's tables and sequences, by default privileges, on the database, the schema and server
+-- parameters; their per-role settings; that they exist. `roles --check` compares it before and
+-- after running role_setup_statements (rolled back): equal means the roles match the access map.
+WITH
+wanted AS (
+    SELECT unnest(:names::TEXT[]) AS role_name
+),
+
+access (kind, object_name, grantee, privilege) AS (
+    SELECT
+        'table',
+        c.relname::TEXT,
+        a.grantee,
+        a.privilege_type
+    FROM pg_class AS c
+    CROSS JOIN LATERAL aclexplode(c.relacl) AS a
+    WHERE c.relnamespace = current_schema()::REGNAMESPACE AND c.relkind IN ('r', 'p', 'S')
+    UNION ALL
+    SELECT
+        'default',
+        'new '
+        || CASE d.defaclobjtype WHEN 'r' THEN 'tables' WHEN 'S' THEN 'sequences' ELSE d.defaclobjtype::TEXT END
+        || ' of '
+        || pg_get_userbyid(d.defaclrole)::TEXT,
+        a.grantee,
+        a.privilege_type
+    FROM pg_default_acl AS d
+    CROSS JOIN LATERAL aclexplode(d.defaclacl) AS a
+    UNION ALL
+    SELECT
+        'database',
+        d.datname::TEXT,
+        a.grantee,
+        a.privilege_type
+    FROM pg_database AS d
+    CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+    WHERE d.datname = current_database()
+    UNION ALL
+    SELECT
+        'schema',
+        n.nspname::TEXT,
+        a.grantee,
+        a.privilege_type
+    FROM pg_namespace AS n
+    CROSS JOIN LATERAL aclexplode(n.nspacl) AS a
+    WHERE n.nspname = current_schema()
+    UNION ALL
+    SELECT
+        'parameter',
+        p.parname,
+        a.grantee,
+        a.privilege_type
+    FROM pg_parameter_acl AS p
+    CROSS JOIN LATERAL aclexplode(p.paracl) AS a
+    UNION ALL
+    SELECT
+        'setting',
+        s.setting,
+        r.oid,
+        'SET'
+    FROM pg_db_role_setting AS d
+    INNER JOIN pg_roles AS r ON d.setrole = r.oid
+    CROSS JOIN LATERAL unnest(d.setconfig) AS s (setting)
+    UNION ALL
+    SELECT
+        'role',
+        r.rolname::TEXT,
+        r.oid,
+        'EXISTS'
+    FROM pg_roles AS r
+)
+
+SELECT
+    a.kind AS "kind!",
+    a.object_name AS "object_name!",
+    r.rolname::TEXT AS "role_name!",
+    a.privilege AS "privilege!"
+FROM access AS a
+INNER JOIN pg_roles AS r ON a.grantee = r.oid
+INNER JOIN wanted AS w ON r.rolname = w.role_name
+ORDER BY a.kind, a.object_name, r.rolname, a.privilege;

@@ -3,7 +3,8 @@ verify and reporting, and the backfill (with `GRANT SET ON PARAMETER session_rep
 
 `role_statements()` asks PostgreSQL to render them (queries/roles.sql: every name quoted by
 `format('%I')`, the access map in one place) for the connected database; `apply_roles()` runs them
-in one transaction. Passwords are never part of them: the operator sets each with `\\password`.
+in one transaction; `role_drift()` says what running them would change (nothing, once applied).
+Passwords are never part of them: the operator sets each with `\\password`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from coherence_sql.db import Connection
 from coherence_sql.errors import DRIVER_FAILURES, CoherenceSQLError, ConfigurationError, translate
 from coherence_sql.sql import roles as roles_sql
 
-__all__ = ["DEFAULT_ROLES", "RoleNames", "apply_roles", "role_statements"]
+__all__ = ["DEFAULT_ROLES", "RoleNames", "apply_roles", "role_drift", "role_statements"]
 
 _MAX_NAME_BYTES: Final = 63  # NAMEDATALEN - 1: PostgreSQL would silently truncate a longer name
 _RESERVED: Final = frozenset({"public", "none", "current_user", "session_user", "current_role"})
@@ -84,6 +85,38 @@ def _too_much(row: roles_sql.PrivilegedRolesRow) -> str:
         if on
     ]
     return f"{', '.join(held)} ({row.role_name} is)"
+
+
+async def role_drift(conn: Connection, names: RoleNames = DEFAULT_ROLES) -> list[str]:
+    """What `apply_roles` would change, one line each ("would grant TRUNCATE on table projects to
+    coherence_app"); empty when the roles hold exactly the access map. Runs the statements in a
+    transaction it always rolls back, and compares what the roles hold before and after."""
+    statements = await role_statements(conn, names)
+    wanted = [name for _, name in names.items()]
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        before = {tuple(row) for row in await roles_sql.role_access(conn, names=wanted)}
+        for statement in statements:
+            await conn.execute(statement)
+        after = {tuple(row) for row in await roles_sql.role_access(conn, names=wanted)}
+    except CoherenceSQLError:
+        raise
+    except DRIVER_FAILURES as exc:
+        raise translate(exc, "roles --check") from None
+    finally:
+        await transaction.rollback()
+    gained = [_change("would grant", row) for row in sorted(after - before)]
+    return gained + [_change("would revoke", row) for row in sorted(before - after)]
+
+
+def _change(verb: str, row: tuple[object, ...]) -> str:
+    kind, object_name, role_name, privilege = row
+    if kind == "role":
+        return f"would create role {role_name}"
+    if kind == "setting":
+        return f"{'would set' if verb == 'would grant' else 'would reset'} {object_name} for {role_name}"
+    return f"{verb} {privilege} on {kind} {object_name} to {role_name}"
 
 
 async def apply_roles(conn: Connection, names: RoleNames = DEFAULT_ROLES) -> list[str]:

@@ -372,3 +372,121 @@ async def privileged_roles(conn: Executor, *, names: Sequence[str]) -> list[Priv
         raise PRIVILEGED_ROLES_TIMER.failure(exc) from None
     finally:
         PRIVILEGED_ROLES_TIMER.observe(started)
+
+
+class RoleAccessRow(Record):
+    """One row of role_access: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def kind(self) -> str: ...
+        @property
+        def object_name(self) -> str: ...
+        @property
+        def role_name(self) -> str: ...
+        @property
+        def privilege(self) -> str: ...
+    else:
+        kind = property(itemgetter(0))
+        object_name = property(itemgetter(1))
+        role_name = property(itemgetter(2))
+        privilege = property(itemgetter(3))
+
+
+ROLE_ACCESS_SQL: Final = """\
+WITH
+wanted AS (
+    SELECT unnest($1::TEXT[]) AS role_name
+),
+
+access (kind, object_name, grantee, privilege) AS (
+    SELECT
+        'table',
+        c.relname::TEXT,
+        a.grantee,
+        a.privilege_type
+    FROM pg_class AS c
+    CROSS JOIN LATERAL aclexplode(c.relacl) AS a
+    WHERE c.relnamespace = current_schema()::REGNAMESPACE AND c.relkind IN ('r', 'p', 'S')
+    UNION ALL
+    SELECT
+        'default',
+        'new '
+        || CASE d.defaclobjtype WHEN 'r' THEN 'tables' WHEN 'S' THEN 'sequences' ELSE d.defaclobjtype::TEXT END
+        || ' of '
+        || pg_get_userbyid(d.defaclrole)::TEXT,
+        a.grantee,
+        a.privilege_type
+    FROM pg_default_acl AS d
+    CROSS JOIN LATERAL aclexplode(d.defaclacl) AS a
+    UNION ALL
+    SELECT
+        'database',
+        d.datname::TEXT,
+        a.grantee,
+        a.privilege_type
+    FROM pg_database AS d
+    CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+    WHERE d.datname = current_database()
+    UNION ALL
+    SELECT
+        'schema',
+        n.nspname::TEXT,
+        a.grantee,
+        a.privilege_type
+    FROM pg_namespace AS n
+    CROSS JOIN LATERAL aclexplode(n.nspacl) AS a
+    WHERE n.nspname = current_schema()
+    UNION ALL
+    SELECT
+        'parameter',
+        p.parname,
+        a.grantee,
+        a.privilege_type
+    FROM pg_parameter_acl AS p
+    CROSS JOIN LATERAL aclexplode(p.paracl) AS a
+    UNION ALL
+    SELECT
+        'setting',
+        s.setting,
+        r.oid,
+        'SET'
+    FROM pg_db_role_setting AS d
+    INNER JOIN pg_roles AS r ON d.setrole = r.oid
+    CROSS JOIN LATERAL unnest(d.setconfig) AS s (setting)
+    UNION ALL
+    SELECT
+        'role',
+        r.rolname::TEXT,
+        r.oid,
+        'EXISTS'
+    FROM pg_roles AS r
+)
+
+SELECT
+    a.kind AS "kind!",
+    a.object_name AS "object_name!",
+    r.rolname::TEXT AS "role_name!",
+    a.privilege AS "privilege!"
+FROM access AS a
+INNER JOIN pg_roles AS r ON a.grantee = r.oid
+INNER JOIN wanted AS w ON r.rolname = w.role_name
+ORDER BY a.kind, a.object_name, r.rolname, a.privilege;"""
+ROLE_ACCESS_TIMER: Final = QueryTimer("roles.role_access")
+
+
+async def role_access(conn: Executor, *, names: Sequence[str]) -> list[RoleAccessRow]:
+    """What these roles hold in this database and cluster, one privilege a row: on the current
+    schema's tables and sequences, by default privileges, on the database, the schema and server
+    parameters; their per-role settings; that they exist. `roles --check` compares it before and
+    after running role_setup_statements (rolled back): equal means the roles match the access map.
+    """
+    started = perf_counter()
+    try:
+        return await conn.fetch(ROLE_ACCESS_SQL, names, record_class=RoleAccessRow)
+    except DRIVER_FAILURES as exc:
+        raise ROLE_ACCESS_TIMER.failure(exc) from None
+    finally:
+        ROLE_ACCESS_TIMER.observe(started)

@@ -28,7 +28,7 @@ from coherence_sql.errors import ConfigurationError, MigrationPrivilegeError
 from coherence_sql.health import check_health
 from coherence_sql.models import TaskStatus
 from coherence_sql.resources import schema_dir
-from coherence_sql.security.roles import RoleNames, apply_roles, role_statements
+from coherence_sql.security.roles import RoleNames, apply_roles, role_drift, role_statements
 from coherence_sql.stores import postgres
 from coherence_sql.stores.protocol import AgentTaskStore, DependencyEdge, GraphStore
 from coherence_sql.testing.server import PgServer, create_database, drop_databases
@@ -367,3 +367,45 @@ async def test_the_command_prints_the_statements_it_would_run(db: Prepared, caps
     assert "GRANT SET ON PARAMETER session_replication_role TO " + NAMES.backfill + ";" in out
     assert all(line.endswith(";") for line in out)
     assert not any(line.startswith("CREATE ROLE") for line in out)  # they exist: nothing to create
+
+
+async def test_check_finds_no_drift_once_applied_and_names_a_privilege_granted_by_hand(
+    databases: tuple[Callable[[], Awaitable[Prepared]], Prepared], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fresh = await databases[0]()
+    admin = await asyncpg.connect(fresh.admin_dsn)
+    try:
+        assert await role_drift(admin, NAMES) == []
+        await admin.execute(f"GRANT TRUNCATE ON projects TO {_ident(NAMES.app)}")
+        await admin.execute(f"REVOKE SELECT ON schema_migrations FROM {_ident(NAMES.readonly)}")
+        await admin.execute(f"ALTER ROLE {_ident(NAMES.readonly)} RESET default_transaction_read_only")
+        assert set(await role_drift(admin, NAMES)) == {
+            f"would grant SELECT on table schema_migrations to {NAMES.readonly}",
+            f"would set default_transaction_read_only=on for {NAMES.readonly}",
+            f"would revoke TRUNCATE on table projects to {NAMES.app}",
+        }
+        assert await role_drift(admin, NAMES) != []  # the check rolled back: nothing was fixed
+        argv = ["roles", "--check", "--database-url", fresh.admin_dsn, *(f"--{k}={n}" for k, n in NAMES.items())]
+        assert await asyncio.to_thread(main, argv) == 1
+        assert f"would revoke TRUNCATE on table projects to {NAMES.app}" in capsys.readouterr().out
+        await apply_roles(admin, NAMES)
+        assert await role_drift(admin, NAMES) == []
+        assert await asyncio.to_thread(main, argv) == 0
+        assert "the roles match the access map" in capsys.readouterr().out
+    finally:
+        await admin.close()
+
+
+async def test_check_on_a_database_without_the_roles_lists_what_apply_would_create(db: Prepared) -> None:
+    others = RoleNames(
+        owner=f"cs_o2_{SUFFIX}", app=f"cs_a2_{SUFFIX}", readonly=f"cs_r2_{SUFFIX}", backfill=f"cs_b2_{SUFFIX}"
+    )
+    admin = await asyncpg.connect(db.admin_dsn)
+    try:
+        drift = await role_drift(admin, others)
+        exists = await admin.fetchval("SELECT count(*) FROM pg_roles WHERE rolname = $1", others.app)
+    finally:
+        await admin.close()
+    assert f"would create role {others.app}" in drift
+    assert f"would grant SET on parameter session_replication_role to {others.backfill}" in drift
+    assert exists == 0  # rolled back
