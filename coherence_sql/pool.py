@@ -66,14 +66,25 @@ class BoundedPool(_PoolBase):
     `name` labels its metrics (`pool="primary"`; a replica's pool says e.g. "replica-1");
     `waiting` is how many callers are inside an acquire now."""
 
-    __slots__ = ("__weakref__", "_acquire_timer", "acquire_timeout_s", "name", "waiting")
+    __slots__ = ("__weakref__", "_acquire_timer", "_name", "acquire_timeout_s", "waiting")
 
     def __init__(self, *args: Any, acquire_timeout_s: float, name: str = "primary", **kwargs: Any) -> None:
         self.acquire_timeout_s = acquire_timeout_s
-        self.name = name
+        self._name = name
         self.waiting = 0
         kwargs.setdefault("reset", reset_changed_session)
         super().__init__(*args, **kwargs)
+        self._acquire_timer = track_pool(self)
+
+    @property
+    def name(self) -> str:
+        """The `pool` label of its metrics."""
+        return self._name
+
+    @name.setter
+    def name(self, name: str) -> None:
+        # Renaming after create_pool (a replica's pool) moves its acquire metrics to the new label too.
+        self._name = name
         self._acquire_timer = track_pool(self)
 
     async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 (asyncpg's own signature)

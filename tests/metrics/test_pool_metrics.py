@@ -98,3 +98,16 @@ async def test_a_closed_pool_leaves_the_gauges(clean_dsn: str) -> None:
     assert gauges("closing-metrics-test") == dict.fromkeys(GAUGES)
     names, _ = scrape()
     assert {f"coherence_sql_pool_{name}" for name in GAUGES} <= names
+
+
+async def test_a_pool_renamed_after_create_pool_reports_under_its_new_name(clean_dsn: str) -> None:
+    pool = await create_pool(clean_dsn, PoolSettings(min_size=1, max_size=1))
+    assert isinstance(pool, BoundedPool)
+    try:
+        pool.name = "replica-renamed-test"  # as a replica's pool is named
+        async with pool.acquire():
+            assert gauges("replica-renamed-test")["in_use"] == 1
+        _, samples = scrape()
+        assert value(samples, "coherence_sql_pool_acquire_duration_seconds_count", pool="replica-renamed-test") == 1
+    finally:
+        await pool.close()
