@@ -17,6 +17,7 @@ from coherence_sql.commands import (
     data_commands,
     db_commands,
     demo_command,
+    health_commands,
     loadtest_commands,
     metrics_commands,
     roles_commands,
@@ -32,6 +33,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     data_commands,
     backup_commands,
     metrics_commands,
+    health_commands,
     loadtest_commands,
     demo_command,
 )

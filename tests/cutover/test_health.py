@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from coherence_sql.cli import main
 from coherence_sql.cutover.service import (
     STATUS_TIMEOUT_S,
     CutoverStores,
@@ -51,7 +52,7 @@ from coherence_sql.stores.postgres import connect as connect_stores
 from tests.cutover.workload import Workload
 from tests.faults.server import APP_ROLE, PrivateServer
 from tests.faults.traffic import dual_write_settings
-from tests.pg import execute
+from tests.pg import execute, with_database
 
 TIMEOUT_S = 1.0  # the health check's timeout in the frozen-server test (5 s in production)
 MARGIN_S = 1.0  # what a loaded 2-core machine may add to it
@@ -168,6 +169,38 @@ async def test_in_the_memory_phase_postgres_is_not_asked(tmp_path: Path) -> None
     assert report.schema_files is None
     assert report.cutover is not None
     assert report.cutover.phase == "memory"
+
+
+def test_the_health_command_exits_0_when_ready_and_prints_the_report(
+    migrated_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["health", "--database-url", migrated_dsn]) == 0
+    text = capsys.readouterr().out
+    assert "\nready\n" in text
+    assert f"schema: {len(discover())} of {len(discover())} files applied, current" in text
+    assert main(["health", "--database-url", migrated_dsn, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ready"] is True
+    assert report["writes"]["writable"] is True
+
+
+def test_the_health_command_exits_1_naming_why(empty_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["health", "--database-url", empty_dsn]) == 1
+    text = capsys.readouterr().out
+    assert "NOT READY" in text
+    assert "reason: the schema is behind this code: 001_initial_schema.sql" in text
+
+
+def test_the_health_command_reports_a_database_that_is_not_there(
+    empty_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = with_database(empty_dsn, "no_such_database")
+    assert main(["health", "--database-url", missing, "--json", "--timeout", "2"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ready"] is False
+    assert report["database"]["reachable"] is False
+    assert report["database"]["error"].startswith("DatabaseUnavailableError")
+    assert '"no_such_database" does not exist' in report["database"]["error"]
 
 
 # -- readiness by phase (the verdict alone) ------------------------------------------------------
