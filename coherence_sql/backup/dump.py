@@ -10,7 +10,6 @@ manifest written: a backup interrupted at any point never looks complete.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Final
 
 from coherence_sql import __version__
 from coherence_sql.backup.conninfo import child_connection
-from coherence_sql.backup.manifest import Manifest, SchemaFileEntry, describe_file, write_manifest
+from coherence_sql.backup.manifest import Manifest, SchemaFileEntry, describe_file, fsync_path, write_manifest
 from coherence_sql.backup.tools import ClientTool, candidate_dirs, find_tool
 from coherence_sql.db import Connection, connect
 from coherence_sql.errors import DRIVER_FAILURES, BackupError, CoherenceSQLError, translate
@@ -94,14 +93,6 @@ def _backup_name(database: str, started: datetime, directory: Path) -> str:
     return name
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def client_search(major: int, pg_bin_dirs: list[Path] | None) -> list[Path]:
     """Where to look for client programs: the directories the operator named, else the defaults."""
     return pg_bin_dirs if pg_bin_dirs is not None else candidate_dirs(major)
@@ -111,7 +102,7 @@ def _complete(partial: Path, manifest: Manifest, final: Path) -> Path:
     """The manifest last, then the rename that makes the backup complete, made durable."""
     write_manifest(partial, manifest)
     partial.rename(final)
-    _fsync_dir(final.parent)
+    fsync_path(final.parent)
     return final
 
 

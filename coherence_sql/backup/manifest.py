@@ -26,6 +26,7 @@ __all__ = [
     "SchemaFileEntry",
     "check_files",
     "describe_file",
+    "fsync_path",
     "read_manifest",
     "write_manifest",
 ]
@@ -76,7 +77,8 @@ class Manifest(_Strict):
         return self.files[0]
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (a rename is durable once its directory is)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -100,9 +102,9 @@ def write_manifest(directory: Path, manifest: Manifest) -> Path:
     target = directory / MANIFEST_NAME
     partial = directory / f".{MANIFEST_NAME}.partial"
     partial.write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    _fsync(partial)
+    fsync_path(partial)
     partial.replace(target)
-    _fsync(directory)
+    fsync_path(directory)
     return target
 
 
