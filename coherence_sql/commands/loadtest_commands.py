@@ -284,7 +284,8 @@ def _table(scenario: str, legs: list[Leg]) -> Table:
 
 def _notes(leg: Leg) -> list[str]:
     r = leg.data.get("result", {})
-    lines = [f"{error['type']}: {error['message']}" for error in [leg.data["error"]] if "error" in leg.data]
+    error = leg.data.get("error")
+    lines = [] if error is None else [f"{error['type']}: {error['message']}"]
     lines += r.get("warnings", [])
     lines += [f"{kind}: {message}" for kind, message in r.get("error_examples", {}).items()]
     lines += r.get("problems", [])[:5]
