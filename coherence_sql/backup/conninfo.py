@@ -42,7 +42,8 @@ def _split(dsn: str) -> tuple[str, str, str, list[tuple[str, str]], str]:
 
 def child_connection(dsn: str, base_env: dict[str, str] | None = None) -> ChildConnection:
     """`dsn` without its password (userinfo or `?password=`), and `base_env` (default: this
-    process's) with PGPASSWORD set to it, or without PGPASSWORD when the DSN has none."""
+    process's) with PGPASSWORD set to it. A DSN without one leaves `base_env` as it is: the
+    child finds the password where the package's own connection did (PGPASSWORD, ~/.pgpass)."""
     scheme, netloc, path, query, fragment = _split(dsn)
     password: str | None = None
     userinfo, at, hosts = netloc.rpartition("@")
@@ -62,7 +63,6 @@ def child_connection(dsn: str, base_env: dict[str, str] | None = None) -> ChildC
         else:
             kept.append((name, value))
     env = dict(os.environ if base_env is None else base_env)
-    env.pop("PGPASSWORD", None)
     if password is not None:
         env["PGPASSWORD"] = password
     url = urlunsplit((scheme, netloc, path, urlencode(kept, quote_via=quote), fragment))
