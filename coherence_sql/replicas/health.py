@@ -17,7 +17,7 @@ from coherence_sql.replicas.positions import PrimarySample
 from coherence_sql.replicas.router import ReadRouter, Replica
 from coherence_sql.sql import replicas as replicas_sql
 
-__all__ = ["check_replica", "open_replica_pool", "sample_primary", "watch"]
+__all__ = ["check_replica", "open_replica_pool", "sample_primary", "stop", "watch"]
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ async def sample_primary(router: ReadRouter) -> None:
     callers with unresolved writes then keep reading from the primary, which is right)."""
     started = monotonic()
     try:
-        position = await asyncio.wait_for(replicas_sql.primary_wal_position(router.primary), check_timeout(router))
+        async with asyncio.timeout(check_timeout(router)):  # not wait_for: on 3.11 it can swallow a cancel
+            position = await replicas_sql.primary_wal_position(router.primary)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -49,7 +50,8 @@ async def check_replica(router: ReadRouter, replica: Replica) -> None:
     if replica.pool is None:
         return
     try:
-        row = await asyncio.wait_for(replicas_sql.replica_replay_position(replica.pool), check_timeout(router))
+        async with asyncio.timeout(check_timeout(router)):
+            row = await replicas_sql.replica_replay_position(replica.pool)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -87,14 +89,14 @@ async def open_replica_pool(replica: Replica, settings: PoolSettings) -> None:
 
 
 async def _primary_loop(router: ReadRouter) -> None:
-    while True:
+    while not router.closing:
         await sample_primary(router)
         await asyncio.sleep(router.settings.check_interval_s)
 
 
 async def _replica_loop(router: ReadRouter, replica: Replica, pool_settings: PoolSettings) -> None:
     next_open = monotonic() + _REOPEN_EVERY_S
-    while True:
+    while not router.closing:
         if replica.pool is None and monotonic() >= next_open:
             next_open = monotonic() + _REOPEN_EVERY_S
             await open_replica_pool(replica, pool_settings)
@@ -103,10 +105,21 @@ async def _replica_loop(router: ReadRouter, replica: Replica, pool_settings: Poo
 
 
 def watch(router: ReadRouter, pool_settings: PoolSettings) -> list[asyncio.Task[None]]:
-    """Start the loops (one for the primary, one per replica); the caller cancels them."""
+    """Start the loops (one for the primary, one per replica); `stop` ends them."""
     tasks = [asyncio.create_task(_primary_loop(router), name="coherence_sql primary WAL position")]
     for replica in router.replicas:
         tasks.append(
             asyncio.create_task(_replica_loop(router, replica, pool_settings), name=f"coherence_sql {replica.name}")
         )
     return tasks
+
+
+async def stop(router: ReadRouter, tasks: list[asyncio.Task[None]]) -> None:
+    """End the loops: each sees `closing` at its next turn, and is cancelled meanwhile (again, if a
+    cancellation was lost in a race with a finishing query)."""
+    router.closing = True
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)

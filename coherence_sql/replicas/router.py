@@ -85,6 +85,7 @@ class ReadRouter:
         # A replica more than this far behind reads as this far behind (docs: the lag metric).
         self.clock = PrimaryClock(history_s=max(3 * settings.max_lag_s, 1.0))
         self.primary_reads = 0
+        self.closing = False  # set when the router closes: the health loop ends
         self._unscoped = CallerPosition()
         self._key = id(self)
         self._turn = itertools.count()

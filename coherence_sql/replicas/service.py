@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Final, cast
 
 from coherence_sql.db import Pool, PoolSettings
-from coherence_sql.replicas.health import check_replica, open_replica_pool, sample_primary, watch
+from coherence_sql.replicas.health import check_replica, open_replica_pool, sample_primary, stop, watch
 from coherence_sql.replicas.metrics import track_router
 from coherence_sql.replicas.router import ReadRouter, Replica
 from coherence_sql.replicas.settings import ReplicaSettings
@@ -42,9 +42,7 @@ async def open_read_router(
         tasks = watch(router, chosen)
         yield router
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop(router, tasks)
         await asyncio.gather(*(_close(r) for r in replicas))
 
 
@@ -54,7 +52,8 @@ async def _close(replica: Replica) -> None:
     if pool is None:
         return
     try:
-        await asyncio.wait_for(pool.close(), _CLOSE_TIMEOUT_S)
+        async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+            await pool.close()
     except asyncio.CancelledError:
         pool.terminate()
         raise

@@ -68,7 +68,13 @@ class ReplicaCluster:
     def start(self) -> None:
         self.primary.start()
         self._admin_sql(self.primary.uri(), "ALTER SYSTEM SET wal_keep_size = '256MB'", "SELECT pg_reload_conf()")
-        self._admin_sql(self.primary.uri(), f'CREATE DATABASE "{DATABASE}"')
+        # The throwaway server starts with synchronous_commit=off (commits reach the replicas up to
+        # wal_writer_delay late); the application's database keeps production's default.
+        self._admin_sql(
+            self.primary.uri(),
+            f'CREATE DATABASE "{DATABASE}"',
+            f'ALTER DATABASE "{DATABASE}" SET synchronous_commit = on',
+        )
         for replica in self.replicas:
             self._base_backup(replica.data_dir)
             replica.start()

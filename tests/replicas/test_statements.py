@@ -79,14 +79,27 @@ async def _truths(dsn: str) -> dict[str, bool]:
         await conn.close()
 
 
+# The query files the stores run (through the router, when replicas are set): each must be classified
+# exactly. Operator queries (backfill, backup, roles, ...) never reach the router; for them a read
+# taken for a write is only a read the primary serves, so only the unsafe mistake fails.
+STORE_MODULES = frozenset({"agent_tasks", "assets", "contributions", "contributors", "github", "projects"})
+
+
 @pytest.mark.slow
 async def test_every_named_query_is_classified_as_its_plan_says(cluster: ReplicaCluster) -> None:
     truths = await _truths(cluster.primary_dsn())
     classified = {f"{q.module}.{q.name}": is_read_only(q.sql) for q in _every_query()}
     assert len(classified) > 90
-    wrong = {name: ("read-only" if truth else "write") for name, truth in truths.items() if classified[name] != truth}
-    assert wrong == {}, f"classified against what the plan does (truth shown): {wrong}"
+    unsafe = sorted(name for name, truth in truths.items() if classified[name] and not truth)
+    assert unsafe == [], "classified read-only, but the plan writes, locks or calls a volatile function"
+    wrong = {
+        name: ("read-only" if truth else "write")
+        for name, truth in truths.items()
+        if classified[name] != truth and name.split(".")[0] in STORE_MODULES
+    }
+    assert wrong == {}, f"the stores' queries classified against what the plan does (truth shown): {wrong}"
     assert sum(truths.values()) > 40  # most queries are reads: the check is not vacuous
+    assert sum(1 for name in truths if name.split(".")[0] in STORE_MODULES) > 50
 
 
 async def test_the_read_only_functions_are_built_in_and_never_volatile_but_for_server_state(
