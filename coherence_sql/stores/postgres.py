@@ -55,7 +55,6 @@ from coherence_sql.sql import github as github_sql
 from coherence_sql.sql import projects as projects_sql
 from coherence_sql.stores import pipeline, rules
 from coherence_sql.stores.protocol import DependencyEdge
-from coherence_sql.stores.trusted import TrustedBuilder
 
 if TYPE_CHECKING:  # generic in the stubs only
     PoolConnection: TypeAlias = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
@@ -139,22 +138,8 @@ _GitHubOrganizationRow = github_sql.GithubOrganizationRow
 _TaskRow = tasks_sql.TaskRow
 
 
-# Rows become models without re-running pydantic's validators (stores/trusted.py): PostgreSQL
-# already constrained them, and validation cost 8x the query for a list of contributors. Each
-# mapper takes the builder, so the tests can build the same row the validating way (`Model`).
-_PROJECT: Final = TrustedBuilder(Project)
-_CONTRIBUTOR: Final = TrustedBuilder(Contributor)
-_ASSET: Final = TrustedBuilder(
-    Asset, validators=frozenset({"_default_name"}), validate_when=lambda values: values["name"] is None
-)
-_CONTRIBUTION: Final = TrustedBuilder(Contribution)
-_GITHUB_CONTRIBUTOR: Final = TrustedBuilder(GitHubContributor)
-_GITHUB_ORGANIZATION: Final = TrustedBuilder(GitHubOrganization)
-_TASK: Final = TrustedBuilder(AgentTaskRecord)
-
-
-def _project(row: _ProjectRow, build: Callable[..., Project] = _PROJECT) -> Project:
-    return build(
+def _project(row: _ProjectRow) -> Project:
+    return Project(
         name=row.name,
         ecosystem=row.ecosystem,
         version=row.version,
@@ -165,8 +150,8 @@ def _project(row: _ProjectRow, build: Callable[..., Project] = _PROJECT) -> Proj
     )
 
 
-def _contributor(row: _ContributorRow, build: Callable[..., Contributor] = _CONTRIBUTOR) -> Contributor:
-    return build(
+def _contributor(row: _ContributorRow) -> Contributor:
+    return Contributor(
         id=row.id,
         type=ContributorType(row.type),
         name=row.name,
@@ -179,8 +164,8 @@ def _contributor(row: _ContributorRow, build: Callable[..., Contributor] = _CONT
     )
 
 
-def _asset(row: _AssetRow, build: Callable[..., Asset] = _ASSET) -> Asset:
-    return build(
+def _asset(row: _AssetRow) -> Asset:
+    return Asset(
         id=row.id,
         type=AssetType(row.type),
         name=row.name,
@@ -191,8 +176,8 @@ def _asset(row: _AssetRow, build: Callable[..., Asset] = _ASSET) -> Asset:
     )
 
 
-def _contribution(row: _ContributionRow, build: Callable[..., Contribution] = _CONTRIBUTION) -> Contribution:
-    return build(
+def _contribution(row: _ContributionRow) -> Contribution:
+    return Contribution(
         id=row.id,
         contributor_id=row.contributor_id,
         asset_id=row.asset_id,
@@ -203,10 +188,8 @@ def _contribution(row: _ContributionRow, build: Callable[..., Contribution] = _C
     )
 
 
-def _github_contributor(
-    row: _GitHubContributorRow, build: Callable[..., GitHubContributor] = _GITHUB_CONTRIBUTOR
-) -> GitHubContributor:
-    return build(
+def _github_contributor(row: _GitHubContributorRow) -> GitHubContributor:
+    return GitHubContributor(
         id=row.id,
         source=row.source,
         login=row.login,
@@ -218,10 +201,8 @@ def _github_contributor(
     )
 
 
-def _github_organization(
-    row: _GitHubOrganizationRow, build: Callable[..., GitHubOrganization] = _GITHUB_ORGANIZATION
-) -> GitHubOrganization:
-    return build(
+def _github_organization(row: _GitHubOrganizationRow) -> GitHubOrganization:
+    return GitHubOrganization(
         id=row.id,
         login=row.login,
         type=row.type,
@@ -232,8 +213,8 @@ def _github_organization(
     )
 
 
-def _task(row: _TaskRow, build: Callable[..., AgentTaskRecord] = _TASK) -> AgentTaskRecord:
-    return build(
+def _task(row: _TaskRow) -> AgentTaskRecord:
+    return AgentTaskRecord(
         id=row.id,
         direction=row.direction,
         task_type=row.task_type,
