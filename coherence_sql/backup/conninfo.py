@@ -65,7 +65,7 @@ def child_connection(dsn: str, base_env: dict[str, str] | None = None) -> ChildC
     env = dict(os.environ if base_env is None else base_env)
     if password is not None:
         env["PGPASSWORD"] = password
-    url = urlunsplit((scheme, netloc, path, urlencode(kept, quote_via=quote), fragment))
+    url = urlunsplit((scheme, netloc, path, urlencode(kept, safe="/", quote_via=quote), fragment))
     return ChildConnection(url=url, env=env)
 
 
@@ -78,4 +78,6 @@ def with_database(dsn: str, database: str) -> str:
     """The same server and credentials, another database."""
     scheme, netloc, _, query, fragment = _split(dsn)
     query = [(k, v) for k, v in query if k != "dbname"]
-    return urlunsplit((scheme, netloc, "/" + quote(database, safe=""), urlencode(query, quote_via=quote), fragment))
+    return urlunsplit(
+        (scheme, netloc, "/" + quote(database, safe=""), urlencode(query, safe="/", quote_via=quote), fragment)
+    )

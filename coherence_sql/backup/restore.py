@@ -80,7 +80,13 @@ async def _ensure_database(target: str) -> bool:
             return False
         statement = await backup_sql.create_database_statement(admin, name=name)
         assert statement is not None  # format() of a non-null name is never null
-        await admin.execute(statement)  # the statement text comes from queries/backup.sql's format()
+        try:
+            await admin.execute(statement)  # the statement text comes from queries/backup.sql's format()
+        except DRIVER_FAILURES as exc:  # e.g. a role without CREATEDB
+            raise BackupError(
+                f"cannot create the database {name!r} for the restore: {translate(exc)}; create it empty "
+                f"(CREATE DATABASE ... OWNER <the restoring role>) as a role that may, then restore into it"
+            ) from None
         return True
     finally:
         await admin.close()

@@ -171,6 +171,22 @@ async def test_a_target_server_older_than_the_backups_is_refused_before_pg_resto
         await conn.close()
 
 
+async def test_a_role_that_may_not_create_the_target_gets_a_typed_error_saying_what_to_do(
+    backed_up: BackupResult, pg_server: PgServer
+) -> None:
+    role = f"cs_backup_nocreatedb_{os.getpid()}"
+    admin = await asyncpg.connect(pg_server.admin_dsn)
+    try:
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN NOCREATEDB')
+        parts = urlsplit(with_database(pg_server.admin_dsn, f"{role}_target"))
+        as_role = parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}").geturl()
+        with pytest.raises(BackupError, match=r"cannot create the database .*permission denied.*create it empty"):
+            await restore_backup(backed_up.path, as_role)
+    finally:
+        await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        await admin.close()
+
+
 # -- damaged backups ----------------------------------------------------------------------------
 
 
