@@ -68,10 +68,13 @@ async def server_major(conn: Connection) -> int:
 
 async def run_client(tool: ClientTool, args: list[str], env: dict[str, str], dsn: str) -> None:
     """Run a client program; its failure is a BackupError quoting its stderr, redacted."""
-    process = await asyncio.create_subprocess_exec(
-        str(tool.path), *args, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    try:
+        process = await asyncio.create_subprocess_exec(
+            str(tool.path), *args, env=env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+    except OSError as exc:  # not executable, vanished since it was found
+        raise BackupError(f"{tool.path} could not be run: {exc}") from None
     try:
         _, stderr = await process.communicate()
     except BaseException:  # cancelled (Ctrl-C): the child must not outlive us

@@ -137,7 +137,10 @@ def check_files(directory: Path, manifest: Manifest) -> None:
         path = directory / entry.name
         if not path.is_file():
             raise BackupError(f"{path}: missing: the backup is incomplete and cannot be restored")
-        actual = describe_file(path)
+        try:
+            actual = describe_file(path)
+        except OSError as exc:
+            raise BackupError(f"{path}: cannot be read: {exc}") from None
         if actual.bytes != entry.bytes:
             raise BackupChecksumError(
                 f"{path}: {actual.bytes} bytes where the manifest records {entry.bytes}: the file is damaged; "

@@ -30,6 +30,8 @@ class PruneResult:
 
 def list_backups(directory: Path) -> list[tuple[Path, Manifest]]:
     """The complete backups in `directory`, oldest first."""
+    if not directory.is_dir():
+        raise BackupError(f"{directory}: no such backup directory")
     found: list[tuple[Path, Manifest]] = []
     for child in sorted(directory.iterdir()):
         if not child.is_dir() or child.name.startswith(".") or not (child / MANIFEST_NAME).is_file():

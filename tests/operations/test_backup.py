@@ -300,6 +300,8 @@ def test_pruning_never_removes_the_newest_even_when_every_backup_is_old(tmp_path
     assert prune_backups(tmp_path, 30, now=NOW).kept == [newest]
     with pytest.raises(ConfigurationError, match="at least 1"):
         prune_backups(tmp_path, 0, now=NOW)
+    with pytest.raises(BackupError, match="no such backup directory"):
+        prune_backups(tmp_path / "absent", 30, now=NOW)
 
 
 # -- which pg_dump -----------------------------------------------------------------------------
