@@ -11,10 +11,11 @@ from typing import Any
 
 from coherence_sql.backup import backup_database, prune_backups, resolve_target, restore_backup, verify_backup
 from coherence_sql.backup.manifest import Manifest
+from coherence_sql.backup.textfile import write_backup_textfile
 from coherence_sql.commands.database import add_database_options, chosen_dsn, given_dsn
 from coherence_sql.commands.output import emit
 from coherence_sql.embedded import EmbeddedPostgres, default_data_dir
-from coherence_sql.errors import ConfigurationError
+from coherence_sql.errors import CoherenceSQLError, ConfigurationError
 
 PG_BIN_DIR_HELP = (
     "look for pg_dump/pg_restore only here (repeatable); by default: the embedded server's, "
@@ -48,6 +49,13 @@ def register(subparsers: Any) -> None:
         help="then remove this tool's backups older than N days (never the newest of a database)",
     )
     backup.add_argument("--pg-bin-dir", type=Path, action="append", default=None, help=PG_BIN_DIR_HELP)
+    backup.add_argument(
+        "--metrics-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write the outcome for node_exporter's textfile collector (PATH ending in .prom), on failure too",
+    )
     add_database_options(backup)
     backup.set_defaults(run=_backup)
     restore = subparsers.add_parser(
@@ -90,6 +98,18 @@ def _manifest_data(manifest: Manifest) -> dict[str, Any]:
 
 
 async def _backup(args: argparse.Namespace) -> int:
+    try:
+        code = await _backup_and_prune(args)
+    except CoherenceSQLError:
+        if args.metrics_file is not None:  # the alert on a failing backup must see this run too
+            write_backup_textfile(args.metrics_file, success=False, directory=args.dir)
+        raise
+    if args.metrics_file is not None:
+        write_backup_textfile(args.metrics_file, success=True, directory=args.dir)
+    return code
+
+
+async def _backup_and_prune(args: argparse.Namespace) -> int:
     dsn = chosen_dsn(args, "backup", needs="the database to back up")
     result = await backup_database(dsn, args.dir, pg_bin_dirs=args.pg_bin_dir)
     manifest = result.manifest

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 import asyncpg
 import pytest
 import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
 
 from coherence_sql.backup import (
     backup_database,
@@ -417,3 +418,37 @@ def test_backup_then_restore_by_name_from_the_command_line(
         assert json.loads(capsys.readouterr().out)["error"]["type"] == "RestoreTargetNotEmptyError"
     finally:
         asyncio.run(_drop(pg_server.admin_dsn, name))
+
+
+def _samples(path: Path) -> dict[str, float]:
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(path.read_text())
+        for sample in family.samples
+    }
+
+
+def test_the_metrics_file_reports_each_run_and_the_newest_complete_backup(
+    source_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    backups, prom = tmp_path / "backups", tmp_path / "backup.prom"
+    command = ["--json", "backup", "--dir", str(backups), "--database-url", source_dsn, "--metrics-file", str(prom)]
+    assert main(command) == 0
+    made = read_manifest(Path(json.loads(capsys.readouterr().out)["backup"]))
+    ok = _samples(prom)
+    assert ok["coherence_sql_backup_success"] == 1
+    assert ok["coherence_sql_backup_last_success_timestamp_seconds"] == made.finished_utc.timestamp()
+    assert ok["coherence_sql_backup_last_size_bytes"] == made.dump.bytes
+    assert ok["coherence_sql_backup_last_run_timestamp_seconds"] >= made.finished_utc.timestamp()
+
+    empty_bin = tmp_path / "no-clients"
+    empty_bin.mkdir()
+    assert main([*command, "--pg-bin-dir", str(empty_bin)]) == 2
+    assert json.loads(capsys.readouterr().out)["error"]["type"] == "BackupToolNotFoundError"
+    failed = _samples(prom)
+    assert failed["coherence_sql_backup_success"] == 0
+    assert failed["coherence_sql_backup_last_success_timestamp_seconds"] == made.finished_utc.timestamp()
+    assert (
+        failed["coherence_sql_backup_last_run_timestamp_seconds"]
+        >= ok["coherence_sql_backup_last_run_timestamp_seconds"]
+    )
