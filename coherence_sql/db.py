@@ -67,6 +67,10 @@ class PoolSettings:
     # The longest any caller waits for a connection (free, or newly opened), and for a used one to
     # be given back; past it PoolTimeoutError (see coherence_sql/pool.py).
     acquire_timeout_s: float = DEFAULT_ACQUIRE_TIMEOUT_S
+    # Behind PgBouncer pooling by transaction (POSTGRES_PGBOUNCER): no statement cache, only what
+    # PgBouncer passes on at start-up, the rest of server_settings checked to come from the role
+    # (coherence_sql/replicas/pgbouncer.py).
+    transaction_pooling: bool = False
 
     def __post_init__(self) -> None:
         if not self.acquire_timeout_s > 0:
@@ -78,7 +82,10 @@ class PoolSettings:
         `env`, else the process environment."""
         variables = read_environment(ConnectionEnvironment, env)
         size = variables.POSTGRES_POOL_SIZE
+        from coherence_sql.replicas.pgbouncer import pools_by_transaction  # replicas imports db
+
         return cls(
+            transaction_pooling=pools_by_transaction(env),
             min_size=min(2, size),
             max_size=size + variables.POSTGRES_MAX_OVERFLOW,
             acquire_timeout_s=float(variables.POSTGRES_POOL_TIMEOUT),
@@ -118,6 +125,9 @@ async def create_pool(dsn: str | None = None, settings: PoolSettings | None = No
     """A pool whose every connection has the package's codecs and timeouts."""
     target = resolve_dsn(dsn)
     chosen = settings or PoolSettings.from_env()
+    from coherence_sql.replicas.pgbouncer import require_session_settings, startup_settings  # replicas imports db
+
+    sent = startup_settings(chosen.server_settings) if chosen.transaction_pooling else chosen.server_settings
     try:
         pool = BoundedPool(
             target,
@@ -126,7 +136,8 @@ async def create_pool(dsn: str | None = None, settings: PoolSettings | None = No
             max_size=chosen.max_size,
             max_queries=chosen.max_queries,
             max_inactive_connection_lifetime=chosen.max_inactive_connection_lifetime,
-            server_settings=dict(chosen.server_settings),
+            server_settings=dict(sent),
+            statement_cache_size=0 if chosen.transaction_pooling else 100,  # 100: asyncpg's default
             init=init_connection,
             loop=None,
             connection_class=asyncpg.Connection,
@@ -140,6 +151,12 @@ async def create_pool(dsn: str | None = None, settings: PoolSettings | None = No
     except Exception as exc:
         pool.terminate()
         raise connect_failure(target, exc) from None
+    if chosen.transaction_pooling:
+        try:
+            await require_session_settings(pool, chosen.server_settings)
+        except BaseException:
+            pool.terminate()
+            raise
     return pool
 
 
