@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 2.0
+_START_TIME_SLACK_S = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +84,11 @@ def _same_server(data_directory: Path, started_at_epoch: int) -> bool:
     (line 3: the start time) must match; when that file is not ours to read, assume it is."""
     try:
         lines = (data_directory / "postmaster.pid").read_text(encoding="ascii").splitlines()
-    except (OSError, UnicodeDecodeError):
+        written_at = int(lines[2])
+    except (OSError, UnicodeDecodeError, IndexError, ValueError):
         return True
-    return len(lines) > 2 and lines[2].strip() == str(started_at_epoch)
+    # The postmaster writes the file a moment before it records its start time: a second apart seen.
+    return abs(written_at - started_at_epoch) <= _START_TIME_SLACK_S
 
 
 def _local_volume(row: Any, local: bool | None) -> Volume | None:

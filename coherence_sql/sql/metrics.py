@@ -65,7 +65,8 @@ SERVER_STATE_TIMER: Final = QueryTimer("metrics.server_state")
 async def server_state(conn: Executor) -> ServerStateRow | None:
     """The scraped server's own figures in one round trip: its database's size, its data directory
     (NULL unless the role may read it: superuser or pg_read_all_settings), whether it is a replica,
-    and, on a replica, how far its replay is behind (0 when it has replayed all it received).
+    and, on a replica, how far its replay is behind (0 when it has replayed all it received; NULL
+    while behind if it has replayed no transaction since it started).
     The address we reached it on ('unix-socket' for a socket) and its start time (as in its
     postmaster.pid) say whether a local data directory of that path is this server's.
     """

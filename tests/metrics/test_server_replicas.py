@@ -1,0 +1,78 @@
+"""The server collector on a real primary and hot standby (the replicas suite's cluster, one
+replica): the primary reports each replica's lag, the replica its replay delay."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+from prometheus_client import CollectorRegistry
+
+from coherence_sql.metrics import ServerCollector
+from tests.metrics.scrape import Samples, labelled, scrape, value
+from tests.replicas.cluster import ReplicaCluster
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ReplicaCluster]:
+    started = ReplicaCluster(replica_count=1)
+    try:
+        started.start()
+        yield started
+    finally:
+        started.destroy()
+
+
+async def scraped(dsn: str) -> Samples:
+    registry = CollectorRegistry()
+    registry.register(ServerCollector(dsn, timeout_s=5.0))
+    _, samples = await asyncio.to_thread(scrape, registry)
+    return samples
+
+
+async def test_the_primary_reports_its_replicas_lag(cluster: ReplicaCluster) -> None:
+    samples = await scraped(cluster.primary_dsn())
+    assert value(samples, "coherence_sql_server_up") == 1
+    lags = labelled(samples, "coherence_sql_server_replication_lag_seconds")
+    assert len(lags) == 1  # one replica, named by its application_name
+    ((labels, lag),) = lags.items()
+    assert dict(labels)["replica"] != ""
+    assert 0 <= lag < 10
+    assert value(samples, "coherence_sql_server_replay_delay_seconds") is None
+    # On this host over a unix socket: the data directory's volume is measured.
+    size = value(samples, "coherence_sql_server_volume_size_bytes")
+    assert size is not None
+    assert size > 0
+
+
+async def test_a_replica_reports_its_replay_delay_and_no_lag_of_its_own(cluster: ReplicaCluster) -> None:
+    await asyncio.to_thread(cluster.wait_until_streaming)
+    samples = await scraped(cluster.replica_dsn(0))
+    assert value(samples, "coherence_sql_server_up") == 1
+    assert value(samples, "coherence_sql_server_replay_delay_seconds") == 0  # replayed all it received
+    assert labelled(samples, "coherence_sql_server_replication_lag_seconds") == {}
+
+    replica = await asyncpg.connect(cluster.replica_dsn(0))
+    primary = await asyncpg.connect(cluster.primary_dsn())
+    try:
+        # A transaction replayed since the replica started: the delay is measured from its commit time.
+        await primary.execute("CREATE TABLE written_before_the_pause (n int)")
+        await asyncio.to_thread(cluster.wait_until_streaming)
+        await replica.execute("SELECT pg_wal_replay_pause()")
+        await primary.execute("CREATE TABLE written_while_paused (n int)")
+        for _ in range(100):  # until the replica has received what it does not replay
+            if await replica.fetchval("SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()"):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        delay = value(await scraped(cluster.replica_dsn(0)), "coherence_sql_server_replay_delay_seconds")
+        assert delay is not None
+        assert delay > 0
+    finally:
+        await replica.execute("SELECT pg_wal_replay_resume()")
+        await replica.close()
+        await primary.close()
