@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 
 class WriteOrder:
@@ -23,36 +23,42 @@ class WriteOrder:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    @asynccontextmanager
-    async def _key(self, key: str) -> AsyncIterator[None]:
+    def _lock(self, key: str) -> asyncio.Lock:
+        """The key's lock, counted as wanted by one more writer."""
         lock = self._locks.get(key)
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()
         self._users[key] = self._users.get(key, 0) + 1
+        return lock
+
+    def _unwant(self, key: str) -> None:
+        self._users[key] -= 1
+        if self._users[key] == 0:  # nobody waits on it: forget it, so the table stays small
+            del self._users[key]
+            del self._locks[key]
+
+    @asynccontextmanager
+    async def _key(self, key: str) -> AsyncIterator[None]:
+        lock = self._lock(key)
         try:
             async with lock:
                 yield
         finally:
-            self._users[key] -= 1
-            if self._users[key] == 0:  # nobody waits on it: forget it, so the table stays small
-                del self._users[key]
-                del self._locks[key]
+            self._unwant(key)
 
-    @asynccontextmanager
-    async def hold(self, keys: Iterable[str]) -> AsyncIterator[None]:
+    def hold(self, keys: Iterable[str]) -> _Hold:
         """Hold every key (sorted, so two writers can never wait on each other in a cycle)."""
+        return _Hold(self, sorted(set(keys)))
+
+    async def _enter_shared(self) -> None:
         async with self._gate:
             self._active += 1
             self._idle.clear()
-        try:
-            async with AsyncExitStack() as stack:
-                for key in sorted(set(keys)):
-                    await stack.enter_async_context(self._key(key))
-                yield
-        finally:
-            self._active -= 1
-            if self._active == 0:
-                self._idle.set()
+
+    def _leave_shared(self) -> None:
+        self._active -= 1
+        if self._active == 0:
+            self._idle.set()
 
     @asynccontextmanager
     async def also(self, key: str) -> AsyncIterator[None]:
@@ -70,3 +76,42 @@ class WriteOrder:
     @property
     def keys_held(self) -> int:
         return len(self._locks)
+
+
+class _Hold:
+    """`WriteOrder.hold(keys)`: on every write's path, so a plain class rather than generator-based
+    context managers (a third of the cost); the same steps, in the same order, as `_key` for each."""
+
+    __slots__ = ("_held", "_keys", "_order")
+
+    def __init__(self, order: WriteOrder, keys: list[str]) -> None:
+        self._order = order
+        self._keys = keys
+        self._held: list[tuple[str, asyncio.Lock]] = []
+
+    async def __aenter__(self) -> None:
+        order = self._order
+        await order._enter_shared()
+        try:
+            for key in self._keys:
+                lock = order._lock(key)
+                try:
+                    await lock.acquire()
+                except BaseException:
+                    order._unwant(key)
+                    raise
+                self._held.append((key, lock))
+        except BaseException:
+            self._release()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        order = self._order
+        while self._held:
+            key, lock = self._held.pop()
+            lock.release()
+            order._unwant(key)
+        order._leave_shared()

@@ -169,13 +169,27 @@ class CutoverCore:
         answer. A journal replay waits for such tasks first (`settle_detached`), so a write that
         was sent before its caller gave up can never land after the replay of later writes.
         """
+        # What asyncio.wait((task,), timeout=budget) does, without its sets and wrapper coroutine
+        # (~10 µs of every dual-write and routed read): a future woken by the task or the timer.
+        loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(call())
+        waiter = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        task.add_done_callback(wake)
+        timer = loop.call_later(self.budget_s, wake)
         try:
-            done, _ = await asyncio.wait((task,), timeout=self.budget_s)
+            await waiter
         except asyncio.CancelledError:
             self._detach(task)
             raise
-        if not done:
+        finally:
+            timer.cancel()
+            task.remove_done_callback(wake)
+        if not task.done():
             self._detach(task)
             self.stats.over_budget += 1
             raise BudgetExceededError(f"PostgreSQL did not answer within {self.budget_s:g}s")
