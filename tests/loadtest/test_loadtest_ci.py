@@ -104,3 +104,33 @@ def test_memory_needs_no_database_and_a_bad_mix_is_a_usage_error(capsys: pytest.
     assert code == 2
     assert data["error"]["type"] == "InvalidValueError"
     assert "reads=1" in data["error"]["message"]
+
+
+def test_the_text_report_is_a_table_with_the_machines_load(capsys: pytest.CaptureFixture[str]) -> None:
+    tiny = "projects=10,edges=10,contributors=2,assets=2,contributions=2,tasks=2"
+    code = main(["loadtest", "mixed", "--stores", "memory", "--mix", "noop=1", "--rate", "200", "--duration", "0.2",
+                 "--dataset", tiny, "--loop", "asyncio,uvloop"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "loadtest mixed" in out
+    assert "p99.9 ms" in out
+    rows = [line.split("│")[1:4] for line in out.splitlines() if line.startswith("│ memory")]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["memory", "asyncio", "200"],
+        ["memory", "uvloop", "200"],
+    ]
+    assert "load average before" in out
+
+
+def test_a_target_that_cannot_start_fails_the_run_with_its_error_and_no_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dsn = "postgresql://loadtester:S3cret-pw@127.0.0.1:1/nowhere"
+    code = main(["loadtest", "agent-runners", "--database-url", dsn, "--stores", "cutover", "--phase",
+                 "postgres-primary", "--runners", "2", "--tasks", "2", "--json"])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 1
+    data = json.loads(out.out)
+    (leg,) = data["legs"]
+    assert (data["ok"], leg["failed"], leg["error"]["type"]) == (False, True, "DatabaseUnavailableError")
+    assert "S3cret-pw" not in out.out + out.err
