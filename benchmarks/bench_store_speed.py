@@ -15,7 +15,8 @@ Sections (each prints its figures and the ratio the issue asks for):
   write at 1 caller and throughput at 16 callers.
 
 Without --dsn it creates a scratch database on the PostgreSQL service at 127.0.0.1:5432 (dropped at
-the end). The script uses only APIs older than issue 12, so the same file measures an older checkout
+the end); a --dsn an earlier run seeded is reused as it is (alternate an older checkout and this one
+on the same data, many times, as the machine is noisy). The script uses only APIs older than issue 12, so the same file measures an older checkout
 (PYTHONPATH=<its root>) for a before/after comparison: docs/benchmarks.md "Store speed".
 """
 
@@ -52,6 +53,7 @@ CONTRIBUTORS = 500
 ASSETS = 100
 TASKS = 2_000
 Op = Callable[[random.Random], Awaitable[Any]]
+CALLERS = [16, 64]  # --callers
 
 
 def loadavg() -> str:
@@ -99,6 +101,15 @@ async def seed(stores: PostgresStores) -> dict[str, Any]:
             context={"n": n},
         )
         tasks.append((await t.create_task(record)).id)
+    return {"contributors": contributors, "assets": assets, "tasks": tasks}
+
+
+async def seeded(stores: PostgresStores) -> dict[str, Any]:
+    """The keys `seed` returned, read back from a database an earlier run seeded."""
+    async with stores.pool.acquire() as conn:
+        contributors = [r[0] for r in await conn.fetch("SELECT id FROM contributors ORDER BY created_at")]
+        assets = [r[0] for r in await conn.fetch("SELECT id FROM assets ORDER BY created_at")]
+        tasks = [r[0] for r in await conn.fetch("SELECT id FROM agent_tasks ORDER BY id")]
     return {"contributors": contributors, "assets": assets, "tasks": tasks}
 
 
@@ -267,7 +278,7 @@ async def closed_loop(
 
 async def section_mixed(dsn: str, data: dict[str, Any], seconds: float, loop_name: str, out: dict[str, Any]) -> None:
     async with connect(dsn, settings=PoolSettings.from_env({})) as stores:
-        for callers in (16, 64):
+        for callers in CALLERS:
 
             def make_op(k: int) -> Callable[[], Awaitable[Any]]:
                 rng = random.Random(k)
@@ -404,8 +415,10 @@ def main() -> None:
     parser.add_argument("--sections", default="point,list,mixed,updaters,dual")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--loops", default="asyncio,uvloop")
+    parser.add_argument("--callers", default="16,64", help="the mixed workload's caller counts")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    CALLERS[:] = [int(n) for n in args.callers.split(",")]
     sections = set(args.sections.split(","))
     out: dict[str, Any] = {"loadavg_start": loadavg()}
     print(f"load average at start: {out['loadavg_start']}")
@@ -418,6 +431,8 @@ def main() -> None:
         async def prepare() -> dict[str, Any]:
             await migrate(dsn)
             async with connect(dsn) as stores:
+                if await stores.graph.count_projects() >= PROJECTS:  # --dsn of an earlier run: reuse it
+                    return await seeded(stores)
                 data = await seed(stores)
             # As autovacuum would have by now: no GIN pending list, fresh statistics.
             conn = await db_connect(dsn)
