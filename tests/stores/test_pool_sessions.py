@@ -93,6 +93,15 @@ async def test_round_trips_of_the_store_operations(one_connection_pool: tuple[Po
         "update_task": lambda: tasks.update_task("task_1", progress_pct=5),
         "list_tasks": lambda: tasks.list_tasks(limit=5),
         "claim_next_task": lambda: tasks.claim_next_task("w"),
+        "search": lambda: graph.search("a"),
+        "count_dependents": lambda: graph.count_dependents("npm", "b"),
+        "get_attention_tasks": lambda: tasks.get_attention_tasks(),
+        "get_review_summary": lambda: tasks.get_review_summary(),
+        "get_pipeline_status": lambda: tasks.get_pipeline_status(),
+        "upsert_projects": lambda: graph.upsert_projects(
+            [Project(ecosystem="npm", name=n, version="1", description="") for n in ("c", "d")]
+        ),
+        "add_dependencies": lambda: graph.add_dependencies([("npm", "c", "npm", "d")]),
     }
     for name, call in calls.items():
         await call()
@@ -108,6 +117,13 @@ async def test_round_trips_of_the_store_operations(one_connection_pool: tuple[Po
         "update_task": 1,
         "list_tasks": 4,  # BEGIN (repeatable read), the page, the count, COMMIT
         "claim_next_task": 1,
+        "search": 1,
+        "count_dependents": 1,
+        "get_attention_tasks": 4,
+        "get_review_summary": 4,  # BEGIN, the counts by status, the tasks needing attention, COMMIT
+        "get_pipeline_status": 6,  # BEGIN, running, pending, recent, the counts by phase, COMMIT
+        "upsert_projects": 5,  # BEGIN, the key locks, the pending-resolution lock, the upsert, COMMIT
+        "add_dependencies": 4,  # BEGIN, the key locks, the insert, COMMIT
     }
 
 
