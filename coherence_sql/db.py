@@ -121,8 +121,9 @@ async def connect(dsn: str | None = None, *, server_settings: Mapping[str, str] 
     return conn
 
 
-async def create_pool(dsn: str | None = None, settings: PoolSettings | None = None) -> Pool:
-    """A pool whose every connection has the package's codecs and timeouts."""
+async def create_pool(dsn: str | None = None, settings: PoolSettings | None = None, *, name: str = "primary") -> Pool:
+    """A pool whose every connection has the package's codecs and timeouts; `name` labels its
+    metrics (a replica's pool is "replica-1", ...)."""
     target = resolve_dsn(dsn)
     chosen = settings or PoolSettings.from_env()
     from coherence_sql.replicas.pgbouncer import require_session_settings, startup_settings  # replicas imports db
@@ -131,6 +132,7 @@ async def create_pool(dsn: str | None = None, settings: PoolSettings | None = No
     try:
         pool = BoundedPool(
             target,
+            name=name,
             acquire_timeout_s=chosen.acquire_timeout_s,
             min_size=chosen.min_size,
             max_size=chosen.max_size,

@@ -81,7 +81,7 @@ def _take_out(replica: Replica, problem: str) -> None:
 async def open_replica_pool(replica: Replica, settings: PoolSettings) -> None:
     """Open the replica's pool; on failure it stays out of rotation, saying why."""
     try:
-        replica.pool = await create_pool(replica.url, settings)
+        replica.pool = await create_pool(replica.url, settings, name=replica.name)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # a typed DatabaseUnavailableError, already redacted
