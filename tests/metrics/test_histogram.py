@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from coherence_sql.metrics.histogram import HistogramFamily
@@ -60,3 +61,55 @@ def test_a_family_without_calls_is_still_exposed() -> None:
     names, samples = scrape(registry)
     assert names == {"test_seconds"}
     assert samples == {}
+
+
+def test_the_shards_of_threads_that_ended_are_folded_in_and_no_count_is_lost() -> None:
+    # The API's sync stores run on worker threads that come and go (AnyIO ends a worker idle for
+    # 10 s): a shard per thread ever seen would grow without end, and every scrape would walk them all.
+    registry = CollectorRegistry()
+    child = family(registry).child("q")
+    seen: list[float] = []
+
+    def observe_some() -> None:
+        for _ in range(100):
+            child.observe(0.005)
+
+    for batch in range(5):
+        threads = [threading.Thread(target=observe_some) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        _, samples = scrape(registry)
+        seen.append(value(samples, "test_seconds_count", query="q"))
+        assert child.shard_count() <= 1, f"batch {batch}: {child.shard_count()} shards kept for ended threads"
+    assert seen == [2_000, 4_000, 6_000, 8_000, 10_000]
+    assert value(samples, "test_seconds_sum", query="q") == pytest.approx(10_000 * 0.005)
+
+
+def test_counts_never_go_backwards_while_threads_end_during_scrapes() -> None:
+    registry = CollectorRegistry()
+    child = family(registry).child("q")
+    stop = threading.Event()
+    counts: list[float] = []
+
+    def scrape_until_stopped() -> None:
+        while not stop.is_set():
+            counts.append(value(scrape(registry)[1], "test_seconds_count", query="q") or 0)
+
+    def observe_some() -> None:
+        for _ in range(2_000):
+            child.observe(0.005)
+
+    scraper = threading.Thread(target=scrape_until_stopped)
+    scraper.start()
+    for _ in range(10):
+        threads = [threading.Thread(target=observe_some) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    stop.set()
+    scraper.join()
+    assert counts == sorted(counts)
+    assert value(scrape(registry)[1], "test_seconds_count", query="q") == 80_000
