@@ -25,8 +25,9 @@ from hdrh.histogram import HdrHistogram
 
 from coherence_sql.db import Pool, PoolSettings, create_pool
 from coherence_sql.models import Project
-from coherence_sql.replicas import ReadRouter, ReplicaSettings, open_read_router, read_your_writes
+from coherence_sql.replicas import ReadRouter, ReplicaSettings, is_read_only, open_read_router, read_your_writes
 from coherence_sql.schema import migrate
+from coherence_sql.sql import projects as projects_sql
 from coherence_sql.stores.postgres import PostgresGraphStore
 from tests.replicas.cluster import ReplicaCluster
 
@@ -112,11 +113,24 @@ async def main(args: argparse.Namespace) -> tuple[Results, dict[int, list[float]
                                 on_replicas = after[1] - before[1]
                                 total = on_replicas + after[0] - before[0]
                                 shares.setdefault(write_percent, []).append(on_replicas / max(total, 1))
+                overhead_us = _routing_us(router)
         finally:
             await primary.close()
     finally:
         await asyncio.to_thread(cluster.destroy)
+    print(f"the router's own work per read (classify, pick a replica): {overhead_us:.2f} us")
     return results, shares
+
+
+def _routing_us(router: ReadRouter, calls: int = 100_000) -> float:
+    """What the router adds to a read before any I/O: the cached classification and the choice."""
+    sql = projects_sql.GET_PROJECT_SQL
+    with read_your_writes():
+        started = time.perf_counter()
+        for _ in range(calls):
+            is_read_only(sql)
+            router.choose()
+        return (time.perf_counter() - started) / calls * 1e6
 
 
 def report(args: argparse.Namespace, results: Results, shares: dict[int, list[float]]) -> None:
