@@ -14,7 +14,7 @@ import pytest
 
 from coherence_sql.db import DEFAULT_SERVER_SETTINGS, PoolSettings, create_pool
 from coherence_sql.errors import CoherenceSQLError, ConfigurationError
-from coherence_sql.stores.postgres import connect
+from coherence_sql.stores.postgres import PostgresStores, connect
 from tests.faults.server import APP_ROLE, PrivateServer
 from tests.pgbouncer.bouncer import SERVER_CONNECTIONS, Bouncer
 from tests.pgbouncer.conftest import new_bouncer, set_role_timeouts
@@ -25,15 +25,21 @@ from tests.stores.test_agent_tasks import *  # noqa: F403 (the slice: collected 
 POOLED = PoolSettings(min_size=1, max_size=12, transaction_pooling=True)
 
 
+@pytest.fixture(scope="package")
+async def pooled_stores(bouncer: Bouncer) -> AsyncIterator[PostgresStores]:
+    """One set of stores through PgBouncer for the whole slice."""
+    async with connect(bouncer.dsn(), settings=POOLED) as stores:
+        yield stores
+
+
 @pytest.fixture
-async def store(bouncer: Bouncer, private_server: PrivateServer, database: str) -> AsyncIterator[Stores]:
+async def store(pooled_stores: PostgresStores, private_server: PrivateServer, database: str) -> Stores:
     admin = await asyncpg.connect(private_server.admin_dsn(database), timeout=10)
     try:
         await admin.execute("TRUNCATE agent_tasks, projects, project_dependencies, pending_dependencies CASCADE")
     finally:
         await admin.close()
-    async with connect(bouncer.dsn(), settings=POOLED) as stores:
-        yield Stores("postgres-pgbouncer", stores.graph, stores.tasks)
+    return Stores("postgres-pgbouncer", pooled_stores.graph, pooled_stores.tasks)
 
 
 def test_postgres_pgbouncer_selects_transaction_pooling() -> None:

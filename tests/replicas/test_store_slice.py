@@ -34,13 +34,19 @@ async def _truncate_sql(cluster: ReplicaCluster) -> str:
     return f"TRUNCATE {', '.join(sorted(r['t'] for r in rows))} RESTART IDENTITY CASCADE"
 
 
-@pytest.fixture
-async def store(cluster: ReplicaCluster, _truncate_sql: str) -> AsyncIterator[Stores]:
+@pytest.fixture(scope="package")
+async def slice_router(cluster: ReplicaCluster) -> AsyncIterator[ReadRouter]:
+    """One router for the whole slice (opening pools per test would cost more than the tests)."""
     async with routed(cluster) as router:
-        # Emptied through the router: a write like any other, so no read sees the rows it removed.
-        await router.execute(_truncate_sql)
-        pool = cast(Pool, router)
-        yield Stores("postgres-replicas", PostgresGraphStore(pool), PostgresAgentTaskStore(pool))
+        yield router
+
+
+@pytest.fixture
+async def store(slice_router: ReadRouter, _truncate_sql: str) -> Stores:
+    # Emptied through the router: a write like any other, so no read sees the rows it removed.
+    await slice_router.execute(_truncate_sql)
+    pool = cast(Pool, slice_router)
+    return Stores("postgres-replicas", PostgresGraphStore(pool), PostgresAgentTaskStore(pool))
 
 
 async def test_connect_runs_the_stores_on_the_router_only_with_replica_urls(
