@@ -41,4 +41,5 @@ def open_loop_dict(result: OpenLoopResult) -> dict[str, Any]:
         "dispatch_lag_ms": latency_dict(LatencySummary.of(result.dispatch_lag)),
         "start_lag_ms": latency_dict(LatencySummary.of(result.start_lag)),
         "warnings": result.warnings(),
+        "timeline": [asdict(interval) for interval in result.timeline],
     }

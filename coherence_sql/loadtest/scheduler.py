@@ -21,7 +21,14 @@ from typing import Final
 from hdrh.histogram import HdrHistogram
 
 from coherence_sql.errors import InvalidValueError
-from coherence_sql.loadtest.latency import LatencyBook, LatencySummary, new_histogram, record_us
+from coherence_sql.loadtest.latency import (
+    HIGHEST_US,
+    LOWEST_US,
+    LatencyBook,
+    LatencySummary,
+    new_histogram,
+    record_us,
+)
 from coherence_sql.redaction import redact_text
 
 # A request: its operation's name, and a callable that starts it.
@@ -36,6 +43,8 @@ DEFAULT_DRAIN_TIMEOUT_S: Final = 30.0
 DISPATCH_LAG_LIMIT_MS: Final = 10.0
 # ... or when fewer than this share of the target rate completed.
 ACHIEVED_SHARE: Final = 0.95
+# The timeline's interval: a long run says when it fell behind, not only that it did.
+TIMELINE_INTERVAL_S: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,35 @@ class LiveStatus:
     dispatch_lag_ms: float = 0.0  # how late the latest request was handed over
 
 
+@dataclass(frozen=True, slots=True)
+class IntervalFigures:
+    """The requests that completed in one interval of the run (by completion time)."""
+
+    start_s: float
+    completed: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass(slots=True)
+class _Interval:
+    histogram: HdrHistogram = field(default_factory=lambda: HdrHistogram(LOWEST_US, HIGHEST_US, 2))
+    errors: int = 0
+
+    def figures(self, start_s: float) -> IntervalFigures:
+        h = self.histogram
+        return IntervalFigures(
+            start_s=start_s,
+            completed=h.get_total_count(),
+            errors=self.errors,
+            p50_ms=h.get_value_at_percentile(50) / 1000,
+            p99_ms=h.get_value_at_percentile(99) / 1000,
+            max_ms=h.get_max_value() / 1000,
+        )
+
+
 @dataclass(slots=True)
 class OpenLoopResult:
     """What one open-loop run measured."""
@@ -100,6 +138,7 @@ class OpenLoopResult:
     latency: LatencyBook
     dispatch_lag: HdrHistogram  # due -> handed over: the generator's own lateness
     start_lag: HdrHistogram  # due -> began: dispatch lag plus the wait for a slot
+    timeline: list[IntervalFigures] = field(default_factory=list)  # per TIMELINE_INTERVAL_S of completions
 
     @property
     def achieved_rate(self) -> float:
@@ -145,6 +184,14 @@ class _Run:
     status: LiveStatus = field(default_factory=LiveStatus)
     last_completion: float = 0.0
     unfinished: int = 0
+    intervals: dict[int, _Interval] = field(default_factory=dict)
+
+    def _interval(self, at: float) -> _Interval:
+        key = int((at - self.start) // TIMELINE_INTERVAL_S)
+        interval = self.intervals.get(key)
+        if interval is None:
+            interval = self.intervals[key] = _Interval()
+        return interval
 
     async def serve(self, due: float, request: Request) -> None:
         """Run this request, then whatever waits in the queue, until it is empty."""
@@ -171,8 +218,10 @@ class _Run:
             self.errors_by_operation.setdefault(name, Counter())[kind] += 1
             self.error_examples.setdefault(kind, redact_text(str(exc))[:300])
             self.status.errors += 1
+            self._interval(time.perf_counter()).errors += 1
         finished = time.perf_counter()
         self.latency.record(name, finished - due)
+        record_us(self._interval(finished).histogram, finished - due)
         self.last_completion = finished
         self.status.completed += 1
 
@@ -221,6 +270,7 @@ async def run_open_loop(
         latency=run.latency,
         dispatch_lag=run.dispatch_lag,
         start_lag=run.start_lag,
+        timeline=[run.intervals[k].figures(k * TIMELINE_INTERVAL_S) for k in sorted(run.intervals)],
     )
 
 

@@ -124,6 +124,8 @@ async def test_failures_are_counted_by_type_and_operation_and_the_run_goes_on() 
     assert dict(result.errors) == {"InvalidValueError": 10}
     assert {k: dict(v) for k, v in result.errors_by_operation.items()} == {"write": {"InvalidValueError": 10}}
     assert result.error_examples["InvalidValueError"].startswith("bad ")
+    ((only,),) = [result.timeline]  # one 10-second interval of completions
+    assert (only.start_s, only.completed, only.errors) == (0.0, 20, 10)
 
 
 async def test_the_progress_callback_sees_the_run_and_its_end() -> None:
