@@ -111,6 +111,14 @@ statements (step, sub, statement) AS (
         format('GRANT USAGE ON SCHEMA %I TO %I, %I, %I', n.sch, n.app_role, n.readonly_role, n.backfill_role)
     FROM names AS n
     UNION ALL
+    -- Every role gets TEMPORARY on a database through PUBLIC by default: the application and the
+    -- read-only role would create (temporary) tables. Only the backfill stages in them (above).
+    SELECT
+        2,
+        7,
+        format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', n.db)
+    FROM names AS n
+    UNION ALL
     -- 3. Session settings: the read-only role's transactions are read-only by default; the
     -- backfill may skip the foreign keys' per-row triggers (docs/decisions.md, PostgreSQL 15+).
     SELECT
@@ -202,7 +210,7 @@ statements (step, sub, statement) AS (
         5,
         a.ord * 10 + 1,
         format(
-            'REVOKE ALL ON TABLE %I.%I FROM %I, %I, %I',
+            'REVOKE ALL ON TABLE %I.%I FROM PUBLIC, %I, %I, %I',
             n.sch,
             a.table_name,
             n.app_role,
@@ -286,7 +294,7 @@ WHERE
 ORDER BY r.rolname;
 
 -- name: role_access(names)
--- What these roles hold in this database and cluster, one privilege a row: on the current
+-- What these roles (and PUBLIC) hold in this database and cluster, one privilege a row: on the current
 -- schema's tables and sequences, by default privileges, on the database, the schema and server
 -- parameters; their per-role settings; that they exist. `roles --check` compares it before and
 -- after running role_setup_statements (rolled back): equal means the roles match the access map.
@@ -302,7 +310,13 @@ access (kind, object_name, grantee, privilege) AS (
         a.grantee,
         a.privilege_type
     FROM pg_class AS c
-    CROSS JOIN LATERAL aclexplode(c.relacl) AS a
+    CROSS JOIN
+        LATERAL aclexplode(
+            coalesce(
+                c.relacl,
+                CASE WHEN c.relkind = 'S' THEN acldefault('s', c.relowner) ELSE acldefault('r', c.relowner) END
+            )
+        ) AS a
     WHERE c.relnamespace = current_schema()::REGNAMESPACE AND c.relkind IN ('r', 'p', 'S')
     UNION ALL
     SELECT
@@ -322,7 +336,7 @@ access (kind, object_name, grantee, privilege) AS (
         a.grantee,
         a.privilege_type
     FROM pg_database AS d
-    CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+    CROSS JOIN LATERAL aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) AS a
     WHERE d.datname = current_database()
     UNION ALL
     SELECT
@@ -331,7 +345,7 @@ access (kind, object_name, grantee, privilege) AS (
         a.grantee,
         a.privilege_type
     FROM pg_namespace AS n
-    CROSS JOIN LATERAL aclexplode(n.nspacl) AS a
+    CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
     WHERE n.nspname = current_schema()
     UNION ALL
     SELECT
@@ -357,14 +371,27 @@ access (kind, object_name, grantee, privilege) AS (
         r.oid,
         'EXISTS'
     FROM pg_roles AS r
+),
+
+held (kind, object_name, role_name, privilege) AS (
+    SELECT
+        a.kind,
+        a.object_name,
+        coalesce(r.rolname::TEXT, 'PUBLIC'),
+        a.privilege
+    FROM access AS a
+    LEFT JOIN pg_roles AS r ON a.grantee = r.oid
+    WHERE
+        -- PUBLIC (grantee 0) holds for every role: CREATE on the schema or TEMPORARY on the
+        -- database granted to it again is drift as much as a grant to the roles themselves.
+        a.grantee = 0
+        OR r.rolname IN (SELECT w.role_name FROM wanted AS w)
 )
 
 SELECT
-    a.kind AS "kind!",
-    a.object_name AS "object_name!",
-    r.rolname::TEXT AS "role_name!",
-    a.privilege AS "privilege!"
-FROM access AS a
-INNER JOIN pg_roles AS r ON a.grantee = r.oid
-INNER JOIN wanted AS w ON r.rolname = w.role_name
-ORDER BY a.kind, a.object_name, r.rolname, a.privilege;
+    h.kind AS "kind!",
+    h.object_name AS "object_name!",
+    h.role_name AS "role_name!",
+    h.privilege AS "privilege!"
+FROM held AS h
+ORDER BY h.kind, h.object_name, h.role_name, h.privilege;

@@ -134,6 +134,12 @@ statements (step, sub, statement) AS (
     FROM names AS n
     UNION ALL
     SELECT
+        2,
+        7,
+        format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', n.db)
+    FROM names AS n
+    UNION ALL
+    SELECT
         3,
         1,
         format('ALTER ROLE %I SET default_transaction_read_only = on', n.readonly_role)
@@ -219,7 +225,7 @@ statements (step, sub, statement) AS (
         5,
         a.ord * 10 + 1,
         format(
-            'REVOKE ALL ON TABLE %I.%I FROM %I, %I, %I',
+            'REVOKE ALL ON TABLE %I.%I FROM PUBLIC, %I, %I, %I',
             n.sch,
             a.table_name,
             n.app_role,
@@ -302,6 +308,8 @@ async def role_setup_statements(
     nothing more (no superuser, CREATEDB, CREATEROLE, replication or RLS bypass).
     2. The database and the schema: everyone connects; the owner creates (pg_trgm is a trusted
     extension: CREATE on the database suffices); the backfill stages in temporary tables.
+    Every role gets TEMPORARY on a database through PUBLIC by default: the application and the
+    read-only role would create (temporary) tables. Only the backfill stages in them (above).
     3. Session settings: the read-only role's transactions are read-only by default; the
     backfill may skip the foreign keys' per-row triggers (docs/decisions.md, PostgreSQL 15+).
     4. Tables and sequences later migrations create (as the owner) get the same grants.
@@ -408,7 +416,13 @@ access (kind, object_name, grantee, privilege) AS (
         a.grantee,
         a.privilege_type
     FROM pg_class AS c
-    CROSS JOIN LATERAL aclexplode(c.relacl) AS a
+    CROSS JOIN
+        LATERAL aclexplode(
+            coalesce(
+                c.relacl,
+                CASE WHEN c.relkind = 'S' THEN acldefault('s', c.relowner) ELSE acldefault('r', c.relowner) END
+            )
+        ) AS a
     WHERE c.relnamespace = current_schema()::REGNAMESPACE AND c.relkind IN ('r', 'p', 'S')
     UNION ALL
     SELECT
@@ -428,7 +442,7 @@ access (kind, object_name, grantee, privilege) AS (
         a.grantee,
         a.privilege_type
     FROM pg_database AS d
-    CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+    CROSS JOIN LATERAL aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) AS a
     WHERE d.datname = current_database()
     UNION ALL
     SELECT
@@ -437,7 +451,7 @@ access (kind, object_name, grantee, privilege) AS (
         a.grantee,
         a.privilege_type
     FROM pg_namespace AS n
-    CROSS JOIN LATERAL aclexplode(n.nspacl) AS a
+    CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
     WHERE n.nspname = current_schema()
     UNION ALL
     SELECT
@@ -463,25 +477,38 @@ access (kind, object_name, grantee, privilege) AS (
         r.oid,
         'EXISTS'
     FROM pg_roles AS r
+),
+
+held (kind, object_name, role_name, privilege) AS (
+    SELECT
+        a.kind,
+        a.object_name,
+        coalesce(r.rolname::TEXT, 'PUBLIC'),
+        a.privilege
+    FROM access AS a
+    LEFT JOIN pg_roles AS r ON a.grantee = r.oid
+    WHERE
+        a.grantee = 0
+        OR r.rolname IN (SELECT w.role_name FROM wanted AS w)
 )
 
 SELECT
-    a.kind AS "kind!",
-    a.object_name AS "object_name!",
-    r.rolname::TEXT AS "role_name!",
-    a.privilege AS "privilege!"
-FROM access AS a
-INNER JOIN pg_roles AS r ON a.grantee = r.oid
-INNER JOIN wanted AS w ON r.rolname = w.role_name
-ORDER BY a.kind, a.object_name, r.rolname, a.privilege;"""
+    h.kind AS "kind!",
+    h.object_name AS "object_name!",
+    h.role_name AS "role_name!",
+    h.privilege AS "privilege!"
+FROM held AS h
+ORDER BY h.kind, h.object_name, h.role_name, h.privilege;"""
 ROLE_ACCESS_TIMER: Final = QueryTimer("roles.role_access")
 
 
 async def role_access(conn: Executor, *, names: Sequence[str]) -> list[RoleAccessRow]:
-    """What these roles hold in this database and cluster, one privilege a row: on the current
+    """What these roles (and PUBLIC) hold in this database and cluster, one privilege a row: on the current
     schema's tables and sequences, by default privileges, on the database, the schema and server
     parameters; their per-role settings; that they exist. `roles --check` compares it before and
     after running role_setup_statements (rolled back): equal means the roles match the access map.
+    PUBLIC (grantee 0) holds for every role: CREATE on the schema or TEMPORARY on the
+    database granted to it again is drift as much as a grant to the roles themselves.
     """
     started = perf_counter()
     try:

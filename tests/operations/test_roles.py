@@ -217,6 +217,7 @@ async def test_the_health_check_finds_the_application_role_ready_and_the_read_on
         "INSERT INTO schema_migrations (version, name, checksum, applied_by, success) VALUES (9, 'x', 'x', 'x', true)",
         "SELECT * FROM backfill_checkpoints",
         "SET session_replication_role = replica",
+        "CREATE TEMPORARY TABLE intruder (id int)",  # PUBLIC's TEMPORARY on the database, revoked
     ],
 )
 async def test_the_application_role_may_not_change_the_schema_nor_touch_what_it_does_not_need(
@@ -409,3 +410,34 @@ async def test_check_on_a_database_without_the_roles_lists_what_apply_would_crea
     assert f"would create role {others.app}" in drift
     assert f"would grant SET on parameter session_replication_role to {others.backfill}" in drift
     assert exists == 0  # rolled back
+
+
+async def test_the_read_only_role_creates_no_temporary_table(db: Prepared) -> None:
+    conn = await asyncpg.connect(db.dsn(NAMES.readonly))
+    try:
+        await conn.execute("SET default_transaction_read_only = off")  # its own session may
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied to create temporary tables"):
+            await conn.execute("CREATE TEMPORARY TABLE intruder (id int)")
+    finally:
+        await conn.close()
+
+
+async def test_check_names_what_public_was_given_back_by_hand(
+    databases: tuple[Callable[[], Awaitable[Prepared]], Prepared],
+) -> None:
+    # PUBLIC's grants reach every role: CREATE on the schema given back lets the application create tables.
+    fresh = await databases[0]()
+    admin = await asyncpg.connect(fresh.admin_dsn)
+    try:
+        assert await role_drift(admin, NAMES) == []
+        database = await admin.fetchval("SELECT current_database()")
+        await admin.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+        await admin.execute(f"GRANT TEMPORARY ON DATABASE {_ident(database)} TO PUBLIC")
+        assert set(await role_drift(admin, NAMES)) == {
+            "would revoke CREATE on schema public to PUBLIC",
+            f"would revoke TEMPORARY on database {database} to PUBLIC",
+        }
+        await apply_roles(admin, NAMES)
+        assert await role_drift(admin, NAMES) == []
+    finally:
+        await admin.close()
