@@ -68,11 +68,12 @@ async def _resume(cluster: ReplicaCluster, index: int) -> None:
 
 
 @asynccontextmanager
-async def routed(cluster: ReplicaCluster, *, max_lag_s: float = MAX_LAG_S) -> AsyncIterator[ReadRouter]:
+async def routed(
+    cluster: ReplicaCluster, *, max_lag_s: float = MAX_LAG_S, check_interval_s: float = CHECK_INTERVAL_S
+) -> AsyncIterator[ReadRouter]:
     """A primary pool and a router over both replicas (closed at the end)."""
-    settings = ReplicaSettings(
-        urls=tuple(cluster.replica_dsns()), max_lag_s=max_lag_s, check_interval_s=CHECK_INTERVAL_S
-    )
+    urls = tuple(cluster.replica_dsns())
+    settings = ReplicaSettings(urls=urls, max_lag_s=max_lag_s, check_interval_s=check_interval_s)
     primary = await create_pool(cluster.primary_dsn(), POOL)
     try:
         async with open_read_router(primary, settings, POOL) as router:

@@ -56,7 +56,7 @@ async def test_reads_without_writes_spread_evenly_over_the_replicas(healthy: Rep
 
 
 async def test_a_write_sends_the_writers_next_read_to_the_primary(healthy: ReplicaCluster) -> None:
-    async with routed(healthy) as router:
+    async with routed(healthy, check_interval_s=30.0) as router:  # no primary sample after the write
         store = _store(router)
         with read_your_writes():
             await store.upsert_project(_project("first-read", "1"))
