@@ -98,10 +98,21 @@ async def test_every_caller_sees_its_own_writes_while_replay_is_slowed(healthy: 
 
 
 async def test_a_paused_replica_leaves_the_rotation_and_comes_back_after_resume(healthy: ReplicaCluster) -> None:
-    async with routed(healthy, max_lag_s=0.3) as router:
+    async with routed(healthy, max_lag_s=0.5) as router:
         store = _store(router)
         paused = router.replicas[0]
         await on_replica(healthy, 0, "SELECT pg_wal_replay_pause()")
+        # Paused but not yet past the lag limit, it is still in rotation: a writer's reads must
+        # go around it (to the replica that replays, or the primary) and see every write.
+        assert paused.in_rotation
+        for round_ in range(8):
+            with read_your_writes():
+                await store.upsert_project(_project("paused-writer", str(round_)))
+                await asyncio.sleep(0.03)
+                found = await store.get_project("npm", "paused-writer")
+            assert found is not None
+            assert found.version == str(round_)
+        assert paused.reads == 0
         writes = 0
 
         async def keep_writing() -> None:
@@ -116,7 +127,7 @@ async def test_a_paused_replica_leaves_the_rotation_and_comes_back_after_resume(
             await _until(lambda: not paused.in_rotation, 5.0, "taking the paused replica out")
             assert paused.problem is not None
             assert "behind the primary" in paused.problem
-            assert paused.delay_s > 0.3
+            assert paused.delay_s > 0.5
             before = paused.reads
             with read_your_writes():
                 for _ in range(20):
