@@ -17,7 +17,14 @@ from types import TracebackType
 from typing import IO, Any, Final
 
 from coherence_sql.errors import SnapshotError
-from coherence_sql.transfer.snapshot import GRAPH_SECTIONS, TASK_SECTION, Snapshot, fsync_directory, parse_snapshot
+from coherence_sql.transfer.snapshot import (
+    GRAPH_SECTIONS,
+    TASK_SECTION,
+    Snapshot,
+    fsync_directory,
+    load_snapshot,
+    parse_snapshot,
+)
 
 __all__ = ["CHUNK", "SnapshotFileWriter", "iter_sections", "load_snapshot_streaming"]
 
@@ -130,6 +137,8 @@ class _Reader:
                 raise self.error(exc.msg, exc.pos) from None
             except RecursionError:
                 raise self.error("JSON nested too deep") from None
+            except ValueError:  # an integer longer than int() takes from text (sys.get_int_max_str_digits)
+                raise self.error("a number too long to convert") from None
             if end == len(self.text) and not self.eof and self.more():
                 continue  # a number or literal may go on in the next chunk
             self.pos = end
@@ -199,10 +208,14 @@ def _records(reader: _Reader) -> Iterator[Any]:
 
 def load_snapshot_streaming(path: str | os.PathLike[str]) -> Snapshot:
     """`load_snapshot` (the same models and the same errors) that holds one section's decoded JSON
-    at a time instead of the file's bytes, its text and all its JSON at once."""
+    at a time instead of the file's bytes, its text and all its JSON at once. A file it refuses is
+    read again by `load_snapshot`, whose message (what is wrong, and where) is the one raised."""
     parts: dict[str, Any] = {}
-    for name, records in iter_sections(path):
-        one = parse_snapshot({name: list(records)}, origin=str(path))  # refuses an unknown section
-        if name in (*GRAPH_SECTIONS, TASK_SECTION):
-            parts[name] = getattr(one, name)
+    try:
+        for name, records in iter_sections(path):
+            one = parse_snapshot({name: list(records)}, origin=str(path))  # refuses an unknown section
+            if name in (*GRAPH_SECTIONS, TASK_SECTION):
+                parts[name] = getattr(one, name)
+    except SnapshotError:
+        return load_snapshot(path)  # raises its own account of the problem (only a bad file gets here)
     return Snapshot(**parts)

@@ -212,13 +212,14 @@ async def test_edges_load_in_large_partitions_and_key_locking_edges_in_small_bat
     finally:
         await conn.close()
     units = {r["section"]: r for r in rows}
-    assert set(units) == {"edges/0", "edges/1", "edges/2", "edges/3", "edges/locking"}
+    assert set(units) == {*(f"edges/clustered/{i}" for i in range(4)), "edges/locking"}
     # Every source project's count is raised once: one batch per partition.
-    assert all(units[f"edges/{i}"]["batches"] == 1 for i in range(4))
+    assert all(units[f"edges/clustered/{i}"]["batches"] == 1 for i in range(4))
     assert units["edges/locking"]["staged"] == locking
     assert units["edges/locking"]["batches"] == -(-locking // (KEYS_PER_TRANSACTION // 2))
     # The key-locking unit starts once every partition has committed.
-    assert units["edges/locking"]["started_at"] >= max(units[f"edges/{i}"]["updated_at"] for i in range(4))
+    partitions_done = max(units[f"edges/clustered/{i}"]["updated_at"] for i in range(4))
+    assert units["edges/locking"]["started_at"] >= partitions_done
     assert (await verify(snapshot, clean_dsn, threshold_percent=0.0)).differences == []
 
 

@@ -90,7 +90,7 @@ async def _load_batch(conn: Connection, section: Section, rows: Sequence[Row]) -
                 raise
             await asyncio.sleep(0.05 * attempt)
         except _DATA_ERRORS as exc:
-            first, last = rows[0][0] - 1, rows[-1][0] - 1
+            first, last = min(row[0] for row in rows) - 1, max(row[0] for row in rows) - 1  # rows may be clustered
             raise SnapshotError(
                 f"{section.name}[{first}..{last}]: PostgreSQL refused the batch (nothing of it was written): {exc}"
             ) from None

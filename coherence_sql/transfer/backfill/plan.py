@@ -71,6 +71,9 @@ class Section:
     analyze: Callable[[Executor], Awaitable[None]] | None = None  # statistics for the sections after it
     vacuum: str = ""  # the table group VACUUMed or ANALYZEd once all its sections are loaded
     partition_of: Callable[[Row], int] | None = None  # loads as PARTITIONS units when set
+    # Within a partition, rows go in this key's order (then the file's) rather than the file's: the
+    # edges by source project, so that a batch raises few projects' counts (docs/decisions.md).
+    cluster_by: Callable[[Row], Any] | None = None
     locking: set[int] = field(default_factory=set)  # ords of rows that lock two project keys (edges)
 
     def units(self) -> list[Unit]:
@@ -89,7 +92,21 @@ class Section:
             shares: list[list[Row]] = [[] for _ in range(PARTITIONS)]
             for row in free:
                 shares[self.partition_of(row)].append(row)
-            units = [Unit(self, f"{self.name}/{i}", share, self.per_batch) for i, share in enumerate(shares)]
+            if self.cluster_by is None:
+                units = [Unit(self, f"{self.name}/{i}", share, self.per_batch) for i, share in enumerate(shares)]
+            else:
+                cluster = self.cluster_by
+                # A key of its own: a checkpoint of the file-order units must not resume these.
+                units = [
+                    Unit(
+                        self,
+                        f"{self.name}/clustered/{i}",
+                        sorted(share, key=lambda row: (cluster(row), row[0])),
+                        self.per_batch,
+                        resume_by_count=True,
+                    )
+                    for i, share in enumerate(shares)
+                ]
         if self.locking:
             locking = [row for row in self.rows if row[0] in self.locking]
             per_batch = max(1, min(self.per_batch, KEYS_PER_TRANSACTION // 2))
@@ -107,6 +124,9 @@ class Unit:
     per_batch: int  # rows per batch
     last: bool = False  # loads once the section's other units have committed
     start: int = 0  # rows before it were merged by an earlier run
+    # Rows not in file order: an earlier run's progress is its count of staged rows (batches are
+    # contiguous from the start and the order is the same in every run), not the highest ord.
+    resume_by_count: bool = False
 
     def batches(self) -> Iterable[tuple[int, int]]:
         """(first, end) row-index ranges covering rows[start:], in order."""
@@ -238,6 +258,7 @@ class Plan:
         analyze: Callable[[Executor], Awaitable[None]] | None = None,
         vacuum: str,
         partition_of: Callable[[Row], int] | None = None,
+        cluster_by: Callable[[Row], Any] | None = None,
     ) -> Section:
         section = Section(
             name,
@@ -249,6 +270,7 @@ class Plan:
             analyze=analyze,
             vacuum=vacuum,
             partition_of=partition_of,
+            cluster_by=cluster_by,
         )
         self.sections.append(section)
         return section
@@ -457,6 +479,7 @@ class Plan:
             after=("projects",),
             vacuum="projects",
             partition_of=lambda row: zlib.crc32(f"{row[1]}/{row[2]}".encode()) % PARTITIONS,  # by source
+            cluster_by=itemgetter(1, 2),  # the source project's key
         )
         seen: dict[tuple[str, str, str, str], int] = {}  # edge → its first position
         keys: dict[tuple[str, str], tuple[str, str]] = {}  # spelling → checked key: each project has many edges

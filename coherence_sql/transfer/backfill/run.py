@@ -120,8 +120,12 @@ async def backfill(
             section_units = section.units()
             for unit in section_units:
                 before = checkpoints.get(unit.key)
-                ords = [row[0] for row in unit.rows]
-                unit.start = 0 if before is None else bisect.bisect_right(ords, before.done_through)
+                if before is None:
+                    unit.start = 0
+                elif unit.resume_by_count:
+                    unit.start = min(before.staged, len(unit.rows))
+                else:
+                    unit.start = bisect.bisect_right([row[0] for row in unit.rows], before.done_through)
             if section.name == "contributions" and any(u.start < len(u.rows) for u in section_units):
                 await reserve_contribution_seqs(first, sha, plan.contribution_slots)
             reports[section.name] = SectionReport(
