@@ -78,6 +78,16 @@ class CutoverCollector(Collector):
         yield from _families().values()
 
     def collect(self) -> Iterator[Metric]:
+        # A collector that raises fails the whole scrape (prometheus_client stops at it): every
+        # other family of the registry would go blind with it. Here the families stay, without samples.
+        try:
+            families = self._read()
+        except Exception as exc:
+            log.warning("metrics: the cut-over's figures could not be read: %s: %s", type(exc).__name__, exc)
+            families = _families()
+        yield from families.values()
+
+    def _read(self) -> dict[str, Family]:
         families = _families()
         core = self.stores.core
         stats = core.stats
@@ -94,15 +104,18 @@ class CutoverCollector(Collector):
         add("coherence_sql_cutover_reads", stats.reads_postgres, ["postgres"])
         add("coherence_sql_cutover_read_fallbacks", stats.read_fallbacks)
         shadow = core.shadow.stats
-        for operation in sorted(shadow.compared_by_operation):
-            add("coherence_sql_cutover_shadow_compares", shadow.compared_by_operation[operation], [operation])
-            add("coherence_sql_cutover_shadow_mismatches", shadow.mismatched_by_operation[operation], [operation])
+        # Copies (one C call each, atomic under the GIL): the loop's thread adds operations while
+        # a scrape from another thread (`metrics serve`, a sync API's) reads them.
+        compared, mismatched = shadow.compared_by_operation.copy(), shadow.mismatched_by_operation.copy()
+        for operation in sorted(compared):
+            add("coherence_sql_cutover_shadow_compares", compared[operation], [operation])
+            add("coherence_sql_cutover_shadow_mismatches", mismatched[operation], [operation])
         for phase in Phase:
             add("coherence_sql_cutover_phase", 1 if settings.phase is phase else 0, [phase.value])
         add("coherence_sql_cutover_read_share_ratio", settings.read_from_postgres_percent / 100)
         add("coherence_sql_cutover_diverged", 0 if core.diverged is None else 1)
         self._journal(families)
-        yield from families.values()
+        return families
 
     def _journal(self, families: dict[str, Family]) -> None:
         """Depth, age and dead letters from the files; a file that cannot be read leaves its sample

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from coherence_sql.cutover.service import CutoverStores, open_cutover_stores
 from coherence_sql.cutover.settings import CutoverSettings
@@ -123,3 +123,16 @@ async def test_the_oldest_age_is_the_first_pending_entry(reading_postgres: Cutov
     assert before - timedelta(seconds=1) <= oldest <= datetime.now(UTC)
     journal.append("graph", "create_contributor", {"contributor": ada("two@coherence.dev")})
     assert journal.oldest_pending_at() == oldest
+
+
+async def test_a_cut_over_figure_that_cannot_be_read_leaves_the_rest_of_the_scrape_standing(
+    reading_postgres: CutoverStores, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = CollectorRegistry()
+    register_cutover(reading_postgres, registry)
+    Gauge("neighbour", "Another family of the same registry.", registry=registry).set(7)
+    monkeypatch.setattr(reading_postgres.core.shadow, "stats", None)  # a figure that raises when read
+    names, samples = scrape(registry)
+    assert names == FAMILIES | {"neighbour"}
+    assert samples == {("neighbour", ()): 7}  # the cut-over's families without samples, never made up
+    assert "the cut-over's figures could not be read: AttributeError" in caplog.text
