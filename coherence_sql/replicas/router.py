@@ -21,6 +21,7 @@ from typing import Any, Final
 import asyncpg
 
 from coherence_sql.db import Pool
+from coherence_sql.errors import PoolTimeoutError
 from coherence_sql.redaction import scrub
 from coherence_sql.replicas.positions import CallerPosition, PrimaryClock, scoped_position
 from coherence_sql.replicas.settings import ReplicaSettings
@@ -177,7 +178,9 @@ class ReadRouter:
         if replica is not None and replica.pool is not None:
             try:
                 result = await getattr(replica.pool, method)(query, *args, **kwargs)
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, PoolTimeoutError):
+                # A replica's pool that stayed full for the whole acquire timeout is saturated, not
+                # down: the caller has waited its bound, and another wait on the primary would double it.
                 raise
             except Exception as exc:
                 if not retry_on_primary(exc):

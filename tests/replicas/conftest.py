@@ -69,14 +69,18 @@ async def _resume(cluster: ReplicaCluster, index: int) -> None:
 
 @asynccontextmanager
 async def routed(
-    cluster: ReplicaCluster, *, max_lag_s: float = MAX_LAG_S, check_interval_s: float = CHECK_INTERVAL_S
+    cluster: ReplicaCluster,
+    *,
+    max_lag_s: float = MAX_LAG_S,
+    check_interval_s: float = CHECK_INTERVAL_S,
+    pool: PoolSettings = POOL,
 ) -> AsyncIterator[ReadRouter]:
     """A primary pool and a router over both replicas (closed at the end)."""
     urls = tuple(cluster.replica_dsns())
     settings = ReplicaSettings(urls=urls, max_lag_s=max_lag_s, check_interval_s=check_interval_s)
-    primary = await create_pool(cluster.primary_dsn(), POOL)
+    primary = await create_pool(cluster.primary_dsn(), pool)
     try:
-        async with open_read_router(primary, settings, POOL) as router:
+        async with open_read_router(primary, settings, pool) as router:
             yield router
     finally:
         await primary.close()

@@ -12,7 +12,8 @@ from typing import cast
 
 import pytest
 
-from coherence_sql.db import Pool
+from coherence_sql.db import Pool, PoolSettings
+from coherence_sql.errors import PoolTimeoutError
 from coherence_sql.models import Project
 from coherence_sql.replicas import ReadRouter, read_your_writes
 from coherence_sql.stores.postgres import PostgresGraphStore
@@ -164,3 +165,19 @@ async def test_a_stopped_replica_causes_no_caller_error_and_returns_when_started
         for _ in range(10):
             await store.get_project("npm", "steady")
         assert stopped.reads > before
+
+
+async def test_a_saturated_replica_pool_times_out_like_the_primarys_and_stays_in_rotation(
+    healthy: ReplicaCluster,
+) -> None:
+    one_connection = PoolSettings(min_size=1, max_size=1, acquire_timeout_s=0.3)
+    async with routed(healthy, pool=one_connection, check_interval_s=30.0) as router:
+        store = _store(router)
+        first, second = (r.pool for r in router.replicas)
+        assert first is not None
+        assert second is not None
+        async with first.acquire(), second.acquire():  # both replicas' only connections, taken
+            with pytest.raises(PoolTimeoutError, match=r"no PostgreSQL connection within 0\.3s"):
+                await store.get_project("npm", "absent")
+        assert [r.in_rotation for r in router.replicas] == [True, True]
+        assert router.primary_reads == 0
