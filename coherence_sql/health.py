@@ -33,20 +33,22 @@ HEALTH_TIMEOUT_S: Final = 5.0
 # The privileges the stores' writes need, table by table: their named queries (queries/*.sql) and
 # what the schema's functions and triggers write on their behalf (a trigger runs with the caller's
 # privileges): ON CONFLICT DO UPDATE needs UPDATE; record_dependency() inserts edges and deletes
-# pending ones; the count triggers update projects, the cost trigger updates assets.
+# pending ones; the count triggers update projects, the cost trigger updates assets. SELECT on
+# every one of them: RETURNING, ON CONFLICT and UPDATE/DELETE ... WHERE read the rows they write
+# (a role with INSERT alone passes nothing but a bare INSERT), and the stores read them all.
 # tests/cutover/test_health.py runs the stores as a role granted exactly these.
 STORE_WRITES: Final[Mapping[str, tuple[str, ...]]] = {
-    "projects": ("INSERT", "UPDATE"),
-    "project_dependencies": ("INSERT",),
-    "pending_dependencies": ("INSERT", "DELETE"),
-    "contributors": ("INSERT",),
-    "assets": ("INSERT", "UPDATE"),
-    "contributions": ("INSERT",),
-    "github_contributors": ("INSERT", "UPDATE"),
-    "github_organizations": ("INSERT", "UPDATE"),
-    "github_contributes_to": ("INSERT",),
-    "agent_tasks": ("INSERT", "UPDATE", "DELETE"),
-    "shadow_mismatches": ("INSERT",),
+    "projects": ("SELECT", "INSERT", "UPDATE"),
+    "project_dependencies": ("SELECT", "INSERT"),
+    "pending_dependencies": ("SELECT", "INSERT", "DELETE"),
+    "contributors": ("SELECT", "INSERT"),
+    "assets": ("SELECT", "INSERT", "UPDATE"),
+    "contributions": ("SELECT", "INSERT"),
+    "github_contributors": ("SELECT", "INSERT", "UPDATE"),
+    "github_organizations": ("SELECT", "INSERT", "UPDATE"),
+    "github_contributes_to": ("SELECT", "INSERT"),
+    "agent_tasks": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    "shadow_mismatches": ("SELECT", "INSERT"),
 }
 
 

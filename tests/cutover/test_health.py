@@ -328,6 +328,34 @@ async def test_the_stores_refuse_to_start_without_the_privileges_they_write_with
     assert server.password not in str(refused.value)
 
 
+async def test_the_stores_refuse_to_start_on_tables_they_may_write_but_not_read(
+    server: PrivateServer, database: str, tmp_path: Path
+) -> None:
+    # INSERT ... RETURNING, ON CONFLICT DO UPDATE and UPDATE ... WHERE all need SELECT: without it
+    # every write of these tables would fail after a start-up that said all was well.
+    await execute(server.admin_dsn(database), f"REVOKE SELECT ON contributors, agent_tasks FROM {APP_ROLE}")
+    settings = dual_write_settings(server.app_dsn(database), tmp_path / "journal.jsonl")
+    with pytest.raises(DatabaseNotWritableError) as refused:
+        async with open_cutover_stores(settings, reconcile_interval_s=None):
+            pass
+    assert str(refused.value) == (
+        f"the stores cannot write to this database: role {APP_ROLE} lacks contributors SELECT, agent_tasks SELECT"
+    )
+
+
+async def test_the_stores_refuse_to_start_without_the_sequences_their_inserts_draw_on(
+    server: PrivateServer, database: str, tmp_path: Path
+) -> None:
+    await execute(server.admin_dsn(database), f"REVOKE USAGE ON SEQUENCE projects_id_seq FROM {APP_ROLE}")
+    settings = dual_write_settings(server.app_dsn(database), tmp_path / "journal.jsonl")
+    with pytest.raises(DatabaseNotWritableError) as refused:
+        async with open_cutover_stores(settings, reconcile_interval_s=None):
+            pass
+    assert str(refused.value) == (
+        f"the stores cannot write to this database: role {APP_ROLE} lacks public.projects_id_seq USAGE"
+    )
+
+
 @pytest.mark.slow
 async def test_a_degraded_start_stays_degraded_while_the_database_cannot_be_written(
     server: PrivateServer,
@@ -363,15 +391,17 @@ async def test_a_role_granted_exactly_the_store_writes_runs_every_write_path(
     server: PrivateServer, database: str, tmp_path: Path
 ) -> None:
     """STORE_WRITES is enough: the stores' write paths (their queries, functions and triggers) run
-    as a role that has SELECT and exactly those privileges, and the start-up check lets it in."""
+    as a role that has exactly those privileges (and SELECT on the schema history), and the
+    start-up check lets it in."""
     role = f"exact_writer_{uuid.uuid4().hex[:8]}"
     grants = "; ".join(f"GRANT {', '.join(wanted)} ON {table} TO {role}" for table, wanted in STORE_WRITES.items())
     admin = server.admin_dsn(database)
     await execute(
         admin,
         f"CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA public TO {role}; "
-        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}; "
-        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}; {grants}",
+        # The schema check reads the history; SERIAL columns draw on their sequences.
+        f"GRANT SELECT ON schema_migrations TO {role}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}; "
+        f"{grants}",
     )
     dsn = f"postgresql://{role}@/{database}?host={server.embedded.socket_dir}"  # trusted local socket
     try:
