@@ -7,6 +7,7 @@ the client sends, the pool's own reset included (docs/decisions.md "Speed (issue
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -32,7 +33,10 @@ class StatementLog:
     def __call__(self, record: Any) -> None:
         self.statements.append(" ".join(record.query.split()))
 
-    def take(self) -> list[str]:
+    async def take(self) -> list[str]:
+        """What was sent so far: asyncpg calls query loggers soon after a statement, not at once."""
+        for _ in range(3):
+            await asyncio.sleep(0)
         taken, self.statements = self.statements, []
         return taken
 
@@ -61,9 +65,9 @@ async def test_a_store_read_is_one_round_trip_and_its_release_sends_nothing(
     pool, log = one_connection_pool
     graph = PostgresGraphStore(pool)
     await graph.upsert_project(Project(ecosystem="npm", name="left-pad", version="1", description="d"))
-    log.take()
+    await log.take()
     assert (await graph.get_project("npm", "left-pad")) is not None
-    sent = log.take()
+    sent = await log.take()
     assert len(sent) == 1, sent
     assert "FROM projects" in sent[0]
     assert not any("RESET ALL" in s or "pg_advisory_unlock_all" in s for s in sent)
@@ -80,7 +84,7 @@ async def test_round_trips_of_the_store_operations(one_connection_pool: tuple[Po
     await tasks.create_task(
         AgentTaskRecord(id="task_1", direction="d", task_type=TaskType.IMPL, model="m", command="c")
     )
-    log.take()
+    await log.take()
     counts: dict[str, int] = {}
     calls: dict[str, Any] = {
         "get_project": lambda: graph.get_project("npm", "nope"),
@@ -105,7 +109,7 @@ async def test_round_trips_of_the_store_operations(one_connection_pool: tuple[Po
     }
     for name, call in calls.items():
         await call()
-        counts[name] = len(log.take())
+        counts[name] = len(await log.take())
     assert counts == {
         "get_project": 1,
         "get_contributor": 1,
@@ -134,15 +138,15 @@ async def test_a_marked_session_is_reset_on_release(one_connection_pool: tuple[P
         await conn.execute("SET statement_timeout = '17min'")
         await conn.execute("SELECT set_config('coherence_sql.probe', 'left behind', false)")
         await conn.execute("CREATE TEMP TABLE left_behind (n int)")
-    log.take()
+    await log.take()
     assert await _setting(pool, "statement_timeout") == "1min"  # the pool's own setting, not 17min
     assert await _setting(pool, "coherence_sql.probe") == ""
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT to_regclass('pg_temp.left_behind')") is None
     # Reset once: the mark does not outlive the release it asked for.
-    log.take()
+    await log.take()
     await PostgresGraphStore(pool).get_project("npm", "x")
-    assert len(log.take()) == 1
+    assert len(await log.take()) == 1
 
 
 async def test_an_unmarked_session_keeps_its_state_which_is_why_nothing_may_change_it(
@@ -174,3 +178,43 @@ async def test_a_backfill_on_the_pool_leaves_no_session_state(clean_dsn: str) ->
             assert await conn.fetchval("SELECT count(*) FROM pg_class WHERE relpersistence = 't'") == 0
     finally:
         await pool.close()
+
+
+async def test_a_clean_release_skips_asyncpg_s_shield_and_others_keep_it(
+    one_connection_pool: tuple[Pool, StatementLog], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lean release (BoundedPool.release) is taken only where nothing in it can suspend."""
+    import asyncpg.pool
+
+    pool, _ = one_connection_pool
+    shielded: list[object] = []
+    real_shield = asyncio.shield
+
+    def counting_shield(awaitable: Any) -> Any:
+        shielded.append(awaitable)
+        return real_shield(awaitable)
+
+    monkeypatch.setattr(asyncpg.pool.asyncio, "shield", counting_shield)
+    pid = await pool.fetchval("SELECT pg_backend_pid()")
+    assert shielded == []  # clean: the lean path
+    async with pool.acquire() as conn:
+        await conn.execute("BEGIN")  # left open: asyncpg's path rolls it back
+    assert len(shielded) == 1
+    async with pool.acquire() as conn:
+        mark_session_changed(conn)  # session state: asyncpg's path runs the full reset
+    assert len(shielded) == 2
+    assert await pool.fetchval("SELECT pg_backend_pid()") == pid  # one connection throughout
+    assert pool.get_idle_size() == 1
+
+
+async def test_a_statement_cancelled_mid_flight_leaves_a_usable_pool(
+    one_connection_pool: tuple[Pool, StatementLog],
+) -> None:
+    pool, _ = one_connection_pool
+    sleeper = asyncio.ensure_future(pool.fetchval("SELECT pg_sleep(30)"))
+    await asyncio.sleep(0.3)
+    sleeper.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sleeper
+    assert await asyncio.wait_for(pool.fetchval("SELECT 41 + 1"), 10) == 42
+    assert pool.get_idle_size() == 1
