@@ -95,21 +95,51 @@ class ReplicationLagRow(Record):
 
 
 REPLICATION_LAG_SQL: Final = """\
+WITH
+senders AS (
+    SELECT
+        r.pid,
+        r.state,
+        r.replay_lag,
+        host(r.client_addr) AS client_host,
+        coalesce(nullif(r.application_name, ''), host(r.client_addr), 'local') AS replica_name
+    FROM pg_stat_replication AS r
+),
+
+counted AS (
+    SELECT
+        s.pid,
+        s.state,
+        s.replay_lag,
+        s.client_host,
+        s.replica_name,
+        count(*) OVER (PARTITION BY s.replica_name) AS same_name,
+        count(*) OVER (PARTITION BY s.replica_name, s.client_host) AS same_name_and_host
+    FROM senders AS s
+)
+
 SELECT
-    coalesce(nullif(r.application_name, ''), host(r.client_addr), 'local') AS "replica!",
     CASE
-        WHEN r.state IS NULL THEN NULL
-        ELSE coalesce(extract(EPOCH FROM r.replay_lag)::float8, 0.0)
+        WHEN c.same_name = 1 THEN c.replica_name
+        WHEN c.client_host IS NOT NULL AND c.same_name_and_host = 1 THEN c.replica_name || '@' || c.client_host
+        ELSE c.replica_name || '@pid' || c.pid
+    END AS "replica!",
+    CASE
+        WHEN c.state IS NULL THEN NULL
+        ELSE coalesce(extract(EPOCH FROM c.replay_lag)::float8, 0.0)
     END AS lag_seconds
-FROM pg_stat_replication AS r
+FROM counted AS c
 ORDER BY 1;"""
 REPLICATION_LAG_TIMER: Final = QueryTimer("metrics.replication_lag")
 
 
 async def replication_lag(conn: Executor) -> list[ReplicationLagRow]:
     """Each replica streaming from this primary and its replay lag, named by application_name, else
-    the client address. A NULL replay_lag means nothing to replay lately (caught up: 0). Without
-    pg_monitor the role sees the row but not its state or lag: then lag_seconds is NULL (unknown).
+    the client address. Names must be unique or one replica's lag would hide another's: a standby's
+    walreceiver is called "walreceiver" unless cluster_name or primary_conninfo says otherwise, so
+    replicas sharing a name get "@" and their address, else "@pid" and the sender's pid.
+    A NULL replay_lag means nothing to replay lately (caught up: 0). Without pg_monitor the role
+    sees the row but not its state or lag: then lag_seconds is NULL (unknown).
     """
     started = perf_counter()
     try:

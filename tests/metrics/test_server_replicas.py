@@ -4,6 +4,10 @@ replica): the primary reports each replica's lag, the replica its replay delay."
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
 
 import asyncpg
@@ -12,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from coherence_sql.metrics import ServerCollector
 from tests.metrics.scrape import Samples, labelled, scrape, value
-from tests.replicas.cluster import ReplicaCluster
+from tests.replicas.cluster import ReplicaCluster, _bin, _run_as
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +29,9 @@ def cluster() -> Iterator[ReplicaCluster]:
         yield started
     finally:
         started.destroy()
+
+
+LAG = "coherence_sql_server_replication_lag_seconds"
 
 
 async def scraped(dsn: str) -> Samples:
@@ -76,3 +83,35 @@ async def test_a_replica_reports_its_replay_delay_and_no_lag_of_its_own(cluster:
         await replica.execute("SELECT pg_wal_replay_resume()")
         await replica.close()
         await primary.close()
+
+
+def test_streams_that_share_an_application_name_are_each_reported(cluster: ReplicaCluster) -> None:
+    # A standby's walreceiver is called "walreceiver" unless configured otherwise: several replicas
+    # under one name must stay several series, or the one lagging could hide behind the other.
+    def lags() -> dict[tuple[tuple[str, str], ...], float]:
+        registry = CollectorRegistry()
+        registry.register(ServerCollector(cluster.primary_dsn(), timeout_s=5.0))
+        return labelled(scrape(registry)[1], LAG)
+
+    (name,) = (dict(labels)["replica"] for labels in lags())
+    run_as = _run_as()
+    with tempfile.TemporaryDirectory(dir=cluster.parent) as target:
+        if run_as:
+            os.chown(target, run_as["user"], run_as["group"])
+        receiver = subprocess.Popen(  # a second WAL stream from the primary, under the replica's name
+            [_bin("pg_receivewal"), "-D", target, "-h", str(cluster.primary.socket_dir), "-U", "postgres", "-n"],
+            env={**os.environ, "PGAPPNAME": name}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **run_as,
+        )  # fmt: skip
+        try:
+            for _ in range(100):
+                seen = lags()
+                if len(seen) == 2 or receiver.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert receiver.poll() is None, receiver.stderr.read() if receiver.stderr else ""
+            names = sorted(dict(labels)["replica"] for labels in seen)
+            assert len(names) == 2, names
+            assert all(label.startswith(f"{name}@pid") for label in names), names
+        finally:
+            receiver.terminate()
+            receiver.wait(timeout=10)
