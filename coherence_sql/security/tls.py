@@ -86,6 +86,8 @@ def connect_failure(target: str, exc: BaseException) -> DatabaseUnavailableError
     if (
         isinstance(exc, asyncpg.PostgresError)
         and getattr(exc, "sqlstate", None) == _INVALID_AUTHORIZATION
+        # 28000 is also "role ... is not permitted to log in": only pg_hba.conf's refusal is TLS's.
+        and "pg_hba.conf" in str(exc)
         and sslmode_of(target) == "disable"
     ):
         return TLSError(

@@ -11,9 +11,11 @@ import asyncio
 import json
 import shutil
 import tempfile
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -25,6 +27,7 @@ from coherence_sql.embedded import scratch_parent
 from coherence_sql.errors import DatabaseUnavailableError, TLSError
 from coherence_sql.models import Contributor, ContributorType
 from coherence_sql.stores import postgres
+from coherence_sql.testing.server import PgServer
 from tests.operations.tls_server import CERT_USER, KEY_PASSWORD, OTHER_HOST, Pg15Server, Pki, pg15_available
 
 pytestmark = pytest.mark.skipif(not pg15_available(), reason="PostgreSQL 15 binaries not in /usr/lib/postgresql/15/bin")
@@ -114,6 +117,24 @@ async def test_sslmode_disable_is_refused_by_the_tls_only_server(cluster: TLSClu
         await connect(cluster.app_dsn(sslmode="disable"))
     assert "no encryption" in str(caught.value)  # the server's own reason, quoted
     assert PASSWORD not in str(caught.value)
+
+
+async def test_sslmode_disable_with_a_role_that_may_not_log_in_is_not_blamed_on_tls(pg_server: PgServer) -> None:
+    # The same SQLSTATE (28000) as pg_hba.conf's refusal, on a server that never asked for TLS.
+    role = f"cs_nologin_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(pg_server.admin_dsn)
+    try:
+        await admin.execute(f"CREATE ROLE {role} NOLOGIN")
+        parts = urlsplit(pg_server.admin_dsn)
+        query = "&".join(filter(None, [parts.query, "sslmode=disable"]))
+        dsn = urlunsplit((parts.scheme, f"{role}@{parts.netloc.rpartition('@')[2]}", parts.path, query, ""))
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            await connect(dsn)
+        assert not isinstance(caught.value, TLSError), caught.value
+        assert "is not permitted to log in" in str(caught.value)
+    finally:
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()
 
 
 async def test_a_pool_refuses_a_wrong_ca_with_the_same_typed_error(cluster: TLSCluster) -> None:
