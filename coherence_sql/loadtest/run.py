@@ -1,7 +1,7 @@
 """One load test end to end: the data set loaded, each target's stores opened in turn, the
 scenario run on them, and one result per target ("leg") as plain data.
 
-    legs = await run_loadtest(LoadTestPlan("mixed", targets_from("postgres,memory", "", 0), dsn))
+    legs = await run_loadtest(LoadTestPlan("mixed", targets_from("postgres,memory", "", 0), dsn, workdir))
 """
 
 from __future__ import annotations
