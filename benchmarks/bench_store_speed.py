@@ -16,8 +16,9 @@ Sections (each prints its figures and the ratio the issue asks for):
 
 Without --dsn it creates a scratch database on the PostgreSQL service at 127.0.0.1:5432 (dropped at
 the end); a --dsn an earlier run seeded is reused as it is (alternate an older checkout and this one
-on the same data, many times, as the machine is noisy). The script uses only APIs older than issue 12, so the same file measures an older checkout
-(PYTHONPATH=<its root>) for a before/after comparison: docs/benchmarks.md "Store speed".
+on the same data, many times, as the machine is noisy). The script uses only APIs older than issue
+12, so the same file measures an older checkout (PYTHONPATH=<its root>) for a before/after
+comparison: docs/benchmarks.md "Store speed". Errors are counted by type.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -252,6 +254,7 @@ async def closed_loop(
     """`callers` tasks calling as fast as they can for `seconds`: ops/s and latency percentiles."""
     hist = HdrHistogram(1, 60_000_000, 3)
     errors = 0
+    kinds: Counter[str] = Counter()
     deadline = time.perf_counter() + seconds
 
     async def caller(k: int) -> None:
@@ -260,8 +263,9 @@ async def closed_loop(
         while (start := time.perf_counter()) < deadline:
             try:
                 await op()
-            except Exception:
+            except Exception as exc:  # counted, reported by type
                 errors += 1
+                kinds[type(exc).__name__] += 1
             hist.record_value(max(1, int((time.perf_counter() - start) * 1e6)))
 
     started = time.perf_counter()
@@ -273,6 +277,7 @@ async def closed_loop(
         "p95_ms": hist.get_value_at_percentile(95) / 1e3,
         "p99_ms": hist.get_value_at_percentile(99) / 1e3,
         "errors": errors,
+        "error_types": dict(kinds),
     }
 
 
@@ -296,7 +301,8 @@ async def section_mixed(dsn: str, data: dict[str, Any], seconds: float, loop_nam
             out.setdefault("mixed", {})[f"{loop_name}, {callers} callers"] = got
             print(
                 f"mixed [{loop_name}] {callers} callers: {got['ops_per_s']:.0f} ops/s, p50 {got['p50_ms']:.1f} ms,"
-                f" p95 {got['p95_ms']:.1f} ms, p99 {got['p99_ms']:.1f} ms, errors {got['errors']}"
+                f" p95 {got['p95_ms']:.1f} ms, p99 {got['p99_ms']:.1f} ms,"
+                f" errors {got['errors']} {got['error_types'] or ''}"
             )
 
 
@@ -330,7 +336,7 @@ async def section_updaters(dsn: str, data: dict[str, Any], seconds: float, out: 
         out["updaters"] = got
         print(
             f"64 updaters: {got['ops_per_s']:.0f} updates/s, p99 {got['p99_ms']:.1f} ms,"
-            f" lost {lost}, errors {got['errors']}"
+            f" lost {lost}, errors {got['errors']} {got['error_types'] or ''}"
         )
 
 

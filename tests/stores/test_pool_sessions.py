@@ -8,6 +8,7 @@ the client sends, the pool's own reset included (docs/decisions.md "Speed (issue
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -218,3 +219,24 @@ async def test_a_statement_cancelled_mid_flight_leaves_a_usable_pool(
         await sleeper
     assert await asyncio.wait_for(pool.fetchval("SELECT 41 + 1"), 10) == 42
     assert pool.get_idle_size() == 1
+
+
+async def test_a_caller_that_acquires_again_at_once_does_not_jump_the_queue(clean_dsn: str) -> None:
+    """FIFO, as asyncpg's pool is: 8 callers on 2 connections take turns. A lean release that let the
+    releasing caller re-acquire before the waiter it woke made runs of one caller (and, at 64 callers
+    on 20 connections, waits past the acquire bound)."""
+    pool = await create_pool(clean_dsn, PoolSettings(min_size=2, max_size=2))
+    order: list[int] = []
+
+    async def caller(k: int) -> None:
+        for _ in range(15):
+            async with pool.acquire() as conn:
+                order.append(k)
+                await conn.fetchval("SELECT 1")
+
+    try:
+        await asyncio.gather(*(caller(k) for k in range(8)))
+    finally:
+        await pool.close()
+    longest = max(len(list(run)) for _, run in itertools.groupby(order))
+    assert longest <= 2, order
