@@ -54,7 +54,10 @@ SELECT
     pg_is_in_recovery() AS "in_recovery!",
     CASE
         WHEN NOT pg_is_in_recovery() THEN NULL
-        WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0.0
+        WHEN
+            pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()
+            AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver)
+            THEN 0.0
         ELSE extract(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8
     END AS replay_delay_seconds,
     coalesce(host(inet_server_addr()), 'unix-socket') AS "server_address!",
@@ -65,10 +68,13 @@ SERVER_STATE_TIMER: Final = QueryTimer("metrics.server_state")
 async def server_state(conn: Executor) -> ServerStateRow | None:
     """The scraped server's own figures in one round trip: its database's size, its data directory
     (NULL unless the role may read it: superuser or pg_read_all_settings), whether it is a replica,
-    and, on a replica, how far its replay is behind (0 when it has replayed all it received; NULL
-    while behind if it has replayed no transaction since it started).
+    and, on a replica, how far its replay is behind (0 when it has replayed all it received from a
+    WAL receiver still running; NULL while behind if it has replayed no transaction since it started).
     The address we reached it on ('unix-socket' for a socket) and its start time (as in its
     postmaster.pid) say whether a local data directory of that path is this server's.
+    Replayed all it received, and still receiving: caught up. Without a WAL receiver (the
+    primary away, or primary_conninfo lost) "all it received" stops moving while the primary
+    goes on: then the time since the last replayed commit is all that can be said.
     """
     started = perf_counter()
     try:

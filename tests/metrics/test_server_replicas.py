@@ -85,6 +85,35 @@ async def test_a_replica_reports_its_replay_delay_and_no_lag_of_its_own(cluster:
         await primary.close()
 
 
+async def test_a_replica_cut_off_from_its_primary_reports_the_time_since_its_last_replay(
+    cluster: ReplicaCluster,
+) -> None:
+    # Without a WAL receiver, "replayed all it received" holds for ever while the primary goes on:
+    # 0 there would hide a replica that stopped following.
+    primary = await asyncpg.connect(cluster.primary_dsn())
+    replica = await asyncpg.connect(cluster.replica_dsn(0))
+    conninfo = await replica.fetchval("SHOW primary_conninfo")
+    try:
+        await primary.execute("CREATE TABLE written_before_the_cut (n int)")
+        await asyncio.to_thread(cluster.wait_until_streaming)
+        await replica.execute("ALTER SYSTEM SET primary_conninfo = ''")
+        await replica.execute("SELECT pg_reload_conf()")
+        for _ in range(100):  # until its WAL receiver has stopped
+            if not await replica.fetchval("SELECT EXISTS (SELECT 1 FROM pg_stat_wal_receiver)"):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.1)
+        delay = value(await scraped(cluster.replica_dsn(0)), "coherence_sql_server_replay_delay_seconds")
+        assert delay is not None
+        assert delay >= 1.0
+    finally:
+        await replica.execute(f"ALTER SYSTEM SET primary_conninfo = '{conninfo.replace(chr(39), chr(39) * 2)}'")
+        await replica.execute("SELECT pg_reload_conf()")
+        await replica.close()
+        await primary.close()
+    await asyncio.to_thread(cluster.wait_until_streaming)
+
+
 def test_streams_that_share_an_application_name_are_each_reported(cluster: ReplicaCluster) -> None:
     # A standby's walreceiver is called "walreceiver" unless configured otherwise: several replicas
     # under one name must stay several series, or the one lagging could hide behind the other.
