@@ -15,6 +15,17 @@ from coherence_sql.health import HEALTH_TIMEOUT_S, DatabaseCheck, DatabaseProbe,
 from coherence_sql.redaction import redact
 
 
+def _seconds(text: str) -> float:
+    # A timeout of 0 or less would be reported as "PostgreSQL does not answer": refused as the input it is.
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return seconds
+
+
 def register(subparsers: Any) -> None:
     health = subparsers.add_parser(
         "health",
@@ -22,7 +33,7 @@ def register(subparsers: Any) -> None:
     )
     health.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=HEALTH_TIMEOUT_S,
         metavar="SECONDS",
         help=f"how long to wait for PostgreSQL (default {HEALTH_TIMEOUT_S:g})",

@@ -23,6 +23,26 @@ _DATA_DIRECTORY = {"auto": None, "local": True, "remote": False}
 DEFAULT_PORT = 9187  # the port postgres_exporter made customary for PostgreSQL
 
 
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return seconds
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {port}")
+    return port
+
+
 def register(subparsers: Any) -> None:
     metrics = subparsers.add_parser("metrics", help="export the PostgreSQL server's metrics for Prometheus")
     actions = metrics.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -36,13 +56,13 @@ def register(subparsers: Any) -> None:
         "the server's host measures its disk)",
     )
     common.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds a scrape waits for the server"
+        "--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S, help="seconds a scrape waits for the server"
     )
     add_database_options(common)
     serve = actions.add_parser(
         "serve", parents=[common], help="answer Prometheus on http://HOST:PORT/metrics until stopped"
     )
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free)")
+    serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.set_defaults(run=_serve)
     show = actions.add_parser("show", parents=[common], help="print the metrics once, as a scrape would get them")

@@ -184,3 +184,22 @@ async def reading_postgres_registry(cutover_stores: CutoverStores, clean_dsn: st
     assert b"coherence_sql_cutover_phase" in text
     assert b"coherence_sql_server_up 1.0" in text
     return text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["metrics", "serve", "--port", "70000"], "--port: must be a port from 0 to 65535, got 70000"),
+        (["metrics", "serve", "--port", "http"], "--port: must be a port number, got 'http'"),
+        (["metrics", "show", "--timeout", "-1"], "--timeout: must be a positive number of seconds, got -1"),
+        (["health", "--timeout", "0"], "--timeout: must be a positive number of seconds, got 0"),
+        (["health", "--timeout", "nan"], "--timeout: must be a positive number of seconds, got nan"),
+    ],
+)
+def test_a_port_or_timeout_out_of_range_is_a_usage_error_not_a_traceback_or_an_outage(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Was: an OverflowError traceback (serve), a scrape that failed as "server down" (show), and
+    # "PostgreSQL does not answer" (health) for what was the operator's typo.
+    assert main([*argv, "--database-url", "postgresql://nobody@127.0.0.1:1/none"]) == 2
+    assert message in capsys.readouterr().err
