@@ -329,10 +329,13 @@ async def section_updaters(dsn: str, data: dict[str, Any], seconds: float, out: 
         got = await closed_loop(64, seconds, make_op)
         lost = missing
         for k, task_id in enumerate(ids):
+            if task_id not in last:  # this updater never got a connection: nothing of it to find
+                continue
             record = await t.get_task(task_id)
-            if record is None or record.current_step != f"{k}:{last.get(task_id)}":
+            if record is None or record.current_step != f"{k}:{last[task_id]}":
                 lost += 1
         got["lost"] = lost
+        got["updaters_that_never_ran"] = len(ids) - len(last)
         out["updaters"] = got
         print(
             f"64 updaters: {got['ops_per_s']:.0f} updates/s, p99 {got['p99_ms']:.1f} ms,"

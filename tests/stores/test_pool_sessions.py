@@ -8,7 +8,6 @@ the client sends, the pool's own reset included (docs/decisions.md "Speed (issue
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -222,9 +221,10 @@ async def test_a_statement_cancelled_mid_flight_leaves_a_usable_pool(
 
 
 async def test_a_caller_that_acquires_again_at_once_does_not_jump_the_queue(clean_dsn: str) -> None:
-    """FIFO, as asyncpg's pool is: 8 callers on 2 connections take turns. A lean release that let the
-    releasing caller re-acquire before the waiter it woke made runs of one caller (and, at 64 callers
-    on 20 connections, waits past the acquire bound)."""
+    """FIFO, as asyncpg's pool is: 8 callers on 2 connections take turns. asyncpg's bounded acquire
+    runs in the caller's task, so after a lean release the caller could take the connection back
+    before the waiter it woke ran, and that waiter went to the end of the queue (at 64 callers on 20
+    connections some waited past the 5 s bound)."""
     pool = await create_pool(clean_dsn, PoolSettings(min_size=2, max_size=2))
     order: list[int] = []
 
@@ -238,5 +238,6 @@ async def test_a_caller_that_acquires_again_at_once_does_not_jump_the_queue(clea
         await asyncio.gather(*(caller(k) for k in range(8)))
     finally:
         await pool.close()
-    longest = max(len(list(run)) for _, run in itertools.groupby(order))
-    assert longest <= 2, order
+    # Taking turns, every caller has had the connection within the first 2 x 8 acquisitions; a
+    # caller that re-acquires ahead of the woken waiter keeps it among two or three callers.
+    assert set(order[:16]) == set(range(8)), order
