@@ -19,7 +19,7 @@ from coherence_sql.commands import render
 from coherence_sql.commands.database import add_database_options, chosen_dsn
 from coherence_sql.cutover.service import default_journal_path
 from coherence_sql.errors import CoherenceSQLError
-from coherence_sql.metrics.verify import write_verify_textfile
+from coherence_sql.metrics.verify import textfile_argument, write_verify_textfile
 from coherence_sql.redaction import redact
 from coherence_sql.stores.memory import MemoryStores
 from coherence_sql.transfer.backfill import (
@@ -138,7 +138,7 @@ def register(subparsers: Any) -> None:
     check.add_argument("--json", action="store_true", help="print the full report as JSON")
     check.add_argument(
         "--metrics-file",
-        type=Path,
+        type=textfile_argument,
         default=None,
         metavar="PATH",
         help="also write coherence_sql_verify_* to PATH, a node_exporter textfile (written atomically; "

@@ -7,6 +7,7 @@ so node_exporter never reads half a file.
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,18 @@ class _VerifyOutcome(Collector):
         yield GaugeMetricFamily(
             "coherence_sql_verify_last_run_timestamp_seconds", "When the last verify finished (Unix time).", self.when
         )
+
+
+def textfile_argument(text: str) -> Path:
+    """`--metrics-file PATH`, refused at once unless it ends in `.prom`: node_exporter's textfile
+    collector reads only those, so any other name would be written after every run and never seen
+    (and the alert on verify not running would not know the job exists)."""
+    path = Path(text)
+    if path.suffix != ".prom":
+        raise argparse.ArgumentTypeError(
+            f"must end in .prom (node_exporter's textfile collector reads nothing else), got {text!r}"
+        )
+    return path
 
 
 def write_verify_textfile(path: Path, *, passed: bool, differences: int | None, when: float | None = None) -> None:

@@ -194,6 +194,8 @@ async def reading_postgres_registry(cutover_stores: CutoverStores, clean_dsn: st
         (["metrics", "show", "--timeout", "-1"], "--timeout: must be a positive number of seconds, got -1"),
         (["health", "--timeout", "0"], "--timeout: must be a positive number of seconds, got 0"),
         (["health", "--timeout", "nan"], "--timeout: must be a positive number of seconds, got nan"),
+        # node_exporter reads *.prom only: any other name is written after every run and never seen.
+        (["verify", "x.json", "--metrics-file", "/tmp/verify.txt"], "--metrics-file: must end in .prom"),
     ],
 )
 def test_a_port_or_timeout_out_of_range_is_a_usage_error_not_a_traceback_or_an_outage(
