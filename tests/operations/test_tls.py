@@ -137,6 +137,17 @@ async def test_sslmode_disable_with_a_role_that_may_not_log_in_is_not_blamed_on_
         await admin.close()
 
 
+@pytest.mark.parametrize("mode", ["allow", "prefer", "require"])
+async def test_the_modes_that_allow_tls_reach_the_tls_only_server_encrypted(cluster: TLSCluster, mode: str) -> None:
+    # libpq's semantics: allow tries without TLS, then with; prefer the other way round; both
+    # reach a server that refuses plain TCP, and the session is encrypted.
+    conn = await connect(cluster.app_dsn(sslmode=mode))
+    try:
+        assert await _encrypted(conn)
+    finally:
+        await conn.close()
+
+
 async def test_a_pool_refuses_a_wrong_ca_with_the_same_typed_error(cluster: TLSCluster) -> None:
     with pytest.raises(TLSError, match="certificate verify failed"):
         async with postgres.connect(cluster.app_dsn(sslmode="verify-full", sslrootcert=cluster.pki.wrong_ca)):
