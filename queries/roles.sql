@@ -90,7 +90,7 @@ statements (step, sub, statement) AS (
     SELECT
         2,
         3,
-        format('GRANT TEMPORARY ON DATABASE %I TO %I', n.db, n.backfill_role)
+        format('GRANT TEMPORARY ON DATABASE %I TO %I, %I', n.db, n.owner_role, n.backfill_role)
     FROM names AS n
     UNION ALL
     SELECT
@@ -112,7 +112,8 @@ statements (step, sub, statement) AS (
     FROM names AS n
     UNION ALL
     -- Every role gets TEMPORARY on a database through PUBLIC by default: the application and the
-    -- read-only role would create (temporary) tables. Only the backfill stages in them (above).
+    -- read-only role would create (temporary) tables. The backfill stages in them, and the owner
+    -- keeps what it had (a backfill run as the owner), both granted by name (above).
     SELECT
         2,
         7,

@@ -112,7 +112,7 @@ statements (step, sub, statement) AS (
     SELECT
         2,
         3,
-        format('GRANT TEMPORARY ON DATABASE %I TO %I', n.db, n.backfill_role)
+        format('GRANT TEMPORARY ON DATABASE %I TO %I, %I', n.db, n.owner_role, n.backfill_role)
     FROM names AS n
     UNION ALL
     SELECT
@@ -309,7 +309,8 @@ async def role_setup_statements(
     2. The database and the schema: everyone connects; the owner creates (pg_trgm is a trusted
     extension: CREATE on the database suffices); the backfill stages in temporary tables.
     Every role gets TEMPORARY on a database through PUBLIC by default: the application and the
-    read-only role would create (temporary) tables. Only the backfill stages in them (above).
+    read-only role would create (temporary) tables. The backfill stages in them, and the owner
+    keeps what it had (a backfill run as the owner), both granted by name (above).
     3. Session settings: the read-only role's transactions are read-only by default; the
     backfill may skip the foreign keys' per-row triggers (docs/decisions.md, PostgreSQL 15+).
     4. Tables and sequences later migrations create (as the owner) get the same grants.

@@ -422,6 +422,17 @@ async def test_the_read_only_role_creates_no_temporary_table(db: Prepared) -> No
         await conn.close()
 
 
+@pytest.mark.parametrize("role", [NAMES.owner, NAMES.backfill])
+async def test_the_owner_and_the_backfill_keep_temporary_tables(db: Prepared, role: str) -> None:
+    # PUBLIC lost TEMPORARY; these two have it by name (the backfill stages in temporary tables,
+    # and a backfill run as the owner must not break).
+    conn = await asyncpg.connect(db.dsn(role))
+    try:
+        await conn.execute("CREATE TEMPORARY TABLE staged (id int)")
+    finally:
+        await conn.close()
+
+
 async def test_check_names_what_public_was_given_back_by_hand(
     databases: tuple[Callable[[], Awaitable[Prepared]], Prepared],
 ) -> None:
