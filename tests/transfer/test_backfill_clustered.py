@@ -15,7 +15,7 @@ from coherence_sql.transfer.sample import sample_snapshot
 from coherence_sql.transfer.verify import verify
 
 
-def test_each_edge_partition_goes_in_source_order_and_then_file_order() -> None:
+def test_each_edge_partition_goes_grouped_by_source_project_each_group_in_file_order() -> None:
     snapshot = sample_snapshot(projects=30, edges=200, contributors=2, assets=2, contributions=2, seed=4)
 
     edges = next(s for s in Plan(snapshot, 25).sections if s.name == "edges")
@@ -25,7 +25,12 @@ def test_each_edge_partition_goes_in_source_order_and_then_file_order() -> None:
     assert len(clustered) == PARTITIONS
     assert all(u.resume_by_count for u in clustered)
     for unit in clustered:
-        assert unit.rows == sorted(unit.rows, key=lambda row: (row[1], row[2], row[0]))
+        sources = [(row[1], row[2]) for row in unit.rows]
+        runs = [key for i, key in enumerate(sources) if i == 0 or sources[i - 1] != key]
+        assert len(runs) == len(set(runs))  # each source project's edges are contiguous
+        for source in set(runs):
+            ords = [row[0] for row in unit.rows if (row[1], row[2]) == source]
+            assert ords == sorted(ords)  # and in file order
     assert sorted(row[0] for u in units for row in u.rows) == sorted(row[0] for row in edges.rows)
 
 

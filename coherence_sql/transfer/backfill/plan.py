@@ -71,8 +71,8 @@ class Section:
     analyze: Callable[[Executor], Awaitable[None]] | None = None  # statistics for the sections after it
     vacuum: str = ""  # the table group VACUUMed or ANALYZEd once all its sections are loaded
     partition_of: Callable[[Row], int] | None = None  # loads as PARTITIONS units when set
-    # Within a partition, rows go in this key's order (then the file's) rather than the file's: the
-    # edges by source project, so that a batch raises few projects' counts (docs/decisions.md).
+    # Within a partition, rows go grouped by this key (each group in file order) rather than in the
+    # file's order: the edges by source project, so a batch raises few projects' counts (docs/decisions.md).
     cluster_by: Callable[[Row], Any] | None = None
     locking: set[int] = field(default_factory=set)  # ords of rows that lock two project keys (edges)
 
@@ -101,7 +101,7 @@ class Section:
                     Unit(
                         self,
                         f"{self.name}/clustered/{i}",
-                        sorted(share, key=lambda row: (cluster(row), row[0])),
+                        _grouped(share, cluster),
                         self.per_batch,
                         resume_by_count=True,
                     )
@@ -112,6 +112,15 @@ class Section:
             per_batch = max(1, min(self.per_batch, KEYS_PER_TRANSACTION // 2))
             units.append(Unit(self, f"{self.name}/locking", locking, per_batch, last=True))
         return units
+
+
+def _grouped(rows: list[Row], key: Callable[[Row], Any]) -> list[Row]:
+    """`rows` grouped by `key`, groups in order of first appearance, each group in the rows' order:
+    the same order in every run, and O(n) (a sort by key took ~4 s per 250,000 edges)."""
+    groups: dict[Any, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(key(row), []).append(row)
+    return [row for group in groups.values() for row in group]
 
 
 @dataclass(slots=True)
