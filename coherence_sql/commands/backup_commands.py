@@ -16,6 +16,7 @@ from coherence_sql.commands.database import add_database_options, chosen_dsn, gi
 from coherence_sql.commands.output import emit
 from coherence_sql.embedded import EmbeddedPostgres, default_data_dir
 from coherence_sql.errors import CoherenceSQLError, ConfigurationError
+from coherence_sql.metrics.verify import textfile_argument
 
 PG_BIN_DIR_HELP = (
     "look for pg_dump/pg_restore only here (repeatable); by default: the embedded server's, "
@@ -51,7 +52,7 @@ def register(subparsers: Any) -> None:
     backup.add_argument("--pg-bin-dir", type=Path, action="append", default=None, help=PG_BIN_DIR_HELP)
     backup.add_argument(
         "--metrics-file",
-        type=Path,
+        type=textfile_argument,
         default=None,
         metavar="PATH",
         help="also write the outcome for node_exporter's textfile collector (PATH ending in .prom), on failure too",
