@@ -51,6 +51,7 @@ REQUIRED = {
     "rollback": ["--phase", "1"],
     "backup": ["--dir", "backups"],
     "restore": ["backups/x"],
+    "loadtest": ["mixed"],
 }
 
 
