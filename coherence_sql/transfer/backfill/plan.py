@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from decimal import Decimal
+from functools import partial
 from operator import itemgetter
 from typing import Any, Final, TypeAlias
 from uuid import UUID
@@ -112,6 +113,10 @@ class Section:
             per_batch = max(1, min(self.per_batch, KEYS_PER_TRANSACTION // 2))
             units.append(Unit(self, f"{self.name}/locking", locking, per_batch, last=True))
         return units
+
+
+def _parked_text(index: int, edge: Any, missing: str) -> str:
+    return f"edges[{index}] ({record_key('edges', edge)}): {missing} is not in the snapshot"
 
 
 def _grouped(rows: list[Row], key: Callable[[Row], Any]) -> list[Row]:
@@ -490,37 +495,50 @@ class Plan:
             partition_of=lambda row: zlib.crc32(f"{row[1]}/{row[2]}".encode()) % PARTITIONS,  # by source
             cluster_by=itemgetter(1, 2),  # the source project's key
         )
-        seen: dict[tuple[str, str, str, str], int] = {}  # edge → its first position
-        keys: dict[tuple[str, str], tuple[str, str]] = {}  # spelling → checked key: each project has many edges
+        # A million edges name ~100,000 projects: each spelling is checked once and cached with its
+        # key's number and whether the snapshot has it, so an edge is two dict lookups and its
+        # identity one int (source and target numbers), not a 4-tuple hashed into a dict of a
+        # million tuples (the check pass's largest item: ~16 s of ~31 at load 5; docs/decisions.md).
+        known: dict[tuple[str, str], tuple[tuple[str, str], int, bool]] = {}  # spelling → (key, number, in snapshot)
+        numbers: dict[tuple[str, str], int] = {}  # key → its number
+        seen: dict[int, int] = {}  # edge (source number << 32 | target number) → its first position
 
-        def key_of(ecosystem: str, name: str) -> tuple[str, str]:
-            key = keys.get((ecosystem, name))
-            if key is None:
-                key = keys[ecosystem, name] = rules.project_key(ecosystem, name)
-            return key
-
-        def convert(index: int, e: Any) -> Row | None:
-            source = key_of(e.from_ecosystem, e.from_name)
-            target = key_of(e.to_ecosystem, e.to_name)
-            if source == target:
-                raise BadRecordError(
-                    f"a project cannot depend on itself: {e.from_ecosystem}/{e.from_name}", "self-edge"
-                )
-            edge = (*source, *target)
-            if edge in seen:
-                merged.add(f"edges[{index}] repeats edges[{seen[edge]}] ({record_key('edges', e)})")
-                return None
-            seen[edge] = index
-            if source not in project_keys or target not in project_keys:
-                missing = "/".join(source if source not in project_keys else target)
-                parked.add(lambda: f"edges[{index}] ({record_key('edges', e)}): {missing} is not in the snapshot")
-                # It will stay pending: record_dependency() locks its two keys until commit.
-                section.locking.add(index + 1)
-            return (index + 1, *edge)
+        def checked(spelling: tuple[str, str]) -> tuple[tuple[str, str], int, bool]:
+            key = rules.project_key(*spelling)  # raises for a spelling no store takes (never cached)
+            number = numbers.setdefault(key, len(numbers))
+            entry = known[spelling] = (key, number, key in project_keys)
+            return entry
 
         merged = self.note("edges: duplicates merged (an edge counts once)")
         parked = self.note("edges: parked as pending until their project arrives (unless PostgreSQL has it)")
-        section.rows = self._checked("edges", snapshot.edges, convert)
+        rows: list[Row] = []
+        locking = section.locking
+        records = snapshot.edges
+        positions = self._positions.get("edges")  # None: no edge failed to parse
+        for index, e in enumerate(records) if positions is None else zip(positions, records, strict=True):
+            try:
+                source, source_number, source_known = known.get(e[:2]) or checked(e[:2])
+                target, target_number, target_known = known.get(e[2:]) or checked(e[2:])
+                if source_number == target_number:
+                    raise BadRecordError(
+                        f"a project cannot depend on itself: {e.from_ecosystem}/{e.from_name}", "self-edge"
+                    )
+            except RECORD_ERRORS as exc:
+                self.refuse("edges", index, e, exc)
+                continue
+            edge = source_number << 32 | target_number
+            first = seen.get(edge)
+            if first is not None:
+                merged.add(f"edges[{index}] repeats edges[{first}] ({record_key('edges', e)})")
+                continue
+            seen[edge] = index
+            if not (source_known and target_known):
+                missing = "/".join(source if not source_known else target)
+                parked.add(partial(_parked_text, index, e, missing))
+                # It will stay pending: record_dependency() locks its two keys until commit.
+                locking.add(index + 1)
+            rows.append((index + 1, *source, *target))
+        section.rows = rows
         self._recount(section.rows)
 
     def _recount(self, edges: list[Row]) -> None:
