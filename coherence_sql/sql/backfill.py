@@ -757,6 +757,8 @@ FROM (
     ORDER BY k.ecosystem || '/' || k.name
 ) AS l;
 
+SELECT set_config('coherence_sql.set_based_aggregates', 'on', true);
+
 WITH batch AS (
     SELECT
         max(s.ord) AS done_through,
@@ -764,9 +766,27 @@ WITH batch AS (
     FROM backfill_stage_projects AS s
 ),
 
+pending_out AS (
+    SELECT
+        q.from_ecosystem,
+        q.from_name,
+        count(*) AS edges
+    FROM pending_dependencies AS q
+    INNER JOIN backfill_stage_projects AS s ON q.from_ecosystem = s.ecosystem AND q.from_name = s.name
+    GROUP BY q.from_ecosystem, q.from_name
+),
+
 inserted AS (
     INSERT INTO projects (
-        ecosystem, name, display_ecosystem, display_name, version, description, homepage_url, repository_url
+        ecosystem,
+        name,
+        display_ecosystem,
+        display_name,
+        version,
+        description,
+        homepage_url,
+        repository_url,
+        dependency_count
     )
     SELECT
         s.ecosystem,
@@ -776,8 +796,10 @@ inserted AS (
         s.version,
         s.description,
         s.homepage_url,
-        s.repository_url
+        s.repository_url,
+        coalesce(o.edges, 0) AS dependency_count
     FROM backfill_stage_projects AS s
+    LEFT JOIN pending_out AS o ON s.ecosystem = o.from_ecosystem AND s.name = o.from_name
     ORDER BY s.ord
     ON CONFLICT (ecosystem, name) DO NOTHING
     RETURNING 1 AS one
@@ -791,13 +813,69 @@ SELECT
         b.staged,
         (SELECT count(*) FROM inserted)
     )
-FROM batch AS b;"""
+FROM batch AS b;
+
+SELECT set_config('coherence_sql.set_based_aggregates', 'off', true);
+
+SELECT lock_pending_resolution() AS locked
+WHERE
+    EXISTS (
+        SELECT 1
+        FROM pending_dependencies AS q
+        INNER JOIN backfill_stage_projects AS s ON q.from_ecosystem = s.ecosystem AND q.from_name = s.name
+    )
+    OR EXISTS (
+        SELECT 1
+        FROM pending_dependencies AS q
+        INNER JOIN backfill_stage_projects AS s ON q.to_ecosystem = s.ecosystem AND q.to_name = s.name
+    );
+
+WITH touched AS (
+    SELECT q.id
+    FROM pending_dependencies AS q
+    INNER JOIN backfill_stage_projects AS s ON q.from_ecosystem = s.ecosystem AND q.from_name = s.name
+    UNION
+    SELECT q.id
+    FROM pending_dependencies AS q
+    INNER JOIN backfill_stage_projects AS s ON q.to_ecosystem = s.ecosystem AND q.to_name = s.name
+),
+
+moved AS (
+    DELETE FROM pending_dependencies AS q
+    WHERE
+        q.id IN (SELECT t.id FROM touched AS t)
+        AND EXISTS (
+            SELECT 1 FROM projects AS f
+            WHERE f.ecosystem = q.from_ecosystem AND f.name = q.from_name
+        )
+        AND EXISTS (
+            SELECT 1 FROM projects AS t
+            WHERE t.ecosystem = q.to_ecosystem AND t.name = q.to_name
+        )
+    RETURNING q.id, q.from_ecosystem, q.from_name, q.to_ecosystem, q.to_name, q.created_at
+)
+
+INSERT INTO project_dependencies (from_project_id, to_project_id, created_at)
+SELECT
+    f.id AS from_project_id,
+    t.id AS to_project_id,
+    m.created_at
+FROM moved AS m
+INNER JOIN projects AS f ON m.from_ecosystem = f.ecosystem AND m.from_name = f.name
+INNER JOIN projects AS t ON m.to_ecosystem = t.ecosystem AND m.to_name = t.name
+ORDER BY m.id
+ON CONFLICT (from_project_id, to_project_id) DO NOTHING;"""
 MERGE_PROJECTS_TIMER: Final = QueryTimer("backfill.merge_projects")
 
 
 async def merge_projects(conn: Executor) -> None:
     """The staged projects whose key is free. Their keys' locks are taken first, in the global order
-    record_dependency uses; the project triggers then count and resolve pending edges as usual.
+    record_dependency uses. The projects' INSERT triggers are skipped (schema/019) and their work done
+    for the batch: each new row's dependency_count is its pending out-degree, joined into the INSERT;
+    then, as the AFTER trigger does once the statement's rows exist, the pending edges touching the
+    batch's keys whose two projects now exist move to project_dependencies, under the resolution lock,
+    with the count triggers firing. A staged key that existed before has no such edge (a pending edge
+    has a missing end), so resolving every staged key is resolving the inserted ones.
     """
     started = perf_counter()
     try:
