@@ -1,6 +1,6 @@
 """What the code exports, scraped as Prometheus would: the package's registry with every collector
 registered against a real database (cut-over stores after real calls, the server collector),
-plus the verify job's textfile. The alert and dashboard tests check their metric names against it,
+plus the verify and backup jobs' textfiles. The alert and dashboard tests check their metric names against it,
 never against a hard-coded list.
 """
 
@@ -12,6 +12,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from coherence_sql.backup.dump import backup_database
+from coherence_sql.backup.textfile import write_backup_textfile
 from coherence_sql.cutover.service import CutoverStores, open_cutover_stores
 from coherence_sql.cutover.settings import CutoverSettings
 from coherence_sql.errors import DuplicateError
@@ -92,6 +94,11 @@ async def scrape_everything(dsn: str, tmp_path: Path) -> Exported:
     textfile = tmp_path / "coherence_sql_verify.prom"
     write_verify_textfile(textfile, passed=False, differences=3)
     exported.add(textfile.read_text())
+    # The backup job's textfile, after a real backup of the same database.
+    await backup_database(dsn, tmp_path / "backups")
+    backups = tmp_path / "coherence_sql_backup.prom"
+    write_backup_textfile(backups, success=True, directory=tmp_path / "backups")
+    exported.add(backups.read_text())
     return exported
 
 
