@@ -5,6 +5,7 @@
 
 Sections (each prints its figures and the ratio the issue asks for):
 - point: `get_project` through the store on a pool of 1 vs raw `fetchrow` on one connection;
+- cpu: the client's CPU per acquire + release, per pooled `fetchrow` and per raw `fetchrow`;
 - list: `list_contributors(100)`, `get_contributor`, `list_tasks(20)` through the store vs the
   generated accessor on the same pool;
 - mixed: the mixed API workload (70% reads, 20% writes, 10% graph) at 16 and 64 closed-loop
@@ -157,6 +158,45 @@ async def section_point(dsn: str, out: dict[str, Any]) -> None:
         f"point read, pool of 1: raw {got['raw fetchrow']:.0f} us, store {got['store get_project']:.0f} us"
         f" -> store = {ratio:.2f}x raw"
     )
+
+
+async def cpu_timed(call: Callable[[], Awaitable[Any]], n: int) -> float:
+    """Microseconds of this process's CPU per call: the client's own cost, which a loaded machine
+    inflates far less than wall time (waiting for the server is not counted)."""
+    started = time.process_time()
+    for _ in range(n):
+        await call()
+    return (time.process_time() - started) / n * 1e6
+
+
+async def section_cpu(dsn: str, out: dict[str, Any]) -> None:
+    """Client CPU of the pool's acquire + release and of a pooled point read, against raw fetchrow."""
+    raw = await db_connect(dsn)
+    pool = await create_pool(dsn, PoolSettings(min_size=1, max_size=1))
+    sql = projects_sql.GET_PROJECT_SQL
+
+    async def acquire_release() -> None:
+        async with pool.acquire():
+            pass
+
+    async def pooled_fetchrow() -> None:
+        await pool.fetchrow(sql, "npm", "pkg-00042")
+
+    async def raw_fetchrow() -> None:
+        await raw.fetchrow(sql, "npm", "pkg-00042")
+
+    calls = {"acquire+release": acquire_release, "pool.fetchrow": pooled_fetchrow, "raw fetchrow": raw_fetchrow}
+    runs: dict[str, list[float]] = {name: [] for name in calls}
+    try:
+        for _ in range(5):
+            for name, call in calls.items():
+                runs[name].append(await cpu_timed(call, 2_000))
+    finally:
+        await pool.close()
+        await raw.close()
+    got = {f"{name} cpu us": statistics.median(values) for name, values in runs.items()}
+    out["cpu"] = got
+    print("client CPU per call (median of 5 x 2,000): " + ", ".join(f"{k} {v:.1f}" for k, v in got.items()))
 
 
 async def section_list(dsn: str, data: dict[str, Any], out: dict[str, Any]) -> None:
@@ -421,7 +461,7 @@ async def scratch_database(action: str, name: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", default=None)
-    parser.add_argument("--sections", default="point,list,mixed,updaters,dual")
+    parser.add_argument("--sections", default="point,cpu,list,mixed,updaters,dual")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument("--callers", default="16,64", help="the mixed workload's caller counts")
@@ -454,6 +494,8 @@ def main() -> None:
         data = asyncio.run(prepare())
         if "point" in sections:
             asyncio.run(section_point(dsn, out))
+        if "cpu" in sections:
+            asyncio.run(section_cpu(dsn, out))
         if "list" in sections:
             asyncio.run(section_list(dsn, data, out))
         if "mixed" in sections:

@@ -80,6 +80,28 @@ def _returns_without_suspending(pool: Any, proxy: Any) -> bool:
     )
 
 
+def _take_idle(pool: Any, timeout: float) -> Any:
+    """The proxy of the next idle connection in `pool`'s queue when handing it out cannot suspend
+    (open, of the pool's generation, no setup hook), taken as asyncpg's own acquire would take it;
+    None when the queue is empty or its head would have to connect or run a hook first."""
+    queue = pool._queue  # asyncpg's internals, checked by tests/stores/test_pool_sessions.py
+    if queue.empty():
+        return None
+    pool._check_init()
+    holder = queue.get_nowait()  # the one asyncpg's acquire would take (its queue is LIFO)
+    conn = holder._con
+    if conn is None or conn.is_closed() or holder._generation != pool._generation or holder._setup is not None:
+        # Back where it was (nobody is waiting to be woken by it): asyncpg's path connects it.
+        queue.put_nowait(holder)
+        return None
+    # PoolConnectionHolder.acquire's steps for a connection that needs nothing first.
+    holder._maybe_cancel_inactive_callback()
+    holder._proxy = proxy = asyncpg.pool.PoolConnectionProxy(holder, conn)
+    holder._in_use = pool._loop.create_future()
+    holder._timeout = timeout  # asyncpg bounds the release of this connection by it
+    return proxy
+
+
 class BoundedPool(_PoolBase):
     """`asyncpg.Pool` with a default acquire timeout (`acquire_timeout_s`) on every acquire,
     including those `pool.fetch*`/`execute` make for themselves.
@@ -116,9 +138,16 @@ class BoundedPool(_PoolBase):
             await super().release(connection, timeout=timeout)
             return
         self._check_init()  # type: ignore[attr-defined]
-        connection._con._on_release()
-        holder = connection._holder
-        await holder.release(holder._timeout if timeout is None else timeout)
+        conn, holder = connection._con, connection._holder
+        conn._on_release()
+        # PoolConnectionHolder.release's steps for a clean connection, without the timeout context
+        # around its reset (a timer armed and cancelled per release): nothing in them can suspend,
+        # `_reset` only clears listeners when no transaction is open, and our reset hook sends
+        # nothing for an unmarked session (both checked by _returns_without_suspending).
+        holder._timeout = None
+        await conn._reset()
+        holder._release()
+        holder._setup_inactive_callback()
         if self.waiting:
             # The connection is back and the first waiter woken; without this yield a caller that
             # acquires again at once would take it first, and the woken waiter would go to the end
@@ -129,6 +158,15 @@ class BoundedPool(_PoolBase):
     async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 (asyncpg's own signature)
         bound = self.acquire_timeout_s if timeout is None else timeout
         started = perf_counter()
+        if not self.waiting and not self._closing:  # type: ignore[attr-defined]
+            # No caller queued ahead (a woken waiter is still counted in `waiting` until it has its
+            # connection, so this never takes one it was handed) and a free connection that needs
+            # no suspension to hand out: take it without asyncpg's wait_for task, which costs more
+            # than a point read's query. Anything else (a wait, a connect, a setup hook) is bounded.
+            proxy = _take_idle(self, bound)
+            if proxy is not None:
+                self._acquire_timer.observe(started)
+                return proxy
         self.waiting += 1
         try:
             connection = await super()._acquire(bound)  # type: ignore[misc]

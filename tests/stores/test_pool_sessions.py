@@ -241,3 +241,46 @@ async def test_a_caller_that_acquires_again_at_once_does_not_jump_the_queue(clea
     # Taking turns, every caller has had the connection within the first 2 x 8 acquisitions; a
     # caller that re-acquires ahead of the woken waiter keeps it among two or three callers.
     assert set(order[:16]) == set(range(8)), order
+
+
+async def test_an_idle_connection_is_taken_without_the_timeout_machinery_and_a_real_wait_is_bounded(
+    clean_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BoundedPool._acquire's fast path: a free connection with nobody queued is handed out without
+    asyncpg's wait_for (a task per acquire); a caller that must wait still waits under the bound,
+    and is then handed the connection, released with it."""
+    import asyncpg.pool
+
+    from coherence_sql.errors import PoolTimeoutError
+
+    waits: list[object] = []
+    real_wait_for = asyncpg.pool.compat.wait_for
+
+    def counting_wait_for(fut: Any, timeout: Any) -> Any:
+        waits.append(timeout)
+        return real_wait_for(fut, timeout)
+
+    monkeypatch.setattr(asyncpg.pool.compat, "wait_for", counting_wait_for)
+    pool = await create_pool(clean_dsn, PoolSettings(min_size=1, max_size=1, acquire_timeout_s=0.3))
+    try:
+        pid = await pool.fetchval("SELECT pg_backend_pid()")
+        assert waits == []  # idle connection, nobody waiting: the fast path
+        async with pool.acquire() as held:
+            with pytest.raises(PoolTimeoutError, match=r"no PostgreSQL connection within 0.3s \(pool of 1, 1 in use\)"):
+                await pool.fetchval("SELECT 1")
+            assert waits == [0.3]
+            waiter = asyncio.ensure_future(pool.fetchval("SELECT pg_backend_pid()"))
+            await asyncio.sleep(0.05)
+            assert pool.waiting == 1
+            assert await held.fetchval("SELECT 2") == 2
+        assert await asyncio.wait_for(waiter, 5) == pid  # the waiter got the one connection
+        assert len(waits) == 2
+        assert pool.waiting == 0
+        assert pool.get_idle_size() == 1
+        # A connection whose backend went away is not taken by the fast path: asyncpg reconnects it.
+        async with pool.acquire() as conn:
+            await conn.close()
+        assert await pool.fetchval("SELECT pg_backend_pid()") != pid
+        assert len(waits) == 3
+    finally:
+        await pool.close()
