@@ -42,10 +42,51 @@ SELECT
 FROM agent_tasks AS t
 WHERE t.id = :id;
 
--- name: list_tasks(status, task_type, lim, off)
--- One page of the tasks matching the optional filters (NULL = any), newest first.
+-- name: list_tasks_page(status, task_type, lim, off)
+-- One page of the tasks matching the optional filters (NULL = any), newest first, beside how many
+-- match before paging: one statement, so one snapshot and one round trip. A row per task on the
+-- page, each carrying the total; an empty page is one row with the total and NULL task columns.
+-- The page keeps its own ORDER BY ... LIMIT, so the index on (created_at DESC, seq) bounds it.
 -- nullable: status, task_type
+WITH matching AS (
+    SELECT count(*) AS total
+    FROM agent_tasks AS c
+    WHERE
+        (:status::task_status IS NULL OR c.status = :status::task_status)
+        AND (:task_type::task_type IS NULL OR c.task_type = :task_type::task_type)
+),
+
+page AS (
+    SELECT
+        p.id,
+        p.direction,
+        p.task_type,
+        p.status,
+        p.model,
+        p.command,
+        p.tier,
+        p.context,
+        p.output,
+        p.progress_pct,
+        p.current_step,
+        p.decision_prompt,
+        p.decision,
+        p.started_at,
+        p.created_at,
+        p.updated_at,
+        p.claimed_by,
+        p.claimed_at,
+        p.seq
+    FROM agent_tasks AS p
+    WHERE
+        (:status::task_status IS NULL OR p.status = :status::task_status)
+        AND (:task_type::task_type IS NULL OR p.task_type = :task_type::task_type)
+    ORDER BY p.created_at DESC, p.seq ASC
+    LIMIT :lim OFFSET :off
+)
+
 SELECT
+    n.total AS "total!",
     t.id,
     t.direction,
     t.task_type,
@@ -64,21 +105,9 @@ SELECT
     t.updated_at,
     t.claimed_by,
     t.claimed_at
-FROM agent_tasks AS t
-WHERE
-    (:status::task_status IS NULL OR t.status = :status::task_status)
-    AND (:task_type::task_type IS NULL OR t.task_type = :task_type::task_type)
-ORDER BY t.created_at DESC, t.seq ASC
-LIMIT :lim OFFSET :off;
-
--- name: count_tasks(status, task_type)$
--- How many tasks match the optional filters (NULL = any), before paging.
--- nullable: status, task_type
-SELECT count(*) AS "total!"
-FROM agent_tasks AS t
-WHERE
-    (:status::task_status IS NULL OR t.status = :status::task_status)
-    AND (:task_type::task_type IS NULL OR t.task_type = :task_type::task_type);
+FROM matching AS n
+LEFT JOIN page AS t ON TRUE
+ORDER BY t.created_at DESC, t.seq ASC;
 
 -- name: update_task(id, status, output, progress_pct, current_step, decision_prompt, decision, now)<!
 -- client-contract section 3.4 in one statement, so concurrent updates are never lost: NULL leaves a

@@ -21,8 +21,8 @@ from coherence_sql.sql._runtime import Executor, rowcount
 
 
 class TaskRow(NamedTuple):
-    """One row of insert_task, get_task, list_tasks, update_task, list_attention_tasks, review_attention_tasks,
-    pipeline_running, pipeline_pending, pipeline_recent, claim_next_task, claim_task.
+    """One row of insert_task, get_task, update_task, list_attention_tasks, review_attention_tasks, pipeline_running,
+    pipeline_pending, pipeline_recent, claim_next_task, claim_task.
     """
 
     id: str
@@ -175,8 +175,94 @@ async def get_task(conn: Executor, *, id: str) -> TaskRow | None:
     return None if record is None else _task_row(record)
 
 
-LIST_TASKS_SQL: Final = """\
+class ListTasksPageRow(NamedTuple):
+    """One row of list_tasks_page."""
+
+    total: int
+    id: str | None
+    direction: str | None
+    task_type: TaskType | None
+    status: TaskStatus | None
+    model: str | None
+    command: str | None
+    tier: str | None
+    context: Any
+    output: str | None
+    progress_pct: int | None
+    current_step: str | None
+    decision_prompt: str | None
+    decision: str | None
+    started_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    claimed_by: str | None
+    claimed_at: datetime | None
+
+
+def _list_tasks_page_row(record: Record) -> ListTasksPageRow:
+    return ListTasksPageRow(
+        record[0],
+        record[1],
+        record[2],
+        None if record[3] is None else TaskType(record[3]),
+        None if record[4] is None else TaskStatus(record[4]),
+        record[5],
+        record[6],
+        record[7],
+        record[8],
+        record[9],
+        record[10],
+        record[11],
+        record[12],
+        record[13],
+        record[14],
+        record[15],
+        record[16],
+        record[17],
+        record[18],
+    )
+
+
+LIST_TASKS_PAGE_SQL: Final = """\
+WITH matching AS (
+    SELECT count(*) AS total
+    FROM agent_tasks AS c
+    WHERE
+        ($1::task_status IS NULL OR c.status = $1::task_status)
+        AND ($2::task_type IS NULL OR c.task_type = $2::task_type)
+),
+
+page AS (
+    SELECT
+        p.id,
+        p.direction,
+        p.task_type,
+        p.status,
+        p.model,
+        p.command,
+        p.tier,
+        p.context,
+        p.output,
+        p.progress_pct,
+        p.current_step,
+        p.decision_prompt,
+        p.decision,
+        p.started_at,
+        p.created_at,
+        p.updated_at,
+        p.claimed_by,
+        p.claimed_at,
+        p.seq
+    FROM agent_tasks AS p
+    WHERE
+        ($1::task_status IS NULL OR p.status = $1::task_status)
+        AND ($2::task_type IS NULL OR p.task_type = $2::task_type)
+    ORDER BY p.created_at DESC, p.seq ASC
+    LIMIT $3 OFFSET $4
+)
+
 SELECT
+    n.total AS "total!",
     t.id,
     t.direction,
     t.task_type,
@@ -195,52 +281,29 @@ SELECT
     t.updated_at,
     t.claimed_by,
     t.claimed_at
-FROM agent_tasks AS t
-WHERE
-    ($1::task_status IS NULL OR t.status = $1::task_status)
-    AND ($2::task_type IS NULL OR t.task_type = $2::task_type)
-ORDER BY t.created_at DESC, t.seq ASC
-LIMIT $3 OFFSET $4;"""
-LIST_TASKS_TIMER: Final = QueryTimer("agent_tasks.list_tasks")
+FROM matching AS n
+LEFT JOIN page AS t ON TRUE
+ORDER BY t.created_at DESC, t.seq ASC;"""
+LIST_TASKS_PAGE_TIMER: Final = QueryTimer("agent_tasks.list_tasks_page")
 
 
-async def list_tasks(
+async def list_tasks_page(
     conn: Executor, *, status: TaskStatus | None, task_type: TaskType | None, lim: int, off: int
-) -> list[TaskRow]:
-    """One page of the tasks matching the optional filters (NULL = any), newest first.
+) -> list[ListTasksPageRow]:
+    """One page of the tasks matching the optional filters (NULL = any), newest first, beside how many
+    match before paging: one statement, so one snapshot and one round trip. A row per task on the
+    page, each carrying the total; an empty page is one row with the total and NULL task columns.
+    The page keeps its own ORDER BY ... LIMIT, so the index on (created_at DESC, seq) bounds it.
     nullable: status, task_type
     """
     started = perf_counter()
     try:
-        records = await conn.fetch(LIST_TASKS_SQL, status, task_type, lim, off)
+        records = await conn.fetch(LIST_TASKS_PAGE_SQL, status, task_type, lim, off)
     except DRIVER_FAILURES as exc:
-        raise LIST_TASKS_TIMER.failure(exc) from None
+        raise LIST_TASKS_PAGE_TIMER.failure(exc) from None
     finally:
-        LIST_TASKS_TIMER.observe(started)
-    return [_task_row(record) for record in records]
-
-
-COUNT_TASKS_SQL: Final = """\
-SELECT count(*) AS "total!"
-FROM agent_tasks AS t
-WHERE
-    ($1::task_status IS NULL OR t.status = $1::task_status)
-    AND ($2::task_type IS NULL OR t.task_type = $2::task_type);"""
-COUNT_TASKS_TIMER: Final = QueryTimer("agent_tasks.count_tasks")
-
-
-async def count_tasks(conn: Executor, *, status: TaskStatus | None, task_type: TaskType | None) -> int | None:
-    """How many tasks match the optional filters (NULL = any), before paging.
-    nullable: status, task_type
-    """
-    started = perf_counter()
-    try:
-        value: int | None = await conn.fetchval(COUNT_TASKS_SQL, status, task_type)
-    except DRIVER_FAILURES as exc:
-        raise COUNT_TASKS_TIMER.failure(exc) from None
-    finally:
-        COUNT_TASKS_TIMER.observe(started)
-    return value
+        LIST_TASKS_PAGE_TIMER.observe(started)
+    return [_list_tasks_page_row(record) for record in records]
 
 
 UPDATE_TASK_SQL: Final = """\

@@ -627,16 +627,17 @@ class PostgresAgentTaskStore:
         wanted, skip = rules.page(limit, offset)
         status_filter = rules.optional_enum(TaskStatus, "status", status)
         type_filter = rules.optional_enum(TaskType, "task_type", task_type)
-        async with _snapshot(self._pool, "PostgresAgentTaskStore.list_tasks") as conn:
-            rows = await tasks_sql.list_tasks(
-                conn,
-                status=status_filter,
-                task_type=type_filter,
-                lim=min(wanted, _BIGINT_MAX),
-                off=min(skip, _BIGINT_MAX),
-            )
-            total = await tasks_sql.count_tasks(conn, status=status_filter, task_type=type_filter)
-        return [_task(r) for r in rows], total or 0
+        # The page and the total in one statement (one snapshot, one round trip): queries/agent_tasks.sql.
+        rows = await tasks_sql.list_tasks_page(
+            self._pool,
+            status=status_filter,
+            task_type=type_filter,
+            lim=min(wanted, _BIGINT_MAX),
+            off=min(skip, _BIGINT_MAX),
+        )
+        # An empty page is one row with the total and no task (its id NULL; a task's id never is).
+        tasks = [_task(cast(_TaskRow, r)) for r in rows if r.id is not None]
+        return tasks, rows[0].total
 
     async def update_task(
         self,
