@@ -13,6 +13,7 @@ from time import monotonic
 from typing import Final
 
 from coherence_sql.db import PoolSettings, create_pool
+from coherence_sql.errors import PoolTimeoutError
 from coherence_sql.replicas.positions import PrimarySample
 from coherence_sql.replicas.router import ReadRouter, Replica
 from coherence_sql.sql import replicas as replicas_sql
@@ -54,9 +55,13 @@ async def check_replica(router: ReadRouter, replica: Replica) -> None:
             row = await replicas_sql.replica_replay_position(replica.pool)
     except asyncio.CancelledError:
         raise
+    except PoolTimeoutError as exc:
+        _saturated(router, replica, exc)
+        return
     except Exception as exc:
         _take_out(replica, f"unreachable: {type(exc).__name__}: {exc}")
         return
+    replica.busy_since = None
     if row is None or not row.in_recovery or row.replayed is None:
         _take_out(replica, "not in recovery (a primary, or a promoted replica): it may hold writes the primary lacks")
         return
@@ -70,6 +75,18 @@ async def check_replica(router: ReadRouter, replica: Replica) -> None:
         log.info("replica %s back in rotation", replica.name)
     replica.in_rotation = True
     replica.problem = None
+
+
+def _saturated(router: ReadRouter, replica: Replica, exc: PoolTimeoutError) -> None:
+    """Every connection of the replica's pool is busy: a saturated replica, not a down one (its
+    callers wait their bound as on the primary). Only a pool that stays full longer than the lag
+    limit leaves the rotation: then its connections may be stuck on a frozen server."""
+    now = monotonic()
+    if replica.busy_since is None:
+        replica.busy_since = now
+    busy_s = now - replica.busy_since
+    if busy_s > router.settings.max_lag_s:
+        _take_out(replica, f"no free connection for {busy_s:.1f}s (limit {router.settings.max_lag_s:g}s): {exc}")
 
 
 def _take_out(replica: Replica, problem: str) -> None:

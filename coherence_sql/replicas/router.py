@@ -48,6 +48,7 @@ class Replica:
     delay_s: float = 0.0
     problem: str | None = None  # why it is out of rotation, redacted
     reads: int = 0
+    busy_since: float | None = None  # when the health check first found no free connection
 
     def serves(self, required: int) -> bool:
         return self.in_rotation and self.replayed >= required

@@ -181,3 +181,29 @@ async def test_a_saturated_replica_pool_times_out_like_the_primarys_and_stays_in
                 await store.get_project("npm", "absent")
         assert [r.in_rotation for r in router.replicas] == [True, True]
         assert router.primary_reads == 0
+
+
+async def test_a_replica_pool_full_past_the_lag_limit_leaves_the_rotation_and_comes_back(
+    healthy: ReplicaCluster,
+) -> None:
+    """A full pool is saturation for a while (the check above keeps it in rotation); full for longer
+    than the lag limit, its connections may be stuck on a frozen server: out, until one is free."""
+    one_connection = PoolSettings(min_size=1, max_size=1, acquire_timeout_s=0.1)
+    async with routed(healthy, pool=one_connection, max_lag_s=0.5, check_interval_s=0.05) as router:
+        first = router.replicas[0]
+        assert first.pool is not None
+        async with first.pool.acquire():
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if not first.in_rotation:
+                    break
+            assert not first.in_rotation
+            assert first.problem is not None
+            assert "no free connection for" in first.problem
+            assert router.replicas[1].in_rotation
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if first.in_rotation:
+                break
+        assert first.in_rotation
+        assert first.busy_since is None
