@@ -7,23 +7,13 @@ import argparse
 import time
 from typing import Any
 
+from coherence_sql.commands.arguments import positive_seconds
 from coherence_sql.commands.database import add_database_options, chosen_dsn
 from coherence_sql.commands.output import emit
 from coherence_sql.db import PoolSettings, create_pool
 from coherence_sql.errors import CoherenceSQLError
 from coherence_sql.health import HEALTH_TIMEOUT_S, DatabaseCheck, DatabaseProbe, HealthReport, probe_database, verdict
 from coherence_sql.redaction import redact
-
-
-def _seconds(text: str) -> float:
-    # A timeout of 0 or less would be reported as "PostgreSQL does not answer": refused as the input it is.
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not 0 < seconds < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return seconds
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +23,7 @@ def register(subparsers: Any) -> None:
     )
     health.add_argument(
         "--timeout",
-        type=_seconds,
+        type=positive_seconds,
         default=HEALTH_TIMEOUT_S,
         metavar="SECONDS",
         help=f"how long to wait for PostgreSQL (default {HEALTH_TIMEOUT_S:g})",

@@ -14,6 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from coherence_sql.commands.arguments import positive_seconds
 from coherence_sql.commands.database import add_database_options, chosen_dsn
 from coherence_sql.errors import ConfigurationError
 from coherence_sql.metrics import exposition
@@ -21,16 +22,6 @@ from coherence_sql.metrics.server import DEFAULT_TIMEOUT_S, ServerCollector
 
 _DATA_DIRECTORY = {"auto": None, "local": True, "remote": False}
 DEFAULT_PORT = 9187  # the port postgres_exporter made customary for PostgreSQL
-
-
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not 0 < seconds < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return seconds
 
 
 def _port(text: str) -> int:
@@ -56,7 +47,7 @@ def register(subparsers: Any) -> None:
         "the server's host measures its disk)",
     )
     common.add_argument(
-        "--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S, help="seconds a scrape waits for the server"
+        "--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT_S, help="seconds a scrape waits for the server"
     )
     add_database_options(common)
     serve = actions.add_parser(
