@@ -12,12 +12,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, write_to_textfile
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from coherence_sql.backup.retention import list_backups
-from coherence_sql.errors import BackupError, MetricsFileError
+from coherence_sql.errors import BackupError
+from coherence_sql.metrics.verify import write_job_textfile
 
 __all__ = ["write_backup_textfile"]
 
@@ -55,9 +55,4 @@ class _BackupOutcome(Collector):
 def write_backup_textfile(path: Path, *, success: bool, directory: Path, when: float | None = None) -> None:
     """Write coherence_sql_backup_{success,last_run_timestamp_seconds,last_success_timestamp_seconds,
     last_size_bytes} to `path`; MetricsFileError when it cannot be written."""
-    registry = CollectorRegistry()
-    registry.register(_BackupOutcome(success, time.time() if when is None else when, directory))
-    try:
-        write_to_textfile(str(path), registry)
-    except OSError as exc:
-        raise MetricsFileError(f"cannot write the metrics file {path}: {exc.strerror or exc}") from None
+    write_job_textfile(path, _BackupOutcome(success, time.time() if when is None else when, directory))

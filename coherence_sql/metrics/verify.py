@@ -55,8 +55,14 @@ def write_verify_textfile(path: Path, *, passed: bool, differences: int | None, 
 
     `differences` None: the run did not get as far as comparing (it failed), so that gauge has no
     sample rather than a made-up 0. MetricsFileError when the file cannot be written."""
+    write_job_textfile(path, _VerifyOutcome(passed, differences, time.time() if when is None else when))
+
+
+def write_job_textfile(path: Path, outcome: Collector) -> None:
+    """Write one batch job's outcome (a collector of its gauges) to `path`, atomically;
+    MetricsFileError when the file cannot be written."""
     registry = CollectorRegistry()
-    registry.register(_VerifyOutcome(passed, differences, time.time() if when is None else when))
+    registry.register(outcome)
     try:
         write_to_textfile(str(path), registry)
     except OSError as exc:
