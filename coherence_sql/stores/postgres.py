@@ -142,15 +142,24 @@ _TaskRow = tasks_sql.TaskRow
 # Rows become models without re-running pydantic's validators (stores/trusted.py): PostgreSQL
 # already constrained them, and validation cost 8x the query for a list of contributors. Each
 # mapper takes the builder, so the tests can build the same row the validating way (`Model`).
-_PROJECT: Final = TrustedBuilder(Project)
-_CONTRIBUTOR: Final = TrustedBuilder(Contributor)
+_PROJECT: Final = TrustedBuilder(Project).build
+_CONTRIBUTOR: Final = TrustedBuilder(Contributor).build
 _ASSET: Final = TrustedBuilder(
     Asset, validators=frozenset({"_default_name"}), validate_when=lambda values: values["name"] is None
-)
-_CONTRIBUTION: Final = TrustedBuilder(Contribution)
-_GITHUB_CONTRIBUTOR: Final = TrustedBuilder(GitHubContributor)
-_GITHUB_ORGANIZATION: Final = TrustedBuilder(GitHubOrganization)
-_TASK: Final = TrustedBuilder(AgentTaskRecord)
+).build
+_CONTRIBUTION: Final = TrustedBuilder(Contribution).build
+_GITHUB_CONTRIBUTOR: Final = TrustedBuilder(GitHubContributor).build
+_GITHUB_ORGANIZATION: Final = TrustedBuilder(GitHubOrganization).build
+_TASK: Final = TrustedBuilder(AgentTaskRecord).build
+# Enum members by the value a row holds: a dict lookup instead of Enum's call (~2 µs a row).
+_CONTRIBUTOR_TYPES: Final = {member.value: member for member in ContributorType}
+_ASSET_TYPES: Final = {member.value: member for member in AssetType}
+
+
+def _member(members: Mapping[str, _E], enum: type[_E], value: str) -> _E:
+    """`enum(value)`, from `members` when the value is one of them (what the rows hold)."""
+    member = members.get(value) if type(value) is str else None
+    return enum(value) if member is None else member
 
 
 def _project(row: _ProjectRow, build: Callable[..., Project] = _PROJECT) -> Project:
@@ -168,7 +177,7 @@ def _project(row: _ProjectRow, build: Callable[..., Project] = _PROJECT) -> Proj
 def _contributor(row: _ContributorRow, build: Callable[..., Contributor] = _CONTRIBUTOR) -> Contributor:
     return build(
         id=row.id,
-        type=ContributorType(row.type),
+        type=_member(_CONTRIBUTOR_TYPES, ContributorType, row.type),
         name=row.name,
         email=row.email,
         wallet_address=row.wallet_address,
@@ -182,7 +191,7 @@ def _contributor(row: _ContributorRow, build: Callable[..., Contributor] = _CONT
 def _asset(row: _AssetRow, build: Callable[..., Asset] = _ASSET) -> Asset:
     return build(
         id=row.id,
-        type=AssetType(row.type),
+        type=_member(_ASSET_TYPES, AssetType, row.type),
         name=row.name,
         description=row.description,
         total_cost=row.total_cost,

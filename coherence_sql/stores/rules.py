@@ -206,13 +206,20 @@ def utc(field: str, value: object) -> datetime:
 
 def naive_utc(value: datetime, field: str = "timestamp") -> datetime:
     """Graph models carry naive UTC; an aware value is converted, a naive one taken as UTC."""
-    if isinstance(value, datetime) and value.tzinfo is None:
+    if type(value) is datetime:
+        if value.tzinfo is None:
+            return value
+        if value.tzinfo is UTC:  # what asyncpg gives for timestamptz: no conversion to make
+            return value.replace(tzinfo=None)
+    elif isinstance(value, datetime) and value.tzinfo is None:
         return value
     return utc(field, value).replace(tzinfo=None)
 
 
 def aware_utc(value: datetime, field: str = "timestamp") -> datetime:
     """Agent tasks carry aware UTC; a naive value is taken as UTC."""
+    if type(value) is datetime and value.tzinfo is UTC:  # a timestamptz as asyncpg gives it
+        return value
     return utc(field, value)
 
 
