@@ -63,6 +63,13 @@ CREATE TEMP TABLE IF NOT EXISTS backfill_stage_edges (
     to_name TEXT NOT NULL
 ) ON COMMIT DELETE ROWS;
 
+-- The edges whose two projects are both in the snapshot, by project id (merge_edges_by_id).
+CREATE TEMP TABLE IF NOT EXISTS backfill_stage_edge_ids (
+    ord BIGINT NOT NULL,
+    from_id INTEGER NOT NULL,
+    to_id INTEGER NOT NULL
+) ON COMMIT DELETE ROWS;
+
 CREATE TEMP TABLE IF NOT EXISTS backfill_stage_github_contributors (
     ord BIGINT NOT NULL,
     id TEXT NOT NULL,
@@ -128,6 +135,7 @@ pg_temp.backfill_stage_assets,
 pg_temp.backfill_stage_contributions,
 pg_temp.backfill_stage_projects,
 pg_temp.backfill_stage_edges,
+pg_temp.backfill_stage_edge_ids,
 pg_temp.backfill_stage_github_contributors,
 pg_temp.backfill_stage_github_organizations,
 pg_temp.backfill_stage_contributes_to,
@@ -690,6 +698,94 @@ FROM (
         count(*) AS staged
     FROM backfill_stage_edges AS s
 ) AS b;
+
+-- name: project_ids(ecosystems, names)
+-- The ids of the projects with these keys (the i-th key is number i - 1); a key PostgreSQL lacks
+-- has no row. Read once per run, after the projects section, for merge_edges_by_id.
+SELECT
+    p.id AS "id!",
+    (k.number - 1)::INTEGER AS "number!"
+FROM unnest(:ecosystems::TEXT[], :names::TEXT[]) WITH ORDINALITY AS k (ecosystem, name, number)
+INNER JOIN projects AS p ON k.ecosystem = p.ecosystem AND k.name = p.name;
+
+-- name: merge_edges_by_id#
+-- The staged edges whose two projects the snapshot has, by project id (read once per run with
+-- project_ids): one insert with no key joins. The batch's projects are locked FOR KEY SHARE first,
+-- once each, as the foreign keys' checks lock them, and counted: a batch naming a project that is
+-- gone is refused whole (backfill_require_references). Then, as in merge_edges, the insert runs with
+-- the per-row count trigger skipped and, when the session may, session_replication_role = replica
+-- (the foreign keys' per-row checks, which the locks above have done); each source's
+-- dependency_count is raised once by its new edges.
+SELECT set_config('coherence_sql.set_based_aggregates', 'on', true);
+
+WITH wanted AS (
+    SELECT s.from_id AS id
+    FROM backfill_stage_edge_ids AS s
+    UNION
+    SELECT s.to_id
+    FROM backfill_stage_edge_ids AS s
+),
+
+locked AS (
+    SELECT p.id
+    FROM projects AS p
+    WHERE p.id IN (SELECT w.id FROM wanted AS w)
+    FOR KEY SHARE OF p
+)
+
+SELECT backfill_require_references('projects', (SELECT count(*) FROM wanted), (SELECT count(*) FROM locked));
+
+SELECT set_config('session_replication_role', 'replica', true)
+WHERE current_setting('coherence_sql.backfill_references_per_batch', true) = 'on';
+
+WITH batch AS (
+    SELECT
+        max(s.ord) AS done_through,
+        count(*) AS staged
+    FROM backfill_stage_edge_ids AS s
+),
+
+inserted AS (
+    INSERT INTO project_dependencies (from_project_id, to_project_id)
+    SELECT
+        s.from_id,
+        s.to_id
+    FROM backfill_stage_edge_ids AS s
+    ORDER BY s.ord
+    ON CONFLICT (from_project_id, to_project_id) DO NOTHING
+    RETURNING from_project_id
+),
+
+added AS (
+    SELECT
+        i.from_project_id,
+        count(*) AS edges
+    FROM inserted AS i
+    GROUP BY i.from_project_id
+),
+
+counts AS (
+    UPDATE projects AS p
+    SET dependency_count = p.dependency_count + d.edges
+    FROM added AS d
+    WHERE p.id = d.from_project_id
+    RETURNING 1 AS one
+)
+
+SELECT
+    record_backfill_batch(
+        current_setting('coherence_sql.backfill_snapshot'),
+        current_setting('coherence_sql.backfill_unit'),
+        b.done_through,
+        b.staged,
+        (SELECT count(*) FROM inserted)
+    )
+FROM batch AS b;
+
+SELECT set_config('session_replication_role', 'origin', true)
+WHERE current_setting('coherence_sql.backfill_references_per_batch', true) = 'on';
+
+SELECT set_config('coherence_sql.set_based_aggregates', 'off', true);
 
 -- name: merge_github_contributors#
 -- The staged GitHub contributors whose id is free.

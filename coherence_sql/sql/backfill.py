@@ -75,6 +75,12 @@ CREATE TEMP TABLE IF NOT EXISTS backfill_stage_edges (
     to_name TEXT NOT NULL
 ) ON COMMIT DELETE ROWS;
 
+CREATE TEMP TABLE IF NOT EXISTS backfill_stage_edge_ids (
+    ord BIGINT NOT NULL,
+    from_id INTEGER NOT NULL,
+    to_id INTEGER NOT NULL
+) ON COMMIT DELETE ROWS;
+
 CREATE TEMP TABLE IF NOT EXISTS backfill_stage_github_contributors (
     ord BIGINT NOT NULL,
     id TEXT NOT NULL,
@@ -135,6 +141,7 @@ CREATE_STAGING_TIMER: Final = QueryTimer("backfill.create_staging")
 
 async def create_staging(conn: Executor) -> None:
     """The staging tables of this session, one per section, in the column order the COPY sends.
+    The edges whose two projects are both in the snapshot, by project id (merge_edges_by_id).
     Rows a merge script added in its earlier statements, summed into the checkpoint by its last.
     """
     started = perf_counter()
@@ -153,6 +160,7 @@ pg_temp.backfill_stage_assets,
 pg_temp.backfill_stage_contributions,
 pg_temp.backfill_stage_projects,
 pg_temp.backfill_stage_edges,
+pg_temp.backfill_stage_edge_ids,
 pg_temp.backfill_stage_github_contributors,
 pg_temp.backfill_stage_github_organizations,
 pg_temp.backfill_stage_contributes_to,
@@ -1019,6 +1027,135 @@ async def merge_edges(conn: Executor) -> None:
         raise MERGE_EDGES_TIMER.failure(exc) from None
     finally:
         MERGE_EDGES_TIMER.observe(started)
+
+
+class ProjectIdsRow(Record):
+    """One row of project_ids: an asyncpg Record (fields by attribute, name or position)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        @property
+        def id(self) -> int: ...
+        @property
+        def number(self) -> int: ...
+    else:
+        id = property(itemgetter(0))
+        number = property(itemgetter(1))
+
+
+PROJECT_IDS_SQL: Final = """\
+SELECT
+    p.id AS "id!",
+    (k.number - 1)::INTEGER AS "number!"
+FROM unnest($1::TEXT[], $2::TEXT[]) WITH ORDINALITY AS k (ecosystem, name, number)
+INNER JOIN projects AS p ON k.ecosystem = p.ecosystem AND k.name = p.name;"""
+PROJECT_IDS_TIMER: Final = QueryTimer("backfill.project_ids")
+
+
+async def project_ids(conn: Executor, *, ecosystems: Sequence[str], names: Sequence[str]) -> list[ProjectIdsRow]:
+    """The ids of the projects with these keys (the i-th key is number i - 1); a key PostgreSQL lacks
+    has no row. Read once per run, after the projects section, for merge_edges_by_id.
+    """
+    started = perf_counter()
+    try:
+        return await conn.fetch(PROJECT_IDS_SQL, ecosystems, names, record_class=ProjectIdsRow)
+    except DRIVER_FAILURES as exc:
+        raise PROJECT_IDS_TIMER.failure(exc) from None
+    finally:
+        PROJECT_IDS_TIMER.observe(started)
+
+
+MERGE_EDGES_BY_ID_SQL: Final = """\
+SELECT set_config('coherence_sql.set_based_aggregates', 'on', true);
+
+WITH wanted AS (
+    SELECT s.from_id AS id
+    FROM backfill_stage_edge_ids AS s
+    UNION
+    SELECT s.to_id
+    FROM backfill_stage_edge_ids AS s
+),
+
+locked AS (
+    SELECT p.id
+    FROM projects AS p
+    WHERE p.id IN (SELECT w.id FROM wanted AS w)
+    FOR KEY SHARE OF p
+)
+
+SELECT backfill_require_references('projects', (SELECT count(*) FROM wanted), (SELECT count(*) FROM locked));
+
+SELECT set_config('session_replication_role', 'replica', true)
+WHERE current_setting('coherence_sql.backfill_references_per_batch', true) = 'on';
+
+WITH batch AS (
+    SELECT
+        max(s.ord) AS done_through,
+        count(*) AS staged
+    FROM backfill_stage_edge_ids AS s
+),
+
+inserted AS (
+    INSERT INTO project_dependencies (from_project_id, to_project_id)
+    SELECT
+        s.from_id,
+        s.to_id
+    FROM backfill_stage_edge_ids AS s
+    ORDER BY s.ord
+    ON CONFLICT (from_project_id, to_project_id) DO NOTHING
+    RETURNING from_project_id
+),
+
+added AS (
+    SELECT
+        i.from_project_id,
+        count(*) AS edges
+    FROM inserted AS i
+    GROUP BY i.from_project_id
+),
+
+counts AS (
+    UPDATE projects AS p
+    SET dependency_count = p.dependency_count + d.edges
+    FROM added AS d
+    WHERE p.id = d.from_project_id
+    RETURNING 1 AS one
+)
+
+SELECT
+    record_backfill_batch(
+        current_setting('coherence_sql.backfill_snapshot'),
+        current_setting('coherence_sql.backfill_unit'),
+        b.done_through,
+        b.staged,
+        (SELECT count(*) FROM inserted)
+    )
+FROM batch AS b;
+
+SELECT set_config('session_replication_role', 'origin', true)
+WHERE current_setting('coherence_sql.backfill_references_per_batch', true) = 'on';
+
+SELECT set_config('coherence_sql.set_based_aggregates', 'off', true);"""
+MERGE_EDGES_BY_ID_TIMER: Final = QueryTimer("backfill.merge_edges_by_id")
+
+
+async def merge_edges_by_id(conn: Executor) -> None:
+    """The staged edges whose two projects the snapshot has, by project id (read once per run with
+    project_ids): one insert with no key joins. The batch's projects are locked FOR KEY SHARE first,
+    once each, as the foreign keys' checks lock them, and counted: a batch naming a project that is
+    gone is refused whole (backfill_require_references). Then, as in merge_edges, the insert runs with
+    the per-row count trigger skipped and, when the session may, session_replication_role = replica
+    (the foreign keys' per-row checks, which the locks above have done); each source's
+    dependency_count is raised once by its new edges.
+    """
+    started = perf_counter()
+    try:
+        await conn.execute(MERGE_EDGES_BY_ID_SQL)
+    except DRIVER_FAILURES as exc:
+        raise MERGE_EDGES_BY_ID_TIMER.failure(exc) from None
+    finally:
+        MERGE_EDGES_BY_ID_TIMER.observe(started)
 
 
 MERGE_GITHUB_CONTRIBUTORS_SQL: Final = """\

@@ -25,11 +25,11 @@ def test_each_edge_partition_goes_grouped_by_source_project_each_group_in_file_o
     assert len(clustered) == PARTITIONS
     assert all(u.resume_by_count for u in clustered)
     for unit in clustered:
-        sources = [(row[1], row[2]) for row in unit.rows]
+        sources = [row[1] for row in unit.rows]  # the source project's number
         runs = [key for i, key in enumerate(sources) if i == 0 or sources[i - 1] != key]
         assert len(runs) == len(set(runs))  # each source project's edges are contiguous
         for source in set(runs):
-            ords = [row[0] for row in unit.rows if (row[1], row[2]) == source]
+            ords = [row[0] for row in unit.rows if row[1] == source]
             assert ords == sorted(ords)  # and in file order
     assert sorted(row[0] for u in units for row in u.rows) == sorted(row[0] for row in edges.rows)
 

@@ -75,8 +75,9 @@ def planned(edges: list[Any], projects: list[Project]) -> Verdicts:
     plan = Plan(Snapshot(projects=projects, edges=edges), 10_000)
     section = next(s for s in plan.sections if s.name == "edges")
     notes = {n.what.split(":")[1].split()[0]: n for n in plan.normalised.values() if n.what.startswith("edges:")}
+    assert section.edge_keys is not None
     return {
-        "rows": section.rows,
+        "rows": section.edge_keys.by_key(section.rows),  # rows hold key numbers: the keys they stand for
         "problems": [(p.index, p.key, p.kind, p.reason) for p in plan.problems if p.section == "edges"],
         "locking": section.locking,
         "merged": (notes["duplicates"].count, notes["duplicates"].examples),

@@ -70,16 +70,35 @@ async def _session(target: str | Pool | None) -> AsyncIterator[Connection]:
 
 
 _DATA_ERRORS: Final = (InvalidValueError, UnknownReferenceError, DuplicateError)
+Merge = Callable[[Executor], Awaitable[None]]
 
 
-async def _load_batch(conn: Connection, section: Section, rows: Sequence[Row]) -> None:
+_EDGE_IDS_TABLE: Final = "backfill_stage_edge_ids"
+_EDGE_IDS_COLUMNS: Final = ("ord", "from_id", "to_id")
+
+
+def _staged(section: Section, rows: Sequence[Row], by_id: bool) -> tuple[str, Sequence[str], Sequence[Row], Merge]:
+    """Where a batch is staged and how it is merged: the edges by project id when they may (both
+    projects in PostgreSQL), else by key; every other section as its rows are."""
+    edges = section.edge_keys
+    if edges is None:
+        return section.table, section.columns, rows, section.merge
+    if by_id:
+        staged = edges.by_id(rows)
+        if staged is not None:
+            return _EDGE_IDS_TABLE, _EDGE_IDS_COLUMNS, staged, backfill_sql.merge_edges_by_id
+    return section.table, section.columns, edges.by_key(rows), section.merge
+
+
+async def _load_batch(conn: Connection, section: Section, rows: Sequence[Row], *, by_id: bool = False) -> None:
     """COPY one batch into staging and merge it, in one transaction; retried on a deadlock."""
+    table, columns, staged, merge = _staged(section, rows, by_id)
     for attempt in range(1, BATCH_ATTEMPTS + 1):
         try:
             try:
                 async with conn.transaction():
-                    await conn.copy_records_to_table(section.table, records=rows, columns=section.columns)
-                    await section.merge(conn)
+                    await conn.copy_records_to_table(table, records=staged, columns=columns)
+                    await merge(conn)
             except CoherenceSQLError:
                 raise
             except DRIVER_FAILURES as exc:
@@ -249,9 +268,15 @@ class Scheduler:
         report = self._reports[section.name]
         self._started.setdefault(section.name, time.perf_counter())
         await backfill_sql.start_unit(conn, unit=unit.key)
+        # The edges of the partitions name projects the snapshot has, committed by now: by id. The
+        # locking unit's name a project the snapshot lacks: by key, through record_dependency.
+        by_id = section.edge_keys is not None and not unit.last and unit.start < len(unit.rows)
+        if by_id:
+            assert section.edge_keys is not None
+            await section.edge_keys.read_ids(conn)
         staged = 0
         for first, end in unit.batches():
-            await _load_batch(conn, section, unit.rows[first:end])
+            await _load_batch(conn, section, unit.rows[first:end], by_id=by_id)
             staged += end - first
             self._done[section.name] += end - first
             if self._progress is not None:

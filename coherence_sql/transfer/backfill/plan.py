@@ -30,6 +30,7 @@ from coherence_sql.transfer.backfill.checks import (
     stored_score,
     uuid_or_none,
 )
+from coherence_sql.transfer.backfill.edges import EdgeKeys
 from coherence_sql.transfer.backfill.report import Normalisation
 from coherence_sql.transfer.snapshot import AGENT_TASK_FIELDS, CollectedSnapshot, Problem, Snapshot, record_key
 
@@ -76,6 +77,8 @@ class Section:
     # file's order: the edges by source project, so a batch raises few projects' counts (docs/decisions.md).
     cluster_by: Callable[[Row], Any] | None = None
     locking: set[int] = field(default_factory=set)  # ords of rows that lock two project keys (edges)
+    # The edges' rows are (ord, source number, target number): these are the numbers' keys and ids.
+    edge_keys: EdgeKeys | None = None
 
     def units(self) -> list[Unit]:
         """The section as units, each in snapshot order: the whole section, or PARTITIONS
@@ -492,21 +495,20 @@ class Plan:
             backfill_sql.merge_edges,
             after=("projects",),
             vacuum="projects",
-            partition_of=lambda row: zlib.crc32(f"{row[1]}/{row[2]}".encode()) % PARTITIONS,  # by source
-            cluster_by=itemgetter(1, 2),  # the source project's key
+            cluster_by=itemgetter(1),  # the source project's number
         )
         # A million edges name ~100,000 projects: each spelling is checked once and cached with its
         # key's number and whether the snapshot has it, so an edge is two dict lookups and its
         # identity one int (source and target numbers), not a 4-tuple hashed into a dict of a
         # million tuples (the check pass's largest item: ~16 s of ~31 at load 5; docs/decisions.md).
+        # A row is (ord, source number, target number): staged by project id (EdgeKeys) or by key.
+        edge_keys = section.edge_keys = EdgeKeys()
         known: dict[tuple[str, str], tuple[tuple[str, str], int, bool]] = {}  # spelling → (key, number, in snapshot)
-        numbers: dict[tuple[str, str], int] = {}  # key → its number
         seen: dict[int, int] = {}  # edge (source number << 32 | target number) → its first position
 
         def checked(spelling: tuple[str, str]) -> tuple[tuple[str, str], int, bool]:
             key = rules.project_key(*spelling)  # raises for a spelling no store takes (never cached)
-            number = numbers.setdefault(key, len(numbers))
-            entry = known[spelling] = (key, number, key in project_keys)
+            entry = known[spelling] = (key, edge_keys.number(key), key in project_keys)
             return entry
 
         merged = self.note("edges: duplicates merged (an edge counts once)")
@@ -537,19 +539,28 @@ class Plan:
                 parked.add(partial(_parked_text, index, e, missing))
                 # It will stay pending: record_dependency() locks its two keys until commit.
                 locking.add(index + 1)
-            rows.append((index + 1, *source, *target))
+            rows.append((index + 1, source_number, target_number))
         section.rows = rows
-        self._recount(section.rows)
+        # By the source's key, as before the rows held numbers: the partitions' checkpoints keep their meaning.
+        partitions = [zlib.crc32(f"{ecosystem}/{name}".encode()) % PARTITIONS for ecosystem, name in edge_keys.keys]
+        section.partition_of = lambda row: partitions[row[1]]
+        self._recount(section.rows, edge_keys)
 
-    def _recount(self, edges: list[Row]) -> None:
+    def _recount(self, edges: list[Row], edge_keys: EdgeKeys) -> None:
         """Report the projects whose stated dependency_count is not their out-degree in the snapshot."""
-        degree = Counter(map(itemgetter(1, 2), edges))  # by source key; tuples made in C (~10 ms per 50,000)
+        degree = Counter(map(itemgetter(1), edges))  # by source number
+        numbers = edge_keys.numbers
         stated = self._stated_counts
+
+        def counted(row: Row) -> int:
+            number = numbers.get((row[1], row[2]))
+            return 0 if number is None else degree.get(number, 0)
+
         recomputed = self.note("projects: dependency_count recomputed from the edges")
         projects = next(s for s in self.sections if s.name == "projects").rows
-        for row in [r for r in projects if stated.get((r[3], r[4]), 0) != degree.get((r[1], r[2]), 0)]:
-            was, counted = stated.get((row[3], row[4]), 0), degree.get((row[1], row[2]), 0)
-            recomputed.add(f"projects[{row[0] - 1}] ({row[3]}/{row[4]}): {was} stated, {counted} counted")
+        for row in [r for r in projects if stated.get((r[3], r[4]), 0) != counted(r)]:
+            was = stated.get((row[3], row[4]), 0)
+            recomputed.add(f"projects[{row[0] - 1}] ({row[3]}/{row[4]}): {was} stated, {counted(row)} counted")
 
     def _github(self, snapshot: Snapshot) -> None:
         contributors = self._add(
