@@ -15,6 +15,11 @@ the stores' paths ever changes (docs/decisions.md "Speed"). An open transaction 
 back (asyncpg does that before any reset hook). Whoever changes session state on a pooled
 connection (SET, set_config(..., false), temporary tables, session advisory locks, LISTEN, WITH
 HOLD cursors) calls `mark_session_changed(conn)`, and that connection gets the full reset on release.
+
+A single statement on the pool (`pool.fetchrow(...)`, what every single-statement store call makes)
+runs on an idle connection directly when one is free and nobody waits, and a connection's idle
+lifetime is kept by one timer that checks when it fires instead of one cancelled and armed again on
+every use (docs/decisions.md "Speed, round three").
 """
 
 from __future__ import annotations
@@ -59,16 +64,12 @@ async def reset_changed_session(conn: Any) -> None:
     await conn.execute(f"{conn.get_reset_query()}\n{_FULL_RESET_EXTRA}")
 
 
-def _returns_without_suspending(pool: Any, proxy: Any) -> bool:
-    """Whether asyncpg's release of `proxy` runs to its end without ever suspending: an open
-    connection of this pool's generation, no cancellation pending, no transaction to roll back, no
-    session state to reset, not due for recycling (closing would suspend), the pool's own reset hook."""
-    if type(proxy) is not asyncpg.pool.PoolConnectionProxy:
-        return False
-    holder, conn = cast(Any, proxy)._holder, cast(Any, proxy)._con  # asyncpg's internals, checked by tests
+def _clean_after_statement(pool: Any, holder: Any, conn: Any) -> bool:
+    """Whether giving `holder` back after a statement cannot suspend: an open connection of this
+    pool's generation, no cancellation pending, no transaction, no session state to reset, not due
+    for recycling, the pool's own reset hook."""
     return (
-        holder._pool is pool
-        and conn is not None
+        conn is not None
         and pool._reset is reset_changed_session
         and not conn.is_closed()
         and not conn._protocol._is_cancelling()
@@ -80,10 +81,20 @@ def _returns_without_suspending(pool: Any, proxy: Any) -> bool:
     )
 
 
-def _take_idle(pool: Any, timeout: float) -> Any:
-    """The proxy of the next idle connection in `pool`'s queue when handing it out cannot suspend
-    (open, of the pool's generation, no setup hook), taken as asyncpg's own acquire would take it;
-    None when the queue is empty or its head would have to connect or run a hook first."""
+def _returns_without_suspending(pool: Any, proxy: Any) -> bool:
+    """Whether asyncpg's release of `proxy` runs to its end without ever suspending: an open
+    connection of this pool's generation, no cancellation pending, no transaction to roll back, no
+    session state to reset, not due for recycling (closing would suspend), the pool's own reset hook."""
+    if type(proxy) is not asyncpg.pool.PoolConnectionProxy:
+        return False
+    holder, conn = cast(Any, proxy)._holder, cast(Any, proxy)._con  # asyncpg's internals, checked by tests
+    return holder._pool is pool and _clean_after_statement(pool, holder, conn)
+
+
+def _take_idle_holder(pool: Any, timeout: float) -> Any:
+    """The holder of the next idle connection in `pool`'s queue, checked out, when handing it out
+    cannot suspend (open, of the pool's generation, no setup hook), taken as asyncpg's own acquire
+    would take it; None when the queue is empty or its head would have to connect or run a hook."""
     queue = pool._queue  # asyncpg's internals, checked by tests/stores/test_pool_sessions.py
     if queue.empty():
         return None
@@ -94,11 +105,49 @@ def _take_idle(pool: Any, timeout: float) -> Any:
         # Back where it was (nobody is waiting to be woken by it): asyncpg's path connects it.
         queue.put_nowait(holder)
         return None
-    # PoolConnectionHolder.acquire's steps for a connection that needs nothing first.
-    holder._maybe_cancel_inactive_callback()
-    holder._proxy = proxy = asyncpg.pool.PoolConnectionProxy(holder, conn)
+    # PoolConnectionHolder.acquire's steps for a connection that needs nothing first, but the idle
+    # timer: one of ours stays armed (it checks when it fires, below); asyncpg's is cancelled.
+    timer = holder._inactive_callback
+    if timer is not None and timer._callback is not _idle_timer_fired:
+        timer.cancel()
+        holder._inactive_callback = None
     holder._in_use = pool._loop.create_future()
     holder._timeout = timeout  # asyncpg bounds the release of this connection by it
+    return holder
+
+
+def _arm_idle_timer(pool: Any, holder: Any) -> None:
+    """After a lean release: the holder's idle time starts now. Rather than asyncpg's timer
+    cancelled at every acquire and armed again at every release (~10 µs a call, a point read's
+    tenth), one timer of ours stays armed and, when it fires, checks how long the connection has
+    really been idle."""
+    pool._returned_at[holder] = pool._loop.time()
+    if holder._inactive_callback is None and holder._max_inactive_time:
+        holder._inactive_callback = pool._loop.call_later(holder._max_inactive_time, _idle_timer_fired, pool, holder)
+
+
+def _idle_timer_fired(pool: Any, holder: Any) -> None:
+    """asyncpg's idle-lifetime check (`max_inactive_connection_lifetime`), for our timer: a
+    connection idle that long is closed (asyncpg opens a new one when it is next needed); one in
+    use, or used since the timer was armed, gets a timer for the rest of its idle time."""
+    holder._inactive_callback = None
+    if holder._in_use is not None:
+        return  # its release arms a timer again
+    idle_for = pool._loop.time() - pool._returned_at.get(holder, float("-inf"))
+    if idle_for < holder._max_inactive_time:
+        holder._inactive_callback = pool._loop.call_later(
+            holder._max_inactive_time - idle_for, _idle_timer_fired, pool, holder
+        )
+        return
+    holder._deactivate_inactive_connection()
+
+
+def _take_idle(pool: Any, timeout: float) -> Any:
+    """The proxy `pool.acquire()` hands out, for the connection `_take_idle_holder` takes; or None."""
+    holder = _take_idle_holder(pool, timeout)
+    if holder is None:
+        return None
+    holder._proxy = proxy = asyncpg.pool.PoolConnectionProxy(holder, holder._con)
     return proxy
 
 
@@ -109,12 +158,13 @@ class BoundedPool(_PoolBase):
     `name` labels its metrics (`pool="primary"`; a replica's pool says e.g. "replica-1");
     `waiting` is how many callers are inside an acquire now."""
 
-    __slots__ = ("__weakref__", "_acquire_timer", "_name", "acquire_timeout_s", "waiting")
+    __slots__ = ("__weakref__", "_acquire_timer", "_name", "_returned_at", "acquire_timeout_s", "waiting")
 
     def __init__(self, *args: Any, acquire_timeout_s: float, name: str = "primary", **kwargs: Any) -> None:
         self.acquire_timeout_s = acquire_timeout_s
         self._name = name
         self.waiting = 0
+        self._returned_at: dict[Any, float] = {}  # holder -> when a lean release gave it back
         kwargs.setdefault("reset", reset_changed_session)
         super().__init__(*args, **kwargs)
         self._acquire_timer = track_pool(self)
@@ -135,6 +185,9 @@ class BoundedPool(_PoolBase):
         when nothing in it can suspend: then no cancellation can interrupt it, which is all the
         shield guards against. Anything else takes asyncpg's own path."""
         if not _returns_without_suspending(self, connection):
+            if type(connection) is asyncpg.pool.PoolConnectionProxy and connection._holder._pool is self:
+                # asyncpg's release arms its own idle timer, and refuses to while ours is armed.
+                cast(Any, connection._holder)._maybe_cancel_inactive_callback()
             await super().release(connection, timeout=timeout)
             return
         self._check_init()  # type: ignore[attr-defined]
@@ -146,14 +199,86 @@ class BoundedPool(_PoolBase):
         # nothing for an unmarked session (both checked by _returns_without_suspending).
         holder._timeout = None
         await conn._reset()
+        await self._back_in_queue(holder)
+
+    async def _back_in_queue(self, holder: Any) -> None:
+        """A clean, checked-out holder back in the queue, idle from now."""
         holder._release()
-        holder._setup_inactive_callback()
+        _arm_idle_timer(self, holder)
         if self.waiting:
             # The connection is back and the first waiter woken; without this yield a caller that
             # acquires again at once would take it first, and the woken waiter would go to the end
             # of the queue (asyncio.Queue re-queues it): at 64 callers on 20 connections some
             # waited past the 5 s bound. asyncpg's shielded release yields here by its nature.
             await asyncio.sleep(0)
+
+    # -- one statement on an idle connection ---------------------------------------------------
+    # `pool.fetchrow(...)` and the like, which every single-statement store call makes, run on an
+    # idle connection's holder directly when one is free and nobody waits: no acquire context, no
+    # proxy, no method wrapper (the caller never holds the connection, so it can leave no listener
+    # or session state on it). Anything else takes asyncpg's path, bounded as above.
+
+    def _single_statement_holder(self) -> Any:
+        if self.waiting or self._closing:  # type: ignore[attr-defined]
+            return None
+        started = perf_counter()
+        holder = _take_idle_holder(self, self.acquire_timeout_s)
+        if holder is not None:
+            self._acquire_timer.observe(started)
+        return holder
+
+    async def _statement_done(self, holder: Any) -> None:
+        """Give back the holder `_single_statement_holder` took, however the statement ended."""
+        if holder._in_use is None:
+            return  # the connection closed under the statement and asyncpg already took it back
+        conn = holder._con
+        conn._pool_release_ctr += 1  # what Connection._on_release counts; no listener can be on it
+        if _clean_after_statement(self, holder, conn):
+            holder._timeout = None
+            await self._back_in_queue(holder)
+            return
+        # A cancelled statement, a closed connection, a recycle due: asyncpg's release, shielded,
+        # through a proxy as it expects.
+        holder._proxy = proxy = asyncpg.pool.PoolConnectionProxy(holder, conn)
+        conn._pool_release_ctr -= 1  # counted again by the release
+        await self.release(proxy)
+
+    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None) -> Any:  # noqa: ASYNC109 (asyncpg's signature)
+        holder = self._single_statement_holder()
+        if holder is None:
+            return await super().fetchrow(query, *args, timeout=timeout, record_class=record_class)
+        try:
+            return await holder._con.fetchrow(query, *args, timeout=timeout, record_class=record_class)
+        finally:
+            await self._statement_done(holder)
+
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None) -> Any:  # noqa: ASYNC109 (asyncpg's signature)
+        holder = self._single_statement_holder()
+        if holder is None:
+            return await super().fetch(query, *args, timeout=timeout, record_class=record_class)
+        try:
+            return await holder._con.fetch(query, *args, timeout=timeout, record_class=record_class)
+        finally:
+            await self._statement_done(holder)
+
+    async def fetchval(self, query: str, *args: Any, column: int = 0, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (asyncpg's signature)
+        holder = self._single_statement_holder()
+        if holder is None:
+            return await super().fetchval(query, *args, column=column, timeout=timeout)
+        try:
+            return await holder._con.fetchval(query, *args, column=column, timeout=timeout)
+        finally:
+            await self._statement_done(holder)
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109 (asyncpg's signature)
+        holder = self._single_statement_holder()
+        if holder is None:
+            return await super().execute(query, *args, timeout=timeout)
+        try:
+            status: str = await holder._con.execute(query, *args, timeout=timeout)
+            return status
+        finally:
+            await self._statement_done(holder)
 
     async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 (asyncpg's own signature)
         bound = self.acquire_timeout_s if timeout is None else timeout
