@@ -1,7 +1,7 @@
 """Store-level speed (issue 12 §2): every ratio the issue targets, measured side by side in one run.
 
     python benchmarks/bench_store_speed.py [--dsn DSN] [--sections point,list,mixed,updaters,dual]
-        [--seconds 8] [--loops asyncio,uvloop] [--json]
+        [--seconds 8] [--loops asyncio,uvloop] [--callers 16,64] [--pool-max 8,30] [--json]
 
 Sections (each prints its figures and the ratio the issue asks for):
 - point: `get_project` through the store on a pool of 1 vs raw `fetchrow` on one connection;
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import random
@@ -58,6 +59,7 @@ TASKS = 2_000
 Op = Callable[[random.Random], Awaitable[Any]]
 list_accessor: Any = getattr(tasks_sql, "list_tasks_page", None) or tasks_sql.list_tasks
 CALLERS = [16, 64]  # --callers
+POOL_MAX: list[int] = []  # --pool-max; empty: the plan's settings only
 
 
 def loadavg() -> str:
@@ -325,7 +327,20 @@ async def closed_loop(
 
 
 async def section_mixed(dsn: str, data: dict[str, Any], seconds: float, loop_name: str, out: dict[str, Any]) -> None:
-    async with connect(dsn, settings=PoolSettings.from_env({})) as stores:
+    for pool_max in POOL_MAX or [0]:
+        await mixed_on_pool(dsn, data, seconds, loop_name, pool_max, out)
+
+
+async def mixed_on_pool(
+    dsn: str, data: dict[str, Any], seconds: float, loop_name: str, pool_max: int, out: dict[str, Any]
+) -> None:
+    """The mixed workload on a pool from the plan's settings, or of at most `pool_max` connections
+    (the database's concurrency: admission in the client instead of time-slicing in the server)."""
+    settings = PoolSettings.from_env({})
+    if pool_max:
+        settings = dataclasses.replace(settings, min_size=min(settings.min_size, pool_max), max_size=pool_max)
+    label = f", pool of {settings.max_size}"
+    async with connect(dsn, settings=settings) as stores:
         for callers in CALLERS:
 
             def make_op(k: int) -> Callable[[], Awaitable[Any]]:
@@ -341,9 +356,10 @@ async def section_mixed(dsn: str, data: dict[str, Any], seconds: float, loop_nam
 
             await closed_loop(callers, 1.0, make_op)  # warm-up
             got = await closed_loop(callers, seconds, make_op)
-            out.setdefault("mixed", {})[f"{loop_name}, {callers} callers"] = got
+            out.setdefault("mixed", {})[f"{loop_name}, {callers} callers{label}"] = got
             print(
-                f"mixed [{loop_name}] {callers} callers: {got['ops_per_s']:.0f} ops/s, p50 {got['p50_ms']:.1f} ms,"
+                f"mixed [{loop_name}{label}] {callers} callers: {got['ops_per_s']:.0f} ops/s,"
+                f" p50 {got['p50_ms']:.1f} ms,"
                 f" p95 {got['p95_ms']:.1f} ms, p99 {got['p99_ms']:.1f} ms,"
                 f" errors {got['errors']} {got['error_types'] or ''}"
             )
@@ -468,9 +484,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument("--callers", default="16,64", help="the mixed workload's caller counts")
+    parser.add_argument(
+        "--pool-max", default="", help="the mixed workload's pool sizes to compare (default: the plan's settings)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     CALLERS[:] = [int(n) for n in args.callers.split(",")]
+    POOL_MAX[:] = [int(n) for n in args.pool_max.split(",") if n]
     sections = set(args.sections.split(","))
     out: dict[str, Any] = {"loadavg_start": loadavg()}
     print(f"load average at start: {out['loadavg_start']}")
