@@ -30,6 +30,7 @@ from coherence_sql.errors import ConfigurationError, InvalidValueError
 from coherence_sql.loadtest.bulk_index import DEFAULT_BATCH, DEFAULT_PROJECTS, DEFAULT_WRITERS
 from coherence_sql.loadtest.dataset import DatasetSize
 from coherence_sql.loadtest.operations import DEFAULT_MIX
+from coherence_sql.loadtest.report import GROWTH_WINDOW_S, service_growth
 from coherence_sql.loadtest.run import Leg, LoadTestPlan, run_loadtest
 from coherence_sql.loadtest.runners import DEFAULT_RUNNERS, DEFAULT_TASKS, DEFAULT_UPDATES
 from coherence_sql.loadtest.scheduler import DEFAULT_DRAIN_TIMEOUT_S, DEFAULT_MAX_QUEUE, LiveStatus, OpenLoopSettings
@@ -203,6 +204,10 @@ def _loadtest(args: argparse.Namespace) -> int:
         emit(args, data, [])
     else:
         render.print_renderable(_table(args.scenario, legs))
+        if args.scenario == "mixed":
+            for leg in legs:
+                if "result" in leg.data:
+                    render.print_renderable(_service_table(leg))
         for leg in legs:
             for line in _notes(leg):
                 print(f"{leg.target} ({leg.data['loop']}): {line}")
@@ -236,6 +241,7 @@ def _status_line(target: str, s: LiveStatus) -> str:
         f"{target}: {s.elapsed_s:6.1f} s  {s.completed:,}/{s.planned:,} done  {rate:,.0f} req/s  "
         f"p99 {s.p99_ms:.1f} ms  in flight {s.in_flight}  queued {s.queued}  errors {s.errors}  "
         f"dropped {s.dropped}  lag {s.dispatch_lag_ms:.1f} ms"
+        + (f"  costliest (last 10 s) {s.costliest} {s.costliest_ms:.1f} ms" if s.costliest else "")
     )
 
 
@@ -279,6 +285,41 @@ def _table(scenario: str, legs: list[Leg]) -> Table:
             row += [f"{r['claims_per_s']:,.0f}", _ms(update_p99)]
             row += [str(r["lost_updates"]), str(r["double_claims"]), str(r["never_claimed"]), errors]
         table.add_row(leg.target, leg.data["loop"], *row)
+    return table
+
+
+def _service_table(leg: Leg) -> Table:
+    """Each operation's own cost (began -> finished), and how its mean moved from the run's first
+    minute to its last: under a backlog the latency table shows queueing in every operation, this
+    one shows which operation's cost grew."""
+    result = leg.data["result"]
+    minute = f"{GROWTH_WINDOW_S:g} s"
+    table = Table(title=f"service time per operation, ms ({leg.target}, {leg.data['loop']})", title_justify="left")
+    headers = [
+        "operation",
+        "count",
+        "p50",
+        "p99",
+        "mean",
+        f"mean, first {minute}",
+        f"mean, last {minute}",
+        "last/first",
+    ]
+    for header in headers:
+        table.add_column(header, justify="left" if header == "operation" else "right")
+    service = result["service_ms_by_operation"]
+    for growth in service_growth(result):
+        figures = service[growth.operation]
+        table.add_row(
+            growth.operation,
+            f"{growth.count:,}",
+            _ms(figures["p50"]),
+            _ms(figures["p99"]),
+            _ms(figures["mean"]),
+            _ms(growth.first_mean_ms),
+            _ms(growth.last_mean_ms),
+            f"{growth.ratio:.2f}×" if growth.ratio else "-",
+        )
     return table
 
 

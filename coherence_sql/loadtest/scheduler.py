@@ -6,6 +6,10 @@ shows in the latency of every request that was due during it: no coordinated omi
 `concurrency` requests run at once; a request due while all slots are busy waits in a FIFO queue
 (its wait counts in its latency, and it is counted as delayed); past `max_queue` waiting requests
 a new one is dropped and counted (docs/decisions.md "Load tests").
+
+Beside that latency, each request's service time (began -> finished: its own cost, without the
+wait for a slot) is kept per operation, for the run and per timeline interval, so a run that falls
+behind says which operation's own cost grew rather than showing the same queueing in every one.
 """
 
 from __future__ import annotations
@@ -92,11 +96,37 @@ class LiveStatus:
     queued: int = 0
     p99_ms: float = 0.0
     dispatch_lag_ms: float = 0.0  # how late the latest request was handed over
+    # The operation with the highest mean service time in the last finished interval, and that mean.
+    costliest: str = ""
+    costliest_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceFigures:
+    """One operation's service times (began -> finished) in one interval."""
+
+    count: int
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+
+    @classmethod
+    def of(cls, histogram: HdrHistogram) -> ServiceFigures:
+        return cls(
+            count=histogram.get_total_count(),
+            p50_ms=histogram.get_value_at_percentile(50) / 1000,
+            p99_ms=histogram.get_value_at_percentile(99) / 1000,
+            mean_ms=round(histogram.get_mean_value() / 1000, 3),
+            max_ms=histogram.get_max_value() / 1000,
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class IntervalFigures:
-    """The requests that completed in one interval of the run (by completion time)."""
+    """The requests that completed in one interval of the run (by completion time): their latency
+    (from the scheduled start) and their service time (from when they began), overall and per
+    operation."""
 
     start_s: float
     completed: int
@@ -104,12 +134,30 @@ class IntervalFigures:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    service_p50_ms: float
+    service_p99_ms: float
+    service_by_operation: dict[str, ServiceFigures]
+
+
+def _interval_histogram() -> HdrHistogram:
+    # Two significant digits, ~27 KiB each: only the open interval holds histograms (latency,
+    # service, and service per operation: ~17 for the API mix); a closed one keeps its figures.
+    return HdrHistogram(LOWEST_US, HIGHEST_US, 2)
 
 
 @dataclass(slots=True)
 class _Interval:
-    histogram: HdrHistogram = field(default_factory=lambda: HdrHistogram(LOWEST_US, HIGHEST_US, 2))
+    histogram: HdrHistogram = field(default_factory=_interval_histogram)
+    service: HdrHistogram = field(default_factory=_interval_histogram)
+    service_by_operation: dict[str, HdrHistogram] = field(default_factory=dict)
     errors: int = 0
+
+    def record_service(self, operation: str, seconds: float) -> None:
+        histogram = self.service_by_operation.get(operation)
+        if histogram is None:
+            histogram = self.service_by_operation[operation] = _interval_histogram()
+        record_us(histogram, seconds)
+        record_us(self.service, seconds)
 
     def figures(self, start_s: float) -> IntervalFigures:
         h = self.histogram
@@ -120,6 +168,11 @@ class _Interval:
             p50_ms=h.get_value_at_percentile(50) / 1000,
             p99_ms=h.get_value_at_percentile(99) / 1000,
             max_ms=h.get_max_value() / 1000,
+            service_p50_ms=self.service.get_value_at_percentile(50) / 1000,
+            service_p99_ms=self.service.get_value_at_percentile(99) / 1000,
+            service_by_operation={
+                name: ServiceFigures.of(histogram) for name, histogram in sorted(self.service_by_operation.items())
+            },
         )
 
 
@@ -137,6 +190,7 @@ class OpenLoopResult:
     errors_by_operation: dict[str, Counter[str]]
     error_examples: dict[str, str]  # one redacted message per error type
     latency: LatencyBook
+    service: LatencyBook  # began -> finished, per operation: its own cost without the wait for a slot
     dispatch_lag: HdrHistogram  # due -> handed over: the generator's own lateness
     start_lag: HdrHistogram  # due -> began: dispatch lag plus the wait for a slot
     timeline: list[IntervalFigures] = field(default_factory=list)  # per TIMELINE_INTERVAL_S of completions
@@ -176,6 +230,7 @@ class _Run:
     settings: OpenLoopSettings
     start: float
     latency: LatencyBook = field(default_factory=LatencyBook)
+    service: LatencyBook = field(default_factory=LatencyBook)
     dispatch_lag: HdrHistogram = field(default_factory=new_histogram)
     start_lag: HdrHistogram = field(default_factory=new_histogram)
     waiting: deque[tuple[float, Request]] = field(default_factory=deque)
@@ -185,14 +240,27 @@ class _Run:
     status: LiveStatus = field(default_factory=LiveStatus)
     last_completion: float = 0.0
     unfinished: int = 0
-    intervals: dict[int, _Interval] = field(default_factory=dict)
+    open_key: int = 0
+    open_interval: _Interval = field(default_factory=_Interval)
+    timeline: list[IntervalFigures] = field(default_factory=list)  # the closed intervals
 
     def _interval(self, at: float) -> _Interval:
+        """The interval `at` falls in. Completions are recorded as they happen, so time only moves
+        forward: a new interval closes the open one into figures (its histograms are dropped)."""
         key = int((at - self.start) // TIMELINE_INTERVAL_S)
-        interval = self.intervals.get(key)
-        if interval is None:
-            interval = self.intervals[key] = _Interval()
-        return interval
+        if key > self.open_key:
+            self.close_interval()
+            self.open_key, self.open_interval = key, _Interval()
+        return self.open_interval
+
+    def close_interval(self) -> None:
+        interval = self.open_interval
+        if interval.histogram.get_total_count() or interval.errors:
+            figures = interval.figures(self.open_key * TIMELINE_INTERVAL_S)
+            self.timeline.append(figures)
+            if figures.service_by_operation:
+                name, costliest = max(figures.service_by_operation.items(), key=lambda item: item[1].mean_ms)
+                self.status.costliest, self.status.costliest_ms = name, costliest.mean_ms
 
     async def serve(self, due: float, request: Request) -> None:
         """Run this request, then whatever waits in the queue, until it is empty."""
@@ -213,7 +281,9 @@ class _Run:
             with read_your_writes():
                 await start_request()
         except asyncio.CancelledError:  # the drain ran out: a lower bound of its latency still counts
-            self.latency.record(name, time.perf_counter() - due)
+            cancelled = time.perf_counter()
+            self.latency.record(name, cancelled - due)
+            self.service.record(name, cancelled - began)
             self.unfinished += 1
             raise
         except Exception as exc:  # every failure is counted by type; none stops the run
@@ -225,7 +295,10 @@ class _Run:
             self._interval(time.perf_counter()).errors += 1
         finished = time.perf_counter()
         self.latency.record(name, finished - due)
-        record_us(self._interval(finished).histogram, finished - due)
+        self.service.record(name, finished - began)
+        interval = self._interval(finished)
+        record_us(interval.histogram, finished - due)
+        interval.record_service(name, finished - began)
         self.last_completion = finished
         self.status.completed += 1
 
@@ -261,6 +334,7 @@ async def run_open_loop(
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
             progress(_refreshed(run))  # type: ignore[misc]  # ticker is None when progress is
+    run.close_interval()
     return OpenLoopResult(
         settings=settings,
         elapsed_s=max(run.last_completion, time.perf_counter() if run.unfinished else 0.0) - run.start,
@@ -272,9 +346,10 @@ async def run_open_loop(
         errors_by_operation=run.errors_by_operation,
         error_examples=run.error_examples,
         latency=run.latency,
+        service=run.service,
         dispatch_lag=run.dispatch_lag,
         start_lag=run.start_lag,
-        timeline=[run.intervals[k].figures(k * TIMELINE_INTERVAL_S) for k in sorted(run.intervals)],
+        timeline=run.timeline,
     )
 
 

@@ -33,6 +33,13 @@ def test_the_api_mix_on_postgres_runs_without_a_failed_request(
     assert result["completed"] == result["planned"] == 1600
     assert set(result["latency_ms_by_operation"]) == {op for group in GROUPS.values() for op in group}
     assert result["latency_ms"]["count"] == 1600
+    # Each request's service time (its own cost) is part of its latency: no percentile above it.
+    assert set(result["service_ms_by_operation"]) == set(result["latency_ms_by_operation"])
+    for name, service in result["service_ms_by_operation"].items():
+        latency = result["latency_ms_by_operation"][name]
+        assert service["count"] == latency["count"]
+        assert all(service[p] <= latency[p] for p in ("p50", "p95", "p99", "p99.9", "max")), name
+    assert sum(i["completed"] for i in result["timeline"]) == 1600
     assert leg["dataset"]["load"]["rows_inserted"] > 5000  # loaded by the backfill, then reused:
     assert (code, data["ok"], leg["failed"]) == (0, True, False)
     code, again = _run(
