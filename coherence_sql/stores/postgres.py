@@ -143,6 +143,7 @@ _TaskRow = tasks_sql.TaskRow
 # already constrained them, and validation cost 8x the query for a list of contributors. Each
 # mapper takes the builder, so the tests can build the same row the validating way (`Model`).
 _PROJECT: Final = TrustedBuilder(Project).build
+_PROJECT_SUMMARY: Final = TrustedBuilder(ProjectSummary).build
 _CONTRIBUTOR: Final = TrustedBuilder(Contributor).build
 _ASSET: Final = TrustedBuilder(
     Asset, validators=frozenset({"_default_name"}), validate_when=lambda values: values["name"] is None
@@ -309,7 +310,7 @@ class PostgresGraphStore:
         if not q or wanted == 0:  # decision: limit <= 0 gives no results (the API gave one)
             return []
         rows = await projects_sql.search_projects(self._pool, pattern=rules.like_pattern(q), query=q, lim=wanted)
-        return [ProjectSummary(name=r.name, ecosystem=r.ecosystem, description=r.description) for r in rows]
+        return [_PROJECT_SUMMARY(name=r.name, ecosystem=r.ecosystem, description=r.description) for r in rows]
 
     async def upsert_project(self, project: Project) -> None:
         w = _validated_project(rules.checked_model(project, Project, "project"))

@@ -27,6 +27,7 @@ from coherence_sql.models import (
     GitHubContributor,
     GitHubOrganization,
     Project,
+    ProjectSummary,
     TaskStatus,
     TaskType,
 )
@@ -145,3 +146,25 @@ def test_a_model_validator_nobody_accounted_for_is_refused() -> None:
     """A validator added to a model later must not be skipped silently."""
     with pytest.raises(TypeError, match="_default_name"):
         TrustedBuilder(Asset)
+
+
+@given(row(name=TEXT, ecosystem=TEXT, description=TEXT))
+def test_project_summaries(record: SimpleNamespace) -> None:
+    def summary(r: SimpleNamespace, build: Any = postgres._PROJECT_SUMMARY) -> Any:
+        return build(name=r.name, ecosystem=r.ecosystem, description=r.description)
+
+    same(summary, ProjectSummary, record)
+
+
+def test_the_compiled_builder_reads_as_the_checks_it_makes() -> None:
+    """The source is kept for a reader (and a debugger): one expression of checks, one fallback."""
+    source = TrustedBuilder(Contribution).source
+    assert source.startswith("def build(*, contributor_id, asset_id, cost_amount, metadata, id, coherence_score,")
+    assert "(_type(cost_amount) is _Decimal and cost_amount.is_finite())" in source
+    assert "_json_object(metadata)" in source
+    assert "coherence_score >= " in source
+    assert "coherence_score <= " in source
+    assert source.rstrip().endswith(
+        "return _model(contributor_id=contributor_id, asset_id=asset_id, cost_amount=cost_amount,"
+        " metadata=metadata, id=id, coherence_score=coherence_score, timestamp=timestamp)"
+    )
