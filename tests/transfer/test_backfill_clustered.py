@@ -5,6 +5,7 @@ the edges resumes each partition by its count of staged rows and ends in the sta
 from __future__ import annotations
 
 import asyncio
+import zlib
 
 import asyncpg
 import pytest
@@ -32,6 +33,30 @@ def test_each_edge_partition_goes_grouped_by_source_project_each_group_in_file_o
             ords = [row[0] for row in unit.rows if row[1] == source]
             assert ords == sorted(ords)  # and in file order
     assert sorted(row[0] for u in units for row in u.rows) == sorted(row[0] for row in edges.rows)
+
+
+def test_the_partitions_hold_the_rows_in_the_order_of_the_grouping_pass_they_replace() -> None:
+    """The order a checkpoint's count of staged rows refers to: the file's free edges split by the
+    CRC-32 of the source key, then grouped by source (groups in order of first appearance), as the
+    separate grouping pass did before the plan's loop built the groups."""
+    snapshot = sample_snapshot(projects=40, edges=500, contributors=2, assets=2, contributions=2, seed=6)
+    edges = next(s for s in Plan(snapshot, 25).sections if s.name == "edges")
+    assert edges.edge_keys is not None
+    assert edges.locking
+    keys = edges.edge_keys.keys
+
+    shares: list[list[tuple[int, ...]]] = [[] for _ in range(PARTITIONS)]
+    for row in edges.rows:
+        if row[0] not in edges.locking:
+            shares[zlib.crc32("/".join(keys[row[1]]).encode()) % PARTITIONS].append(row)
+    expected = []
+    for share in shares:
+        groups: dict[int, list[tuple[int, ...]]] = {}
+        for row in share:
+            groups.setdefault(row[1], []).append(row)
+        expected.append([row for group in groups.values() for row in group])
+
+    assert [u.rows for u in edges.units() if not u.last] == expected
 
 
 async def test_a_backfill_stopped_inside_the_edges_resumes_each_partition_where_it_stopped(clean_dsn: str) -> None:

@@ -16,7 +16,7 @@ from coherence_sql.stores.protocol import DependencyEdge
 from coherence_sql.transfer.backfill.checks import RECORD_ERRORS, BadRecordError, error_text
 from coherence_sql.transfer.backfill.plan import Plan
 from coherence_sql.transfer.backfill.report import Normalisation
-from coherence_sql.transfer.snapshot import Snapshot, record_key
+from coherence_sql.transfer.snapshot import Snapshot, collect_snapshot, record_key
 
 Verdicts = dict[str, Any]
 
@@ -133,3 +133,52 @@ def test_the_verdicts_cover_each_kind() -> None:
     assert verdicts["problems"][0][3] == "a project cannot depend on itself: npm/a"
     assert verdicts["problems"][1][3].startswith("project name must be a non-empty string")
     assert verdicts["problems"][2][3] == "TypeError: unhashable type: 'list'"
+
+
+# A file's edges as decoded: the usual shape, with the spellings above or JSON's other values in
+# its places, and shapes that are no edge at all (parsing lists those as malformed).
+JSON_VALUE: st.SearchStrategy[Any] = st.sampled_from([None, 7, 1.5, True, ["a"], {"a": "b"}])
+JSON_SPELLING = st.one_of(NAMES, NAMES, NAMES, JSON_VALUE)
+RAW_EDGE: st.SearchStrategy[Any] = st.one_of(
+    st.builds(lambda a, b, c, d: [[a, b], [c, d]], JSON_SPELLING, JSON_SPELLING, JSON_SPELLING, JSON_SPELLING),
+    st.builds(lambda a, b, c, d: [["npm", b], ["npm", d]], NAMES, NAMES, NAMES, NAMES),
+    st.sampled_from(
+        [None, "a", 3, [], [["a", "b"]], [["a", "b"], ["c"]], [["a"], ["c", "d"]], [["a", "b"], ["c", "d"], ["e", "f"]]]
+    ),
+    st.sampled_from([[("npm", "a"), ["npm", "b"]], {"from": ["npm", "a"]}, [["a", "b"], "cd"]]),
+)
+
+
+def plan_of(data: dict[str, Any], *, edges_raw: bool) -> dict[str, Any]:
+    collected = collect_snapshot(data, edges_raw=edges_raw)
+    plan = Plan(collected.snapshot, 10_000, collected)
+    section = next(s for s in plan.sections if s.name == "edges")
+    assert section.edge_keys is not None
+    return {
+        "rows": section.edge_keys.by_key(section.rows),
+        "locking": section.locking,
+        "problems": sorted(((p.section, p.index), p) for p in plan.problems),
+        "notes": {n.what: (n.count, n.examples) for n in plan.normalised.values()},
+        "raw": plan.raw,
+    }
+
+
+@given(st.lists(RAW_EDGE, max_size=30), KNOWN)
+def test_a_files_edges_checked_as_decoded_give_the_verdicts_of_parsed_edges(edges: list[Any], known: list[Any]) -> None:
+    """The plan reads a file's edges as decoded (no DependencyEdge each): the same rows, problems
+    (malformed shapes included: kind, key and text), notes and quarantined records as parsing them."""
+    data = {"projects": [p.model_dump(mode="json") for p in projects_of(known)], "edges": edges}
+
+    assert plan_of(data, edges_raw=True) == plan_of(data, edges_raw=False)
+
+
+def test_a_malformed_edge_read_as_decoded_is_the_problem_parsing_lists() -> None:
+    data = {"edges": [[["npm", "a"], ["npm", "b"]], [["npm", "a"], ["npm"]], "x", [["npm", 7], ["npm", "b"]]]}
+
+    plan = Plan(collect_snapshot(data, edges_raw=True).snapshot, 10, collect_snapshot(data, edges_raw=True))
+
+    assert [(p.index, p.kind, p.reason) for p in sorted(plan.problems, key=lambda p: p.index)] == [
+        (1, "malformed", "expected [ecosystem, name] (got [['npm', 'a'], ['npm']])"),
+        (2, "malformed", "expected [[from_ecosystem, from_name], [to_ecosystem, to_name]] (got 'x')"),
+        (3, "malformed", "expected [ecosystem, name] (got [['npm', 7], ['npm', 'b']])"),
+    ]

@@ -19,6 +19,7 @@ from coherence_sql.models import ContributorType
 from coherence_sql.sql import backfill as backfill_sql
 from coherence_sql.sql._runtime import Executor
 from coherence_sql.stores import rules
+from coherence_sql.stores.protocol import DependencyEdge
 from coherence_sql.transfer.backfill.checks import (
     RECORD_ERRORS,
     ZERO,
@@ -32,7 +33,15 @@ from coherence_sql.transfer.backfill.checks import (
 )
 from coherence_sql.transfer.backfill.edges import EdgeKeys
 from coherence_sql.transfer.backfill.report import Normalisation
-from coherence_sql.transfer.snapshot import AGENT_TASK_FIELDS, CollectedSnapshot, Problem, Snapshot, record_key
+from coherence_sql.transfer.snapshot import (
+    AGENT_TASK_FIELDS,
+    CollectedSnapshot,
+    Problem,
+    Snapshot,
+    edge_of,
+    malformed_reason,
+    record_key,
+)
 
 __all__ = ["DEFAULT_BATCH_SIZE", "KEYS_PER_TRANSACTION", "PARTITIONS", "SECTIONS", "Plan", "Row", "Section", "Unit"]
 
@@ -73,9 +82,10 @@ class Section:
     analyze: Callable[[Executor], Awaitable[None]] | None = None  # statistics for the sections after it
     vacuum: str = ""  # the table group VACUUMed or ANALYZEd once all its sections are loaded
     partition_of: Callable[[Row], int] | None = None  # loads as PARTITIONS units when set
-    # Within a partition, rows go grouped by this key (each group in file order) rather than in the
-    # file's order: the edges by source project, so a batch raises few projects' counts (docs/decisions.md).
-    cluster_by: Callable[[Row], Any] | None = None
+    # Instead of partition_of: the PARTITIONS shares of the rows that lock no key, each grouped by a
+    # key (groups in order of first appearance, each in file order) rather than in the file's order:
+    # the edges by source project, so a batch raises few projects' counts (docs/decisions.md).
+    clustered: list[list[Row]] | None = None
     locking: set[int] = field(default_factory=set)  # ords of rows that lock two project keys (edges)
     # The edges' rows are (ord, source number, target number): these are the numbers' keys and ids.
     edge_keys: EdgeKeys | None = None
@@ -89,28 +99,21 @@ class Section:
         raised once per batch: one batch per partition raises it once), while the rows that lock
         two keys each go at most KEYS_PER_TRANSACTION / 2 to a batch.
         """
-        free = [row for row in self.rows if row[0] not in self.locking] if self.locking else self.rows
-        if self.partition_of is None:
-            units = [Unit(self, self.name, free, self.per_batch)]
+        if self.clustered is not None:
+            # A key of its own: a checkpoint of the file-order units must not resume these.
+            units = [
+                Unit(self, f"{self.name}/clustered/{i}", share, self.per_batch, resume_by_count=True)
+                for i, share in enumerate(self.clustered)
+            ]
         else:
-            shares: list[list[Row]] = [[] for _ in range(PARTITIONS)]
-            for row in free:
-                shares[self.partition_of(row)].append(row)
-            if self.cluster_by is None:
-                units = [Unit(self, f"{self.name}/{i}", share, self.per_batch) for i, share in enumerate(shares)]
+            free = [row for row in self.rows if row[0] not in self.locking] if self.locking else self.rows
+            if self.partition_of is None:
+                units = [Unit(self, self.name, free, self.per_batch)]
             else:
-                cluster = self.cluster_by
-                # A key of its own: a checkpoint of the file-order units must not resume these.
-                units = [
-                    Unit(
-                        self,
-                        f"{self.name}/clustered/{i}",
-                        _grouped(share, cluster),
-                        self.per_batch,
-                        resume_by_count=True,
-                    )
-                    for i, share in enumerate(shares)
-                ]
+                shares: list[list[Row]] = [[] for _ in range(PARTITIONS)]
+                for row in free:
+                    shares[self.partition_of(row)].append(row)
+                units = [Unit(self, f"{self.name}/{i}", share, self.per_batch) for i, share in enumerate(shares)]
         if self.locking:
             locking = [row for row in self.rows if row[0] in self.locking]
             per_batch = max(1, min(self.per_batch, KEYS_PER_TRANSACTION // 2))
@@ -118,17 +121,19 @@ class Section:
         return units
 
 
+def _raw_edges(collected: CollectedSnapshot | None) -> Iterable[Any] | None:
+    """A file's edges as decoded, when they were left so (None: `snapshot.edges`, parsed)."""
+    if collected is None or not collected.edges_raw:
+        return None
+    return collected.sections["edges"]
+
+
+def _merged_text(index: int, first: int, edge: Any) -> str:
+    return f"edges[{index}] repeats edges[{first}] ({record_key('edges', edge)})"
+
+
 def _parked_text(index: int, edge: Any, missing: str) -> str:
     return f"edges[{index}] ({record_key('edges', edge)}): {missing} is not in the snapshot"
-
-
-def _grouped(rows: list[Row], key: Callable[[Row], Any]) -> list[Row]:
-    """`rows` grouped by `key`, groups in order of first appearance, each group in the rows' order:
-    the same order in every run, and O(n) (a sort by key took ~4 s per 250,000 edges)."""
-    groups: dict[Any, list[Row]] = {}
-    for row in rows:
-        groups.setdefault(key(row), []).append(row)
-    return [row for group in groups.values() for row in group]
 
 
 @dataclass(slots=True)
@@ -172,11 +177,12 @@ class Plan:
             len(collected.sections["contributions"]) if collected is not None else len(snapshot.contributions)
         )
         self._models: dict[tuple[str, int], Any] = {}  # (section, position) → a refused record's model
+        self._refused_edges: dict[int, Any] = {}  # position → a refused edge as the file has it (raw edges)
         self._contributors(snapshot, collected)
         self._assets(snapshot, collected)
         self._contributions(snapshot)
         project_keys = self._projects(snapshot)
-        self._edges(snapshot, project_keys)
+        self._edges(snapshot, project_keys, _raw_edges(collected))
         self._github(snapshot)
         self._tasks(snapshot)
         self.raw = self._raw_records(collected, snapshot)
@@ -223,6 +229,13 @@ class Plan:
         self._checked(section, records, keep)
         return [(first + 1, *row) for first, row in sorted(latest.values(), key=lambda item: item[0])]
 
+    def malformed(self, index: int, record: Any, exc: ValueError) -> None:
+        """A file's edge of the wrong shape: the problem parsing would have listed."""
+        self.problems.append(
+            Problem("edges", index, record_key("edges", record), "malformed", malformed_reason(record, exc))
+        )
+        self._refused_edges[index] = record
+
     def note(self, what: str) -> Normalisation:
         """The normalisation called `what` (reported when it happened at least once)."""
         return self.normalised.setdefault(what, Normalisation(what))
@@ -240,7 +253,12 @@ class Plan:
         for refs in (*self.external_contributors.values(), *self.external_assets.values()):
             wanted.update(("contributions", ord_ - 1) for ord_ in refs)
         if collected is not None:
-            return {(name, index): collected.sections[name][index] for name, index in wanted}
+            return {
+                (name, index): self._refused_edges[index]
+                if name == "edges" and collected.edges_raw
+                else collected.sections[name][index]
+                for name, index in wanted
+            }
         records = {key: self._models[key] for key in wanted if key in self._models}
         records.update({key: snapshot.contributions[key[1]] for key in wanted if key not in records})
         return {key: as_json(record) for key, record in records.items()}
@@ -275,7 +293,6 @@ class Plan:
         analyze: Callable[[Executor], Awaitable[None]] | None = None,
         vacuum: str,
         partition_of: Callable[[Row], int] | None = None,
-        cluster_by: Callable[[Row], Any] | None = None,
     ) -> Section:
         section = Section(
             name,
@@ -287,7 +304,6 @@ class Plan:
             analyze=analyze,
             vacuum=vacuum,
             partition_of=partition_of,
-            cluster_by=cluster_by,
         )
         self.sections.append(section)
         return section
@@ -487,7 +503,9 @@ class Plan:
         self._stated_counts = {(p.ecosystem, p.name): p.dependency_count for p in snapshot.projects}
         return {(row[1], row[2]) for row in section.rows}
 
-    def _edges(self, snapshot: Snapshot, project_keys: set[tuple[str, str]]) -> None:
+    def _edges(self, snapshot: Snapshot, project_keys: set[tuple[str, str]], raw: Iterable[Any] | None) -> None:
+        """The edges checked in one loop: `snapshot.edges`, or `raw`, the file's edges as decoded
+        (their shape checked here, as parsing would: no DependencyEdge per edge, ~1 µs each)."""
         section = self._add(
             "edges",
             "backfill_stage_edges",
@@ -495,7 +513,6 @@ class Plan:
             backfill_sql.merge_edges,
             after=("projects",),
             vacuum="projects",
-            cluster_by=itemgetter(1),  # the source project's number
         )
         # A million edges name ~100,000 projects: each spelling is checked once and cached with its
         # key's number and whether the snapshot has it, so an edge is two dict lookups and its
@@ -503,47 +520,104 @@ class Plan:
         # million tuples (the check pass's largest item: ~16 s of ~31 at load 5; docs/decisions.md).
         # A row is (ord, source number, target number): staged by project id (EdgeKeys) or by key.
         edge_keys = section.edge_keys = EdgeKeys()
-        known: dict[tuple[str, str], tuple[tuple[str, str], int, bool]] = {}  # spelling → (key, number, in snapshot)
+        # spelling → (key, number, in snapshot, the rows of the key's edges that lock no key)
+        known: dict[tuple[str, str], tuple[tuple[str, str], int, bool, list[Row]]] = {}
         seen: dict[int, int] = {}  # edge (source number << 32 | target number) → its first position
+        # The partitions' rows grouped by source project as the loop goes (a grouping pass over a
+        # million rows afterwards was ~10% of the client's time): groups[number], sources in order
+        # of their first free edge.
+        groups: list[list[Row]] = []
+        sources: list[int] = []
 
-        def checked(spelling: tuple[str, str]) -> tuple[tuple[str, str], int, bool]:
+        def checked(spelling: tuple[str, str]) -> tuple[tuple[str, str], int, bool, list[Row]]:
             key = rules.project_key(*spelling)  # raises for a spelling no store takes (never cached)
-            entry = known[spelling] = (key, edge_keys.number(key), key in project_keys)
+            number = edge_keys.number(key)
+            if number == len(groups):
+                groups.append([])
+            entry = known[spelling] = (key, number, key in project_keys, groups[number])
             return entry
 
         merged = self.note("edges: duplicates merged (an edge counts once)")
         parked = self.note("edges: parked as pending until their project arrives (unless PostgreSQL has it)")
         rows: list[Row] = []
         locking = section.locking
-        records = snapshot.edges
-        positions = self._positions.get("edges")  # None: no edge failed to parse
+        records: Iterable[Any] = snapshot.edges if raw is None else raw
+        positions = None if raw is not None else self._positions.get("edges")  # None: no edge failed to parse
         for index, e in enumerate(records) if positions is None else zip(positions, records, strict=True):
+            if raw is None:
+                from_ecosystem, from_name, to_ecosystem, to_name = e
+            elif (  # the decoded [[ecosystem, name], [ecosystem, name]] of nearly every edge, inline
+                type(e) is list
+                and len(e) == 2
+                and type(e[0]) is list
+                and type(e[1]) is list
+                and len(e[0]) == 2
+                and len(e[1]) == 2
+            ):
+                (from_ecosystem, from_name), (to_ecosystem, to_name) = e
+                if not (
+                    type(from_ecosystem) is str
+                    and type(from_name) is str
+                    and type(to_ecosystem) is str
+                    and type(to_name) is str
+                ):
+                    try:
+                        from_ecosystem, from_name, to_ecosystem, to_name = edge_of(e)
+                    except ValueError as exc:
+                        self.malformed(index, e, exc)
+                        continue
+            else:
+                try:
+                    from_ecosystem, from_name, to_ecosystem, to_name = edge_of(e)
+                except ValueError as exc:
+                    self.malformed(index, e, exc)
+                    continue
             try:
-                source, source_number, source_known = known.get(e[:2]) or checked(e[:2])
-                target, target_number, target_known = known.get(e[2:]) or checked(e[2:])
+                source, source_number, source_known, group = known.get((from_ecosystem, from_name)) or checked(
+                    (from_ecosystem, from_name)
+                )
+                target, target_number, target_known, _ = known.get((to_ecosystem, to_name)) or checked(
+                    (to_ecosystem, to_name)
+                )
                 if source_number == target_number:
                     raise BadRecordError(
-                        f"a project cannot depend on itself: {e.from_ecosystem}/{e.from_name}", "self-edge"
+                        f"a project cannot depend on itself: {from_ecosystem}/{from_name}", "self-edge"
                     )
             except RECORD_ERRORS as exc:
-                self.refuse("edges", index, e, exc)
+                if raw is None:
+                    self.refuse("edges", index, e, exc)
+                else:
+                    self.refuse("edges", index, DependencyEdge(from_ecosystem, from_name, to_ecosystem, to_name), exc)
+                    self._refused_edges[index] = e
                 continue
             edge = source_number << 32 | target_number
             first = seen.get(edge)
             if first is not None:
-                merged.add(f"edges[{index}] repeats edges[{first}] ({record_key('edges', e)})")
+                edge_record = e if raw is None else DependencyEdge(from_ecosystem, from_name, to_ecosystem, to_name)
+                merged.add(partial(_merged_text, index, first, edge_record))
                 continue
             seen[edge] = index
             if not (source_known and target_known):
                 missing = "/".join(source if not source_known else target)
-                parked.add(partial(_parked_text, index, e, missing))
+                edge_record = e if raw is None else DependencyEdge(from_ecosystem, from_name, to_ecosystem, to_name)
+                parked.add(partial(_parked_text, index, edge_record, missing))
                 # It will stay pending: record_dependency() locks its two keys until commit.
                 locking.add(index + 1)
-            rows.append((index + 1, source_number, target_number))
+                rows.append((index + 1, source_number, target_number))
+                continue
+            row = (index + 1, source_number, target_number)
+            rows.append(row)
+            if not group:
+                sources.append(source_number)
+            group.append(row)
         section.rows = rows
-        # By the source's key, as before the rows held numbers: the partitions' checkpoints keep their meaning.
-        partitions = [zlib.crc32(f"{ecosystem}/{name}".encode()) % PARTITIONS for ecosystem, name in edge_keys.keys]
-        section.partition_of = lambda row: partitions[row[1]]
+        # Partitioned by the source's key, as when rows held keys: the partitions' checkpoints keep their meaning.
+        keys = edge_keys.keys
+        shares: list[list[Row]] = [[] for _ in range(PARTITIONS)]
+        for number in sources:
+            ecosystem, name = keys[number]
+            shares[zlib.crc32(f"{ecosystem}/{name}".encode()) % PARTITIONS].extend(groups[number])
+        section.clustered = shares
         self._recount(section.rows, edge_keys)
 
     def _recount(self, edges: list[Row], edge_keys: EdgeKeys) -> None:

@@ -91,7 +91,8 @@ async def backfill(
         raise SnapshotError(f"the quarantine file {quarantine_path} is a directory: name a file")
     with collector_paused():  # ~200k new tuples among ~200k models
         plan = Plan(snapshot, batch_size, collected)
-    del collected  # the file's decoded records: plan.raw keeps the ones a quarantine may need
+    # The file's decoded records and their models: plan.raw keeps the ones a quarantine may need.
+    del collected, snapshot
     report = BackfillReport(sha)
     async with sessions(target, jobs, sha) as conns:
         first = conns[0]

@@ -41,10 +41,14 @@ def read_snapshot_file(path: str | Path) -> tuple[Snapshot, str]:
 
 def read_collected_snapshot(path: str | Path) -> tuple[CollectedSnapshot, str]:
     """`read_snapshot_file` that keeps every valid record and lists the others as problems; only a
-    whole-file problem (unreadable, not UTF-8 JSON, too deep, not an object) raises."""
+    whole-file problem (unreadable, not UTF-8 JSON, too deep, not an object) raises. The edges stay
+    as decoded: the plan checks their shape as it reads them (`CollectedSnapshot.edges_raw`)."""
     source = Path(path)
     data = read_snapshot_bytes(source)
-    return collect_snapshot(decode_snapshot(data, str(source)), origin=str(source)), hashlib.sha256(data).hexdigest()
+    sha = hashlib.sha256(data).hexdigest()
+    decoded = decode_snapshot(data, str(source))
+    del data  # the file's bytes: not needed while the records are checked
+    return collect_snapshot(decoded, origin=str(source), edges_raw=True), sha
 
 
 def same_file(a: Path, b: Path) -> bool:
