@@ -140,9 +140,46 @@ RETURNING
     id, direction, task_type, status, model, command, tier, context, output, progress_pct,
     current_step, decision_prompt, decision, started_at, created_at, updated_at, claimed_by, claimed_at;
 
--- name: list_attention_tasks(lim)
--- Tasks that need a person (needs_decision or failed), newest first.
+-- name: attention_tasks_page(lim)
+-- The newest tasks that need a person (needs_decision or failed) beside how many there are: one
+-- statement, so one snapshot and one round trip (as list_tasks_page). A row per task on the page,
+-- each carrying the total; an empty page is one row with the total and NULL task columns.
+-- row: TaskPageRow
+WITH needing AS (
+    SELECT count(*) AS total
+    FROM agent_tasks AS c
+    WHERE c.status IN ('needs_decision', 'failed')
+),
+
+page AS (
+    SELECT
+        p.id,
+        p.direction,
+        p.task_type,
+        p.status,
+        p.model,
+        p.command,
+        p.tier,
+        p.context,
+        p.output,
+        p.progress_pct,
+        p.current_step,
+        p.decision_prompt,
+        p.decision,
+        p.started_at,
+        p.created_at,
+        p.updated_at,
+        p.claimed_by,
+        p.claimed_at,
+        p.seq
+    FROM agent_tasks AS p
+    WHERE p.status IN ('needs_decision', 'failed')
+    ORDER BY p.created_at DESC, p.seq ASC
+    LIMIT :lim
+)
+
 SELECT
+    n.total AS "total!",
     t.id,
     t.direction,
     t.task_type,
@@ -161,20 +198,59 @@ SELECT
     t.updated_at,
     t.claimed_by,
     t.claimed_at
-FROM agent_tasks AS t
-WHERE t.status IN ('needs_decision', 'failed')
-ORDER BY t.created_at DESC, t.seq ASC
-LIMIT :lim;
+FROM needing AS n
+LEFT JOIN page AS t ON TRUE
+ORDER BY t.created_at DESC, t.seq ASC;
 
--- name: count_attention_tasks()$
--- How many tasks need a person (needs_decision or failed).
-SELECT count(*) AS "total!"
-FROM agent_tasks AS t
-WHERE t.status IN ('needs_decision', 'failed');
+-- name: review_summary()
+-- get_review_summary in one statement (one snapshot, one round trip): the tasks per status present,
+-- [status, tasks] pairs in a JSON array in the order each status first occurs (insertion order),
+-- beside every task that needs a person (needs_decision or failed) in insertion order. A row per
+-- such task, each carrying the pairs; none: one row with the pairs and NULL task columns. Pairs in
+-- a jsonb array keep their order (a jsonb object would not); not two arrays: a bigint[] makes
+-- asyncpg introspect its type on each new connection (three more round trips); jsonb_agg, not
+-- json_object_agg, which the replica router does not know as read-only (replicas/statements.py).
+WITH by_status AS (
+    SELECT
+        s.status,
+        count(*) AS tasks,
+        min(s.seq) AS first_seq
+    FROM agent_tasks AS s
+    GROUP BY s.status
+),
 
--- name: review_attention_tasks()
--- Every task that needs a person, in insertion order (get_review_summary).
+counts AS (
+    SELECT coalesce(jsonb_agg(jsonb_build_array(b.status, b.tasks) ORDER BY b.first_seq), '[]'::jsonb) AS by_status
+    FROM by_status AS b
+),
+
+attention AS (
+    SELECT
+        a.id,
+        a.direction,
+        a.task_type,
+        a.status,
+        a.model,
+        a.command,
+        a.tier,
+        a.context,
+        a.output,
+        a.progress_pct,
+        a.current_step,
+        a.decision_prompt,
+        a.decision,
+        a.started_at,
+        a.created_at,
+        a.updated_at,
+        a.claimed_by,
+        a.claimed_at,
+        a.seq
+    FROM agent_tasks AS a
+    WHERE a.status IN ('needs_decision', 'failed')
+)
+
 SELECT
+    n.by_status AS "by_status!",
     t.id,
     t.direction,
     t.task_type,
@@ -193,8 +269,8 @@ SELECT
     t.updated_at,
     t.claimed_by,
     t.claimed_at
-FROM agent_tasks AS t
-WHERE t.status IN ('needs_decision', 'failed')
+FROM counts AS n
+LEFT JOIN attention AS t ON TRUE
 ORDER BY t.seq;
 
 -- name: task_status_counts()
@@ -236,9 +312,120 @@ FROM per_status AS p
 INNER JOIN last_task AS l ON p.model = l.model
 ORDER BY min(p.first_seq) OVER (PARTITION BY p.model), p.first_seq;
 
--- name: pipeline_running(lim)
--- Running tasks in insertion order (get_pipeline_status).
+-- name: pipeline_status(running_lim, pending_lim, recent_lim)
+-- get_pipeline_status in one statement (one snapshot, one round trip): the running plus pending
+-- tasks per task type over all tasks (a jsonb object: its order is PHASES'), beside only the tasks
+-- the payload can show: the first running_lim running in insertion order, the pending_lim oldest
+-- pending (created_at, then insertion order) and the recent_lim finished ones (every status but
+-- running and pending) most recently updated first, a task never updated first as the API's sort
+-- on the text "None" puts it, ties in insertion order. Each list keeps its own ORDER BY ... LIMIT
+-- (the indexes bound them); the rows come in insertion order, which stores/pipeline.py takes. A
+-- row per shown task, each carrying the object; none: one row with the object and NULL task columns.
+WITH by_phase AS (
+    SELECT
+        c.task_type,
+        count(*) AS tasks
+    FROM agent_tasks AS c
+    WHERE c.status IN ('running', 'pending')
+    GROUP BY c.task_type
+),
+
+phases AS (
+    SELECT coalesce(jsonb_object_agg(b.task_type, b.tasks), '{}'::jsonb) AS by_phase
+    FROM by_phase AS b
+),
+
+running AS (
+    SELECT
+        r.id,
+        r.direction,
+        r.task_type,
+        r.status,
+        r.model,
+        r.command,
+        r.tier,
+        r.context,
+        r.output,
+        r.progress_pct,
+        r.current_step,
+        r.decision_prompt,
+        r.decision,
+        r.started_at,
+        r.created_at,
+        r.updated_at,
+        r.claimed_by,
+        r.claimed_at,
+        r.seq
+    FROM agent_tasks AS r
+    WHERE r.status = 'running'
+    ORDER BY r.seq
+    LIMIT :running_lim
+),
+
+pending AS (
+    SELECT
+        p.id,
+        p.direction,
+        p.task_type,
+        p.status,
+        p.model,
+        p.command,
+        p.tier,
+        p.context,
+        p.output,
+        p.progress_pct,
+        p.current_step,
+        p.decision_prompt,
+        p.decision,
+        p.started_at,
+        p.created_at,
+        p.updated_at,
+        p.claimed_by,
+        p.claimed_at,
+        p.seq
+    FROM agent_tasks AS p
+    WHERE p.status = 'pending'
+    ORDER BY p.created_at ASC, p.seq ASC
+    LIMIT :pending_lim
+),
+
+recent AS (
+    SELECT
+        f.id,
+        f.direction,
+        f.task_type,
+        f.status,
+        f.model,
+        f.command,
+        f.tier,
+        f.context,
+        f.output,
+        f.progress_pct,
+        f.current_step,
+        f.decision_prompt,
+        f.decision,
+        f.started_at,
+        f.created_at,
+        f.updated_at,
+        f.claimed_by,
+        f.claimed_at,
+        f.seq
+    FROM agent_tasks AS f
+    WHERE f.status NOT IN ('running', 'pending')
+    ORDER BY f.updated_at IS NULL DESC, f.updated_at DESC, f.seq ASC
+    LIMIT :recent_lim
+),
+
+shown AS (
+    SELECT * FROM running
+    UNION ALL
+    SELECT * FROM pending
+    UNION ALL
+    SELECT * FROM recent
+)
+
 SELECT
+    n.by_phase AS "by_phase!",
     t.id,
     t.direction,
     t.task_type,
@@ -257,73 +444,9 @@ SELECT
     t.updated_at,
     t.claimed_by,
     t.claimed_at
-FROM agent_tasks AS t
-WHERE t.status = 'running'
-ORDER BY t.seq
-LIMIT :lim;
-
--- name: pipeline_pending(lim)
--- Pending tasks, oldest first; ties in insertion order (get_pipeline_status).
-SELECT
-    t.id,
-    t.direction,
-    t.task_type,
-    t.status,
-    t.model,
-    t.command,
-    t.tier,
-    t.context,
-    t.output,
-    t.progress_pct,
-    t.current_step,
-    t.decision_prompt,
-    t.decision,
-    t.started_at,
-    t.created_at,
-    t.updated_at,
-    t.claimed_by,
-    t.claimed_at
-FROM agent_tasks AS t
-WHERE t.status = 'pending'
-ORDER BY t.created_at ASC, t.seq ASC
-LIMIT :lim;
-
--- name: pipeline_recent(lim)
--- Finished tasks (every status but running and pending), most recently updated first. A task never
--- updated comes first, as the API's sort on the text "None" puts it; ties in insertion order.
-SELECT
-    t.id,
-    t.direction,
-    t.task_type,
-    t.status,
-    t.model,
-    t.command,
-    t.tier,
-    t.context,
-    t.output,
-    t.progress_pct,
-    t.current_step,
-    t.decision_prompt,
-    t.decision,
-    t.started_at,
-    t.created_at,
-    t.updated_at,
-    t.claimed_by,
-    t.claimed_at
-FROM agent_tasks AS t
-WHERE t.status NOT IN ('running', 'pending')
-ORDER BY t.updated_at IS NULL DESC, t.updated_at DESC, t.seq ASC
-LIMIT :lim;
-
--- name: pipeline_phase_counts()
--- Running plus pending tasks per task type (get_pipeline_status running_by_phase).
-SELECT
-    t.task_type,
-    count(*) AS "tasks!"
-FROM agent_tasks AS t
-WHERE t.status IN ('running', 'pending')
-GROUP BY t.task_type
-ORDER BY t.task_type;
+FROM phases AS n
+LEFT JOIN shown AS t ON TRUE
+ORDER BY t.seq;
 
 -- name: claim_next_task(worker, now)<!
 -- Claim the oldest pending task (created_at, then seq) for worker and mark it running; a task

@@ -265,9 +265,8 @@ def test_the_committed_modules_define_one_row_class_per_shape() -> None:
     task_readers = [
         agent_tasks.insert_task,
         agent_tasks.get_task,
-        agent_tasks.list_attention_tasks,
         agent_tasks.update_task,
         agent_tasks.claim_next_task,
         agent_tasks.claim_task,
     ]
-    assert {inspect.signature(f).return_annotation for f in task_readers} == {"TaskRow | None", "list[TaskRow]"}
+    assert {inspect.signature(f).return_annotation for f in task_readers} == {"TaskRow | None"}

@@ -21,9 +21,7 @@ from coherence_sql.sql._runtime import Executor, rowcount
 
 
 class TaskRow(NamedTuple):
-    """One row of insert_task, get_task, update_task, list_attention_tasks, review_attention_tasks, pipeline_running,
-    pipeline_pending, pipeline_recent, claim_next_task, claim_task.
-    """
+    """One row of insert_task, get_task, update_task, claim_next_task, claim_task."""
 
     id: str
     direction: str
@@ -175,8 +173,8 @@ async def get_task(conn: Executor, *, id: str) -> TaskRow | None:
     return None if record is None else _task_row(record)
 
 
-class ListTasksPageRow(NamedTuple):
-    """One row of list_tasks_page."""
+class TaskPageRow(NamedTuple):
+    """One row of list_tasks_page, attention_tasks_page."""
 
     total: int
     id: str | None
@@ -199,8 +197,8 @@ class ListTasksPageRow(NamedTuple):
     claimed_at: datetime | None
 
 
-def _list_tasks_page_row(record: Record) -> ListTasksPageRow:
-    return ListTasksPageRow(
+def _task_page_row(record: Record) -> TaskPageRow:
+    return TaskPageRow(
         record[0],
         record[1],
         record[2],
@@ -289,7 +287,7 @@ LIST_TASKS_PAGE_TIMER: Final = QueryTimer("agent_tasks.list_tasks_page")
 
 async def list_tasks_page(
     conn: Executor, *, status: TaskStatus | None, task_type: TaskType | None, lim: int, off: int
-) -> list[ListTasksPageRow]:
+) -> list[TaskPageRow]:
     """One page of the tasks matching the optional filters (NULL = any), newest first, beside how many
     match before paging: one statement, so one snapshot and one round trip. A row per task on the
     page, each carrying the total; an empty page is one row with the total and NULL task columns.
@@ -303,7 +301,7 @@ async def list_tasks_page(
         raise LIST_TASKS_PAGE_TIMER.failure(exc) from None
     finally:
         LIST_TASKS_PAGE_TIMER.observe(started)
-    return [_list_tasks_page_row(record) for record in records]
+    return [_task_page_row(record) for record in records]
 
 
 UPDATE_TASK_SQL: Final = """\
@@ -364,8 +362,42 @@ async def update_task(
     return None if record is None else _task_row(record)
 
 
-LIST_ATTENTION_TASKS_SQL: Final = """\
+ATTENTION_TASKS_PAGE_SQL: Final = """\
+WITH needing AS (
+    SELECT count(*) AS total
+    FROM agent_tasks AS c
+    WHERE c.status IN ('needs_decision', 'failed')
+),
+
+page AS (
+    SELECT
+        p.id,
+        p.direction,
+        p.task_type,
+        p.status,
+        p.model,
+        p.command,
+        p.tier,
+        p.context,
+        p.output,
+        p.progress_pct,
+        p.current_step,
+        p.decision_prompt,
+        p.decision,
+        p.started_at,
+        p.created_at,
+        p.updated_at,
+        p.claimed_by,
+        p.claimed_at,
+        p.seq
+    FROM agent_tasks AS p
+    WHERE p.status IN ('needs_decision', 'failed')
+    ORDER BY p.created_at DESC, p.seq ASC
+    LIMIT $1
+)
+
 SELECT
+    n.total AS "total!",
     t.id,
     t.direction,
     t.task_type,
@@ -384,46 +416,117 @@ SELECT
     t.updated_at,
     t.claimed_by,
     t.claimed_at
-FROM agent_tasks AS t
-WHERE t.status IN ('needs_decision', 'failed')
-ORDER BY t.created_at DESC, t.seq ASC
-LIMIT $1;"""
-LIST_ATTENTION_TASKS_TIMER: Final = QueryTimer("agent_tasks.list_attention_tasks")
+FROM needing AS n
+LEFT JOIN page AS t ON TRUE
+ORDER BY t.created_at DESC, t.seq ASC;"""
+ATTENTION_TASKS_PAGE_TIMER: Final = QueryTimer("agent_tasks.attention_tasks_page")
 
 
-async def list_attention_tasks(conn: Executor, *, lim: int) -> list[TaskRow]:
-    """Tasks that need a person (needs_decision or failed), newest first."""
+async def attention_tasks_page(conn: Executor, *, lim: int) -> list[TaskPageRow]:
+    """The newest tasks that need a person (needs_decision or failed) beside how many there are: one
+    statement, so one snapshot and one round trip (as list_tasks_page). A row per task on the page,
+    each carrying the total; an empty page is one row with the total and NULL task columns.
+    """
     started = perf_counter()
     try:
-        records = await conn.fetch(LIST_ATTENTION_TASKS_SQL, lim)
+        records = await conn.fetch(ATTENTION_TASKS_PAGE_SQL, lim)
     except DRIVER_FAILURES as exc:
-        raise LIST_ATTENTION_TASKS_TIMER.failure(exc) from None
+        raise ATTENTION_TASKS_PAGE_TIMER.failure(exc) from None
     finally:
-        LIST_ATTENTION_TASKS_TIMER.observe(started)
-    return [_task_row(record) for record in records]
+        ATTENTION_TASKS_PAGE_TIMER.observe(started)
+    return [_task_page_row(record) for record in records]
 
 
-COUNT_ATTENTION_TASKS_SQL: Final = """\
-SELECT count(*) AS "total!"
-FROM agent_tasks AS t
-WHERE t.status IN ('needs_decision', 'failed');"""
-COUNT_ATTENTION_TASKS_TIMER: Final = QueryTimer("agent_tasks.count_attention_tasks")
+class ReviewSummaryRow(NamedTuple):
+    """One row of review_summary."""
+
+    by_status: Any
+    id: str | None
+    direction: str | None
+    task_type: TaskType | None
+    status: TaskStatus | None
+    model: str | None
+    command: str | None
+    tier: str | None
+    context: Any
+    output: str | None
+    progress_pct: int | None
+    current_step: str | None
+    decision_prompt: str | None
+    decision: str | None
+    started_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    claimed_by: str | None
+    claimed_at: datetime | None
 
 
-async def count_attention_tasks(conn: Executor) -> int | None:
-    """How many tasks need a person (needs_decision or failed)."""
-    started = perf_counter()
-    try:
-        value: int | None = await conn.fetchval(COUNT_ATTENTION_TASKS_SQL)
-    except DRIVER_FAILURES as exc:
-        raise COUNT_ATTENTION_TASKS_TIMER.failure(exc) from None
-    finally:
-        COUNT_ATTENTION_TASKS_TIMER.observe(started)
-    return value
+def _review_summary_row(record: Record) -> ReviewSummaryRow:
+    return ReviewSummaryRow(
+        record[0],
+        record[1],
+        record[2],
+        None if record[3] is None else TaskType(record[3]),
+        None if record[4] is None else TaskStatus(record[4]),
+        record[5],
+        record[6],
+        record[7],
+        record[8],
+        record[9],
+        record[10],
+        record[11],
+        record[12],
+        record[13],
+        record[14],
+        record[15],
+        record[16],
+        record[17],
+        record[18],
+    )
 
 
-REVIEW_ATTENTION_TASKS_SQL: Final = """\
+REVIEW_SUMMARY_SQL: Final = """\
+WITH by_status AS (
+    SELECT
+        s.status,
+        count(*) AS tasks,
+        min(s.seq) AS first_seq
+    FROM agent_tasks AS s
+    GROUP BY s.status
+),
+
+counts AS (
+    SELECT coalesce(jsonb_agg(jsonb_build_array(b.status, b.tasks) ORDER BY b.first_seq), '[]'::jsonb) AS by_status
+    FROM by_status AS b
+),
+
+attention AS (
+    SELECT
+        a.id,
+        a.direction,
+        a.task_type,
+        a.status,
+        a.model,
+        a.command,
+        a.tier,
+        a.context,
+        a.output,
+        a.progress_pct,
+        a.current_step,
+        a.decision_prompt,
+        a.decision,
+        a.started_at,
+        a.created_at,
+        a.updated_at,
+        a.claimed_by,
+        a.claimed_at,
+        a.seq
+    FROM agent_tasks AS a
+    WHERE a.status IN ('needs_decision', 'failed')
+)
+
 SELECT
+    n.by_status AS "by_status!",
     t.id,
     t.direction,
     t.task_type,
@@ -442,22 +545,29 @@ SELECT
     t.updated_at,
     t.claimed_by,
     t.claimed_at
-FROM agent_tasks AS t
-WHERE t.status IN ('needs_decision', 'failed')
+FROM counts AS n
+LEFT JOIN attention AS t ON TRUE
 ORDER BY t.seq;"""
-REVIEW_ATTENTION_TASKS_TIMER: Final = QueryTimer("agent_tasks.review_attention_tasks")
+REVIEW_SUMMARY_TIMER: Final = QueryTimer("agent_tasks.review_summary")
 
 
-async def review_attention_tasks(conn: Executor) -> list[TaskRow]:
-    """Every task that needs a person, in insertion order (get_review_summary)."""
+async def review_summary(conn: Executor) -> list[ReviewSummaryRow]:
+    """get_review_summary in one statement (one snapshot, one round trip): the tasks per status present,
+    [status, tasks] pairs in a JSON array in the order each status first occurs (insertion order),
+    beside every task that needs a person (needs_decision or failed) in insertion order. A row per
+    such task, each carrying the pairs; none: one row with the pairs and NULL task columns. Pairs in
+    a jsonb array keep their order (a jsonb object would not); not two arrays: a bigint[] makes
+    asyncpg introspect its type on each new connection (three more round trips); jsonb_agg, not
+    json_object_agg, which the replica router does not know as read-only (replicas/statements.py).
+    """
     started = perf_counter()
     try:
-        records = await conn.fetch(REVIEW_ATTENTION_TASKS_SQL)
+        records = await conn.fetch(REVIEW_SUMMARY_SQL)
     except DRIVER_FAILURES as exc:
-        raise REVIEW_ATTENTION_TASKS_TIMER.failure(exc) from None
+        raise REVIEW_SUMMARY_TIMER.failure(exc) from None
     finally:
-        REVIEW_ATTENTION_TASKS_TIMER.observe(started)
-    return [_task_row(record) for record in records]
+        REVIEW_SUMMARY_TIMER.observe(started)
+    return [_review_summary_row(record) for record in records]
 
 
 class TaskStatusCountsRow(NamedTuple):
@@ -550,8 +660,160 @@ async def usage_by_model(conn: Executor) -> list[UsageByModelRow]:
     return [_usage_by_model_row(record) for record in records]
 
 
-PIPELINE_RUNNING_SQL: Final = """\
+class PipelineStatusRow(NamedTuple):
+    """One row of pipeline_status."""
+
+    by_phase: Any
+    id: str | None
+    direction: str | None
+    task_type: TaskType | None
+    status: TaskStatus | None
+    model: str | None
+    command: str | None
+    tier: str | None
+    context: Any
+    output: str | None
+    progress_pct: int | None
+    current_step: str | None
+    decision_prompt: str | None
+    decision: str | None
+    started_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    claimed_by: str | None
+    claimed_at: datetime | None
+
+
+def _pipeline_status_row(record: Record) -> PipelineStatusRow:
+    return PipelineStatusRow(
+        record[0],
+        record[1],
+        record[2],
+        None if record[3] is None else TaskType(record[3]),
+        None if record[4] is None else TaskStatus(record[4]),
+        record[5],
+        record[6],
+        record[7],
+        record[8],
+        record[9],
+        record[10],
+        record[11],
+        record[12],
+        record[13],
+        record[14],
+        record[15],
+        record[16],
+        record[17],
+        record[18],
+    )
+
+
+PIPELINE_STATUS_SQL: Final = """\
+WITH by_phase AS (
+    SELECT
+        c.task_type,
+        count(*) AS tasks
+    FROM agent_tasks AS c
+    WHERE c.status IN ('running', 'pending')
+    GROUP BY c.task_type
+),
+
+phases AS (
+    SELECT coalesce(jsonb_object_agg(b.task_type, b.tasks), '{}'::jsonb) AS by_phase
+    FROM by_phase AS b
+),
+
+running AS (
+    SELECT
+        r.id,
+        r.direction,
+        r.task_type,
+        r.status,
+        r.model,
+        r.command,
+        r.tier,
+        r.context,
+        r.output,
+        r.progress_pct,
+        r.current_step,
+        r.decision_prompt,
+        r.decision,
+        r.started_at,
+        r.created_at,
+        r.updated_at,
+        r.claimed_by,
+        r.claimed_at,
+        r.seq
+    FROM agent_tasks AS r
+    WHERE r.status = 'running'
+    ORDER BY r.seq
+    LIMIT $1
+),
+
+pending AS (
+    SELECT
+        p.id,
+        p.direction,
+        p.task_type,
+        p.status,
+        p.model,
+        p.command,
+        p.tier,
+        p.context,
+        p.output,
+        p.progress_pct,
+        p.current_step,
+        p.decision_prompt,
+        p.decision,
+        p.started_at,
+        p.created_at,
+        p.updated_at,
+        p.claimed_by,
+        p.claimed_at,
+        p.seq
+    FROM agent_tasks AS p
+    WHERE p.status = 'pending'
+    ORDER BY p.created_at ASC, p.seq ASC
+    LIMIT $2
+),
+
+recent AS (
+    SELECT
+        f.id,
+        f.direction,
+        f.task_type,
+        f.status,
+        f.model,
+        f.command,
+        f.tier,
+        f.context,
+        f.output,
+        f.progress_pct,
+        f.current_step,
+        f.decision_prompt,
+        f.decision,
+        f.started_at,
+        f.created_at,
+        f.updated_at,
+        f.claimed_by,
+        f.claimed_at,
+        f.seq
+    FROM agent_tasks AS f
+    WHERE f.status NOT IN ('running', 'pending')
+    ORDER BY f.updated_at IS NULL DESC, f.updated_at DESC, f.seq ASC
+    LIMIT $3
+),
+
+shown AS (
+    SELECT * FROM running
+    UNION ALL
+    SELECT * FROM pending
+    UNION ALL
+    SELECT * FROM recent
+)
+
 SELECT
+    n.by_phase AS "by_phase!",
     t.id,
     t.direction,
     t.task_type,
@@ -570,137 +832,32 @@ SELECT
     t.updated_at,
     t.claimed_by,
     t.claimed_at
-FROM agent_tasks AS t
-WHERE t.status = 'running'
-ORDER BY t.seq
-LIMIT $1;"""
-PIPELINE_RUNNING_TIMER: Final = QueryTimer("agent_tasks.pipeline_running")
+FROM phases AS n
+LEFT JOIN shown AS t ON TRUE
+ORDER BY t.seq;"""
+PIPELINE_STATUS_TIMER: Final = QueryTimer("agent_tasks.pipeline_status")
 
 
-async def pipeline_running(conn: Executor, *, lim: int) -> list[TaskRow]:
-    """Running tasks in insertion order (get_pipeline_status)."""
-    started = perf_counter()
-    try:
-        records = await conn.fetch(PIPELINE_RUNNING_SQL, lim)
-    except DRIVER_FAILURES as exc:
-        raise PIPELINE_RUNNING_TIMER.failure(exc) from None
-    finally:
-        PIPELINE_RUNNING_TIMER.observe(started)
-    return [_task_row(record) for record in records]
-
-
-PIPELINE_PENDING_SQL: Final = """\
-SELECT
-    t.id,
-    t.direction,
-    t.task_type,
-    t.status,
-    t.model,
-    t.command,
-    t.tier,
-    t.context,
-    t.output,
-    t.progress_pct,
-    t.current_step,
-    t.decision_prompt,
-    t.decision,
-    t.started_at,
-    t.created_at,
-    t.updated_at,
-    t.claimed_by,
-    t.claimed_at
-FROM agent_tasks AS t
-WHERE t.status = 'pending'
-ORDER BY t.created_at ASC, t.seq ASC
-LIMIT $1;"""
-PIPELINE_PENDING_TIMER: Final = QueryTimer("agent_tasks.pipeline_pending")
-
-
-async def pipeline_pending(conn: Executor, *, lim: int) -> list[TaskRow]:
-    """Pending tasks, oldest first; ties in insertion order (get_pipeline_status)."""
-    started = perf_counter()
-    try:
-        records = await conn.fetch(PIPELINE_PENDING_SQL, lim)
-    except DRIVER_FAILURES as exc:
-        raise PIPELINE_PENDING_TIMER.failure(exc) from None
-    finally:
-        PIPELINE_PENDING_TIMER.observe(started)
-    return [_task_row(record) for record in records]
-
-
-PIPELINE_RECENT_SQL: Final = """\
-SELECT
-    t.id,
-    t.direction,
-    t.task_type,
-    t.status,
-    t.model,
-    t.command,
-    t.tier,
-    t.context,
-    t.output,
-    t.progress_pct,
-    t.current_step,
-    t.decision_prompt,
-    t.decision,
-    t.started_at,
-    t.created_at,
-    t.updated_at,
-    t.claimed_by,
-    t.claimed_at
-FROM agent_tasks AS t
-WHERE t.status NOT IN ('running', 'pending')
-ORDER BY t.updated_at IS NULL DESC, t.updated_at DESC, t.seq ASC
-LIMIT $1;"""
-PIPELINE_RECENT_TIMER: Final = QueryTimer("agent_tasks.pipeline_recent")
-
-
-async def pipeline_recent(conn: Executor, *, lim: int) -> list[TaskRow]:
-    """Finished tasks (every status but running and pending), most recently updated first. A task never
-    updated comes first, as the API's sort on the text "None" puts it; ties in insertion order.
+async def pipeline_status(
+    conn: Executor, *, running_lim: int, pending_lim: int, recent_lim: int
+) -> list[PipelineStatusRow]:
+    """get_pipeline_status in one statement (one snapshot, one round trip): the running plus pending
+    tasks per task type over all tasks (a jsonb object: its order is PHASES'), beside only the tasks
+    the payload can show: the first running_lim running in insertion order, the pending_lim oldest
+    pending (created_at, then insertion order) and the recent_lim finished ones (every status but
+    running and pending) most recently updated first, a task never updated first as the API's sort
+    on the text "None" puts it, ties in insertion order. Each list keeps its own ORDER BY ... LIMIT
+    (the indexes bound them); the rows come in insertion order, which stores/pipeline.py takes. A
+    row per shown task, each carrying the object; none: one row with the object and NULL task columns.
     """
     started = perf_counter()
     try:
-        records = await conn.fetch(PIPELINE_RECENT_SQL, lim)
+        records = await conn.fetch(PIPELINE_STATUS_SQL, running_lim, pending_lim, recent_lim)
     except DRIVER_FAILURES as exc:
-        raise PIPELINE_RECENT_TIMER.failure(exc) from None
+        raise PIPELINE_STATUS_TIMER.failure(exc) from None
     finally:
-        PIPELINE_RECENT_TIMER.observe(started)
-    return [_task_row(record) for record in records]
-
-
-class PipelinePhaseCountsRow(NamedTuple):
-    """One row of pipeline_phase_counts."""
-
-    task_type: TaskType
-    tasks: int
-
-
-def _pipeline_phase_counts_row(record: Record) -> PipelinePhaseCountsRow:
-    return PipelinePhaseCountsRow(TaskType(record[0]), record[1])
-
-
-PIPELINE_PHASE_COUNTS_SQL: Final = """\
-SELECT
-    t.task_type,
-    count(*) AS "tasks!"
-FROM agent_tasks AS t
-WHERE t.status IN ('running', 'pending')
-GROUP BY t.task_type
-ORDER BY t.task_type;"""
-PIPELINE_PHASE_COUNTS_TIMER: Final = QueryTimer("agent_tasks.pipeline_phase_counts")
-
-
-async def pipeline_phase_counts(conn: Executor) -> list[PipelinePhaseCountsRow]:
-    """Running plus pending tasks per task type (get_pipeline_status running_by_phase)."""
-    started = perf_counter()
-    try:
-        records = await conn.fetch(PIPELINE_PHASE_COUNTS_SQL)
-    except DRIVER_FAILURES as exc:
-        raise PIPELINE_PHASE_COUNTS_TIMER.failure(exc) from None
-    finally:
-        PIPELINE_PHASE_COUNTS_TIMER.observe(started)
-    return [_pipeline_phase_counts_row(record) for record in records]
+        PIPELINE_STATUS_TIMER.observe(started)
+    return [_pipeline_status_row(record) for record in records]
 
 
 CLAIM_NEXT_TASK_SQL: Final = """\

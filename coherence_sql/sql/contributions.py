@@ -20,8 +20,8 @@ from coherence_sql.metrics.queries import QueryTimer
 from coherence_sql.sql._runtime import Executor
 
 
-class ContributionReferencesRow(Record):
-    """One row of contribution_references: an asyncpg Record (fields by attribute, name or position)."""
+class CreateContributionRow(Record):
+    """One row of create_contribution: an asyncpg Record (fields by attribute, name or position)."""
 
     __slots__ = ()
     if TYPE_CHECKING:
@@ -30,42 +30,114 @@ class ContributionReferencesRow(Record):
         def contributor_exists(self) -> bool: ...
         @property
         def asset_exists(self) -> bool: ...
+        @property
+        def id(self) -> UUID | None: ...
+        @property
+        def contributor_id(self) -> UUID | None: ...
+        @property
+        def asset_id(self) -> UUID | None: ...
+        @property
+        def cost_amount(self) -> Decimal | None: ...
+        @property
+        def coherence_score(self) -> Decimal | None: ...
+        @property
+        def metadata(self) -> Any: ...
+        @property
+        def timestamp(self) -> datetime | None: ...
     else:
         contributor_exists = property(itemgetter(0))
         asset_exists = property(itemgetter(1))
+        id = property(itemgetter(2))
+        contributor_id = property(itemgetter(3))
+        asset_id = property(itemgetter(4))
+        cost_amount = property(itemgetter(5))
+        coherence_score = property(itemgetter(6))
+        metadata = property(itemgetter(7))
+        timestamp = property(itemgetter(8))
 
 
-CONTRIBUTION_REFERENCES_SQL: Final = """\
+CREATE_CONTRIBUTION_SQL: Final = """\
+WITH refs AS (
+    SELECT
+        exists(
+            SELECT 1 FROM contributors AS c
+            WHERE c.id = $1::uuid
+        ) AS contributor_exists,
+        exists(
+            SELECT 1 FROM assets AS a
+            WHERE a.id = $2::uuid
+        ) AS asset_exists
+),
+
+inserted AS (
+    INSERT INTO contributions (id, contributor_id, asset_id, cost_amount, coherence_score, metadata, timestamp)
+    SELECT
+        $3::uuid,
+        $1::uuid,
+        $2::uuid,
+        $4::numeric,
+        $5::numeric,
+        $6::jsonb,
+        $7::timestamptz
+    FROM refs AS r
+    WHERE r.contributor_exists AND r.asset_exists
+    RETURNING id, contributor_id, asset_id, cost_amount, coherence_score, metadata, timestamp
+)
+
 SELECT
-    exists(
-        SELECT 1 FROM contributors AS c
-        WHERE c.id = $1
-    ) AS "contributor_exists!",
-    exists(
-        SELECT 1 FROM assets AS a
-        WHERE a.id = $2
-    ) AS "asset_exists!";"""
-CONTRIBUTION_REFERENCES_TIMER: Final = QueryTimer("contributions.contribution_references")
+    r.contributor_exists AS "contributor_exists!",
+    r.asset_exists AS "asset_exists!",
+    i.id,
+    i.contributor_id,
+    i.asset_id,
+    i.cost_amount,
+    i.coherence_score,
+    i.metadata,
+    i.timestamp
+FROM refs AS r
+LEFT JOIN inserted AS i ON TRUE;"""
+CREATE_CONTRIBUTION_TIMER: Final = QueryTimer("contributions.create_contribution")
 
 
-async def contribution_references(
-    conn: Executor, *, contributor_id: UUID, asset_id: UUID
-) -> ContributionReferencesRow | None:
-    """Whether the contributor and the asset a new contribution names exist."""
+async def create_contribution(
+    conn: Executor,
+    *,
+    contributor_id: UUID,
+    asset_id: UUID,
+    id: UUID,
+    cost_amount: Decimal,
+    coherence_score: Decimal,
+    metadata: Any,
+    timestamp: datetime,
+) -> CreateContributionRow | None:
+    """Record a contribution in one statement (one round trip, atomic): whether the contributor and the
+    asset exist, and the new row, inserted only when both do; the asset's total_cost grows by
+    cost_amount in the same statement (trigger). A missing reference: the flags say which, the row
+    columns are NULL and nothing was written (the INSERT selected no row, so no unique violation on
+    the id either, as the memory store reports the references first).
+    """
     started = perf_counter()
     try:
         return await conn.fetchrow(
-            CONTRIBUTION_REFERENCES_SQL, contributor_id, asset_id, record_class=ContributionReferencesRow
+            CREATE_CONTRIBUTION_SQL,
+            contributor_id,
+            asset_id,
+            id,
+            cost_amount,
+            coherence_score,
+            metadata,
+            timestamp,
+            record_class=CreateContributionRow,
         )
     except DRIVER_FAILURES as exc:
-        raise CONTRIBUTION_REFERENCES_TIMER.failure(exc) from None
+        raise CREATE_CONTRIBUTION_TIMER.failure(exc) from None
     finally:
-        CONTRIBUTION_REFERENCES_TIMER.observe(started)
+        CREATE_CONTRIBUTION_TIMER.observe(started)
 
 
 class ContributionRow(Record):
-    """One row of insert_contribution, get_contribution, list_contributions, get_asset_contributions,
-    get_contributor_contributions: an asyncpg Record (fields by attribute, name or position).
+    """One row of get_contribution, list_contributions, get_asset_contributions, get_contributor_contributions: an
+    asyncpg Record (fields by attribute, name or position).
     """
 
     __slots__ = ()
@@ -93,44 +165,6 @@ class ContributionRow(Record):
         coherence_score = property(itemgetter(4))
         metadata = property(itemgetter(5))
         timestamp = property(itemgetter(6))
-
-
-INSERT_CONTRIBUTION_SQL: Final = """\
-INSERT INTO contributions (id, contributor_id, asset_id, cost_amount, coherence_score, metadata, timestamp)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-RETURNING id, contributor_id, asset_id, cost_amount, coherence_score, metadata, timestamp;"""
-INSERT_CONTRIBUTION_TIMER: Final = QueryTimer("contributions.insert_contribution")
-
-
-async def insert_contribution(
-    conn: Executor,
-    *,
-    id: UUID,
-    contributor_id: UUID,
-    asset_id: UUID,
-    cost_amount: Decimal,
-    coherence_score: Decimal,
-    metadata: Any,
-    timestamp: datetime,
-) -> ContributionRow | None:
-    """Record a contribution; the asset's total_cost grows by cost_amount atomically (trigger)."""
-    started = perf_counter()
-    try:
-        return await conn.fetchrow(
-            INSERT_CONTRIBUTION_SQL,
-            id,
-            contributor_id,
-            asset_id,
-            cost_amount,
-            coherence_score,
-            metadata,
-            timestamp,
-            record_class=ContributionRow,
-        )
-    except DRIVER_FAILURES as exc:
-        raise INSERT_CONTRIBUTION_TIMER.failure(exc) from None
-    finally:
-        INSERT_CONTRIBUTION_TIMER.observe(started)
 
 
 GET_CONTRIBUTION_SQL: Final = """\

@@ -1,8 +1,9 @@
 """The agent pipeline's status payload (client-contract §3.5), written once for both task stores.
 
 `pipeline_status` is a pure function over task records: the in-memory store passes every task, the
-PostgreSQL store only those the payload can show (chosen and ordered in SQL, queries/agent_tasks.sql
-`pipeline_*`) together with its per-phase counts over all tasks.
+PostgreSQL store only those the payload can show (chosen in SQL, in insertion order, by one
+statement: queries/agent_tasks.sql `pipeline_status`) together with its per-phase counts over all
+tasks.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -120,11 +120,6 @@ async def _transaction(
         raise
     except DRIVER_FAILURES as exc:
         raise translate(exc, what) from None
-
-
-def _snapshot(pool: Pool, what: str) -> AbstractAsyncContextManager[PoolConnection]:
-    """A read-only REPEATABLE READ transaction: several reads that see one moment."""
-    return _transaction(pool, what, isolation="repeatable_read", readonly=True)
 
 
 # -- rows to models ------------------------------------------------------------------------------
@@ -467,30 +462,27 @@ class PostgresGraphStore:
         cost, score, meta, contributor_key, asset_key, contribution_id, when = rules.contribution_args(
             contributor_id, asset_id, cost_amount, coherence_score, metadata, id, timestamp
         )
-        async with _transaction(self._pool, "PostgresGraphStore.create_contribution") as conn:
-            refs = await contributions_sql.contribution_references(
-                conn, contributor_id=contributor_key, asset_id=asset_key
+        # One statement (queries/contributions.sql): the references gate the INSERT, so an unknown one
+        # writes nothing; the asset's total_cost grows in the same statement (trigger), and an
+        # overflow or a duplicate id fails it whole.
+        row = await contributions_sql.create_contribution(
+            self._pool,
+            id=contribution_id,
+            contributor_id=contributor_key,
+            asset_id=asset_key,
+            cost_amount=cost,
+            coherence_score=Decimal(str(score)),
+            metadata=meta,
+            timestamp=rules.aware_utc(when),
+        )
+        assert row is not None  # the references' one row, joined to the new row or to none
+        if not row.contributor_exists:  # the contributor's error first, as the memory store
+            raise UnknownReferenceError(
+                f"{CONSTRAINT_MESSAGES['contributions_contributor_id_fkey']}: {contributor_key}"
             )
-            assert refs is not None  # a SELECT without FROM always yields one row
-            if not refs.contributor_exists:
-                raise UnknownReferenceError(
-                    f"{CONSTRAINT_MESSAGES['contributions_contributor_id_fkey']}: {contributor_key}"
-                )
-            if not refs.asset_exists:
-                raise UnknownReferenceError(f"{CONSTRAINT_MESSAGES['contributions_asset_id_fkey']}: {asset_key}")
-            # The asset's total_cost grows in this statement (trigger); an overflow rolls it all back.
-            row = await contributions_sql.insert_contribution(
-                conn,
-                id=contribution_id,
-                contributor_id=contributor_key,
-                asset_id=asset_key,
-                cost_amount=cost,
-                coherence_score=Decimal(str(score)),
-                metadata=meta,
-                timestamp=rules.aware_utc(when),
-            )
-        assert row is not None
-        return _contribution(row)
+        if not row.asset_exists:
+            raise UnknownReferenceError(f"{CONSTRAINT_MESSAGES['contributions_asset_id_fkey']}: {asset_key}")
+        return _contribution(cast(_ContributionRow, row))
 
     async def get_contribution(self, contribution_id: UUID) -> Contribution | None:
         row = await contributions_sql.get_contribution(
@@ -684,22 +676,22 @@ class PostgresAgentTaskStore:
 
     async def get_attention_tasks(self, limit: int = 20) -> tuple[list[AgentTaskRecord], int]:
         wanted, _ = rules.page(limit, 0)
-        async with _snapshot(self._pool, "PostgresAgentTaskStore.get_attention_tasks") as conn:
-            rows = await tasks_sql.list_attention_tasks(conn, lim=min(wanted, _BIGINT_MAX))
-            total = await tasks_sql.count_attention_tasks(conn)
-        return [_task(r) for r in rows], total or 0
+        # The page and the total in one statement (one snapshot, one round trip), as list_tasks.
+        rows = await tasks_sql.attention_tasks_page(self._pool, lim=min(wanted, _BIGINT_MAX))
+        return [_task(cast(_TaskRow, r)) for r in rows if r.id is not None], rows[0].total
 
     async def get_task_count(self) -> dict[str, Any]:
         by_status = _by_status(await tasks_sql.task_status_counts(self._pool))
         return {"total": sum(by_status.values()), "by_status": by_status}
 
     async def get_review_summary(self) -> dict[str, Any]:
-        async with _snapshot(self._pool, "PostgresAgentTaskStore.get_review_summary") as conn:
-            by_status = _by_status(await tasks_sql.task_status_counts(conn))
-            attention = await tasks_sql.review_attention_tasks(conn)
+        # The counts and the tasks in one statement (one snapshot, one round trip); with no task
+        # needing a person, one row carrying the counts and no task (its id NULL).
+        rows = await tasks_sql.review_summary(self._pool)
+        by_status: dict[str, int] = dict(rows[0].by_status)  # [status, tasks] pairs, in first-seen order
         return {
             "by_status": by_status,
-            "needs_attention": [_task(r) for r in attention],
+            "needs_attention": [_task(cast(_TaskRow, r)) for r in rows if r.id is not None],
             "total": sum(by_status.values()),
         }
 
@@ -718,13 +710,16 @@ class PostgresAgentTaskStore:
         self, now_utc: datetime | None = None, metrics: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         now = rules.moment("now_utc", now_utc)
-        async with _snapshot(self._pool, "PostgresAgentTaskStore.get_pipeline_status") as conn:
-            # Only the tasks the payload shows, each list in the order the API sorts it.
-            running = await tasks_sql.pipeline_running(conn, lim=pipeline.RUNNING_SHOWN)
-            pending = await tasks_sql.pipeline_pending(conn, lim=pipeline.PENDING_SHOWN)
-            recent = await tasks_sql.pipeline_recent(conn, lim=pipeline.RECENT_SHOWN)
-            phases = {r.task_type.value: r.tasks for r in await tasks_sql.pipeline_phase_counts(conn)}
-        shown = [*map(_task, running), *map(_task, pending), *map(_task, recent)]
+        # One statement (one snapshot, one round trip): only the tasks the payload can show, in
+        # insertion order, beside the per-phase counts over all tasks (queries/agent_tasks.sql).
+        rows = await tasks_sql.pipeline_status(
+            self._pool,
+            running_lim=pipeline.RUNNING_SHOWN,
+            pending_lim=pipeline.PENDING_SHOWN,
+            recent_lim=pipeline.RECENT_SHOWN,
+        )
+        phases: dict[str, int] = rows[0].by_phase
+        shown = [_task(cast(_TaskRow, r)) for r in rows if r.id is not None]
         return pipeline.pipeline_status(shown, now, metrics, running_by_phase=phases)
 
     async def claim_next_task(self, worker: str, *, now: datetime | None = None) -> AgentTaskRecord | None:

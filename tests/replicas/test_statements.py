@@ -99,7 +99,7 @@ async def test_every_named_query_is_classified_as_its_plan_says(cluster: Replica
     }
     assert wrong == {}, f"the stores' queries classified against what the plan does (truth shown): {wrong}"
     assert sum(truths.values()) > 40  # most queries are reads: the check is not vacuous
-    assert sum(1 for name in truths if name.split(".")[0] in STORE_MODULES) > 50
+    assert sum(1 for name in truths if name.split(".")[0] in STORE_MODULES) > 45
 
 
 async def test_the_read_only_functions_are_built_in_and_never_volatile_but_for_server_state(
