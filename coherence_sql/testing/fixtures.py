@@ -2,7 +2,7 @@
 
 Offered to pytest by `coherence_sql.testing.plugin` (the package's `pytest11` entry point). The
 server is TEST_DATABASE_URL's, else a throwaway embedded one on tmpfs. Isolation is by TRUNCATE
-of every table (about 5 ms; docs/decisions.md has the measurements behind the choice). Session
+of every table a test wrote to (docs/decisions.md has the measurements behind the choice). Session
 fixtures run on the session event loop; per-test ones on the loop the test runs on.
 
 - `pg_server`: the server (`PgServer`: admin DSN, whether embedded).
@@ -27,6 +27,7 @@ import pytest_asyncio
 
 from coherence_sql.db import Connection, connect
 from coherence_sql.schema import HISTORY_TABLE, migrate
+from coherence_sql.testing.emptying import Emptier, truncate_written_tables
 from coherence_sql.testing.server import PgServer, create_database, drop_databases, start_test_server
 
 if TYPE_CHECKING:  # the stores load when a test asks for them, not whenever pytest starts
@@ -65,27 +66,32 @@ async def migrated_dsn(database_factory: Callable[[], Awaitable[str]]) -> str:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def _truncate_sql(migrated_dsn: str) -> str:
-    """One TRUNCATE of every table but the schema history (read once from the catalog)."""
+    """One statement that empties every table but the schema history (the list read once from the
+    catalog): a TRUNCATE of those a test wrote to (`coherence_sql.testing.emptying`)."""
     admin = await asyncpg.connect(migrated_dsn)
     try:
         tables = await admin.fetch(
-            "SELECT quote_ident(tablename) AS t FROM pg_tables "
+            "SELECT format('%L', format('%I.%I', schemaname, tablename)) AS t FROM pg_tables "
             "WHERE schemaname = 'public' AND tablename <> $1 ORDER BY tablename",
             HISTORY_TABLE,
         )
     finally:
         await admin.close()
-    return f"TRUNCATE {', '.join(r['t'] for r in tables)} RESTART IDENTITY CASCADE"
+    return truncate_written_tables([r["t"] for r in tables])
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def _emptier(migrated_dsn: str) -> AsyncIterator[Emptier]:
+    """The connection `clean_dsn` empties the database on, kept for the run."""
+    emptier = Emptier(migrated_dsn)
+    yield emptier
+    await emptier.close()
 
 
 @pytest_asyncio.fixture
-async def clean_dsn(migrated_dsn: str, _truncate_sql: str) -> str:
+async def clean_dsn(migrated_dsn: str, _truncate_sql: str, _emptier: Emptier) -> str:
     """The migrated database, emptied for this test."""
-    admin = await asyncpg.connect(migrated_dsn)
-    try:
-        await admin.execute(_truncate_sql)
-    finally:
-        await admin.close()
+    await _emptier.empty(_truncate_sql)
     return migrated_dsn
 
 

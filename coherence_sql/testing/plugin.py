@@ -11,6 +11,7 @@ import importlib.util
 
 if importlib.util.find_spec("pytest_asyncio") is not None:
     from coherence_sql.testing.fixtures import (
+        _emptier,
         _truncate_sql,
         clean_dsn,
         conn,
@@ -23,6 +24,7 @@ if importlib.util.find_spec("pytest_asyncio") is not None:
     )
 
     __all__ = [
+        "_emptier",
         "_truncate_sql",
         "clean_dsn",
         "conn",

@@ -24,6 +24,23 @@ from coherence_sql.embedded import EmbeddedPostgres, scratch_parent
 
 DATABASE: Final = "replicated"
 _SETTLE_S: Final = 15.0
+# Where the primary's WAL ends, as a replica that replayed all of it reports it (its replay LSN is
+# the end of the last record). The insert LSN is where the next record will start: on a new page,
+# past the page's header (40 bytes on a segment's first page, else 24), which an idle primary leaves
+# as it is until its next running-xacts record, up to 15 s later. Then the page's start is the end.
+_WRITTEN_UP_TO: Final = """
+WITH wal AS (
+    SELECT
+        pg_current_wal_insert_lsn() - '0/0'::pg_lsn AS lsn,
+        current_setting('wal_block_size')::numeric AS page,
+        (SELECT setting::numeric FROM pg_settings WHERE name = 'wal_segment_size') AS segment
+)
+SELECT CASE
+    WHEN lsn % segment = 40 OR (lsn % segment > page AND lsn % page = 24) THEN lsn - lsn % page
+    ELSE lsn
+END
+FROM wal
+"""
 
 
 def _bin(program: str) -> str:
@@ -64,6 +81,11 @@ class ReplicaCluster:
     def replica_dsns(self, database: str = DATABASE) -> list[str]:
         return [r.uri(database) for r in self.replicas]
 
+    @staticmethod
+    def replica_name(index: int) -> str:
+        """The name replica `index` streams under (its cluster_name)."""
+        return f"replica-{index + 1}"
+
     # -- life cycle --------------------------------------------------------------------------------
     def start(self) -> None:
         self.primary.start()
@@ -75,8 +97,12 @@ class ReplicaCluster:
             f'CREATE DATABASE "{DATABASE}"',
             f'ALTER DATABASE "{DATABASE}" SET synchronous_commit = on',
         )
-        for replica in self.replicas:
+        # Each replica is named (cluster_name, the walreceiver's application_name) as production's
+        # are, so the primary's pg_stat_replication tells them apart.
+        for index, replica in enumerate(self.replicas):
             self._base_backup(replica.data_dir)
+            with (replica.data_dir / "postgresql.auto.conf").open("a") as conf:
+                conf.write(f"cluster_name = '{self.replica_name(index)}'\n")
             replica.start()
         self.wait_until_streaming()
 
@@ -124,7 +150,7 @@ class ReplicaCluster:
         async def caught_up() -> bool:
             primary = await asyncpg.connect(self.primary.uri(), timeout=10)
             try:
-                position = await primary.fetchval("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
+                position = await primary.fetchval(_WRITTEN_UP_TO)
                 streaming = await primary.fetchval("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
             finally:
                 await primary.close()

@@ -1,5 +1,5 @@
-"""The server collector on a real primary and hot standby (the replicas suite's cluster, one
-replica): the primary reports each replica's lag, the replica its replay delay."""
+"""The server collector on a real primary and hot standbys (the replicas suite's cluster, shared
+with the router's tests): the primary reports each replica's lag by name, a replica its replay delay."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 
 import asyncpg
 import pytest
@@ -20,17 +19,6 @@ from tests.replicas.cluster import ReplicaCluster, _bin, _run_as
 
 pytestmark = pytest.mark.slow
 
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ReplicaCluster]:
-    started = ReplicaCluster(replica_count=1)
-    try:
-        started.start()
-        yield started
-    finally:
-        started.destroy()
-
-
 LAG = "coherence_sql_server_replication_lag_seconds"
 
 
@@ -41,14 +29,16 @@ async def scraped(dsn: str) -> Samples:
     return samples
 
 
-async def test_the_primary_reports_its_replicas_lag(cluster: ReplicaCluster) -> None:
-    samples = await scraped(cluster.primary_dsn())
+async def test_the_primary_reports_its_replicas_lag(healthy: ReplicaCluster) -> None:
+    samples = await scraped(healthy.primary_dsn())
     assert value(samples, "coherence_sql_server_up") == 1
     lags = labelled(samples, "coherence_sql_server_replication_lag_seconds")
-    assert len(lags) == 1  # one replica, named by its application_name
-    ((labels, lag),) = lags.items()
-    assert dict(labels)["replica"] != ""
-    assert 0 <= lag < 10
+    # Each replica, named by its application_name (the walreceiver's: the replica's cluster_name).
+    assert {dict(labels)["replica"] for labels in lags} == {
+        healthy.replica_name(index) for index in range(len(healthy.replicas))
+    }
+    assert len(lags) == len(healthy.replicas)
+    assert all(0 <= lag < 10 for lag in lags.values()), lags
     assert value(samples, "coherence_sql_server_replay_delay_seconds") is None
     # On this host over a unix socket: the data directory's volume is measured.
     size = value(samples, "coherence_sql_server_volume_size_bytes")
@@ -56,19 +46,18 @@ async def test_the_primary_reports_its_replicas_lag(cluster: ReplicaCluster) -> 
     assert size > 0
 
 
-async def test_a_replica_reports_its_replay_delay_and_no_lag_of_its_own(cluster: ReplicaCluster) -> None:
-    await asyncio.to_thread(cluster.wait_until_streaming)
-    samples = await scraped(cluster.replica_dsn(0))
+async def test_a_replica_reports_its_replay_delay_and_no_lag_of_its_own(healthy: ReplicaCluster) -> None:
+    samples = await scraped(healthy.replica_dsn(0))
     assert value(samples, "coherence_sql_server_up") == 1
     assert value(samples, "coherence_sql_server_replay_delay_seconds") == 0  # replayed all it received
     assert labelled(samples, "coherence_sql_server_replication_lag_seconds") == {}
 
-    replica = await asyncpg.connect(cluster.replica_dsn(0))
-    primary = await asyncpg.connect(cluster.primary_dsn())
+    replica = await asyncpg.connect(healthy.replica_dsn(0))
+    primary = await asyncpg.connect(healthy.primary_dsn())
     try:
         # A transaction replayed since the replica started: the delay is measured from its commit time.
         await primary.execute("CREATE TABLE written_before_the_pause (n int)")
-        await asyncio.to_thread(cluster.wait_until_streaming)
+        await asyncio.to_thread(healthy.wait_until_streaming)
         await replica.execute("SELECT pg_wal_replay_pause()")
         await primary.execute("CREATE TABLE written_while_paused (n int)")
         for _ in range(100):  # until the replica has received what it does not replay
@@ -76,7 +65,7 @@ async def test_a_replica_reports_its_replay_delay_and_no_lag_of_its_own(cluster:
                 break
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.2)
-        delay = value(await scraped(cluster.replica_dsn(0)), "coherence_sql_server_replay_delay_seconds")
+        delay = value(await scraped(healthy.replica_dsn(0)), "coherence_sql_server_replay_delay_seconds")
         assert delay is not None
         assert delay > 0
     finally:
@@ -86,16 +75,16 @@ async def test_a_replica_reports_its_replay_delay_and_no_lag_of_its_own(cluster:
 
 
 async def test_a_replica_cut_off_from_its_primary_reports_the_time_since_its_last_replay(
-    cluster: ReplicaCluster,
+    healthy: ReplicaCluster,
 ) -> None:
     # Without a WAL receiver, "replayed all it received" holds for ever while the primary goes on:
     # 0 there would hide a replica that stopped following.
-    primary = await asyncpg.connect(cluster.primary_dsn())
-    replica = await asyncpg.connect(cluster.replica_dsn(0))
+    primary = await asyncpg.connect(healthy.primary_dsn())
+    replica = await asyncpg.connect(healthy.replica_dsn(0))
     conninfo = await replica.fetchval("SHOW primary_conninfo")
     try:
         await primary.execute("CREATE TABLE written_before_the_cut (n int)")
-        await asyncio.to_thread(cluster.wait_until_streaming)
+        await asyncio.to_thread(healthy.wait_until_streaming)
         await replica.execute("ALTER SYSTEM SET primary_conninfo = ''")
         await replica.execute("SELECT pg_reload_conf()")
         for _ in range(100):  # until its WAL receiver has stopped
@@ -103,7 +92,7 @@ async def test_a_replica_cut_off_from_its_primary_reports_the_time_since_its_las
                 break
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.1)
-        delay = value(await scraped(cluster.replica_dsn(0)), "coherence_sql_server_replay_delay_seconds")
+        delay = value(await scraped(healthy.replica_dsn(0)), "coherence_sql_server_replay_delay_seconds")
         assert delay is not None
         assert delay >= 1.0
     finally:
@@ -111,36 +100,39 @@ async def test_a_replica_cut_off_from_its_primary_reports_the_time_since_its_las
         await replica.execute("SELECT pg_reload_conf()")
         await replica.close()
         await primary.close()
-    await asyncio.to_thread(cluster.wait_until_streaming)
+    await asyncio.to_thread(healthy.wait_until_streaming)
 
 
-def test_streams_that_share_an_application_name_are_each_reported(cluster: ReplicaCluster) -> None:
+def test_streams_that_share_an_application_name_are_each_reported(healthy: ReplicaCluster) -> None:
     # A standby's walreceiver is called "walreceiver" unless configured otherwise: several replicas
     # under one name must stay several series, or the one lagging could hide behind the other.
     def lags() -> dict[tuple[tuple[str, str], ...], float]:
         registry = CollectorRegistry()
-        registry.register(ServerCollector(cluster.primary_dsn(), timeout_s=5.0))
+        registry.register(ServerCollector(healthy.primary_dsn(), timeout_s=5.0))
         return labelled(scrape(registry)[1], LAG)
 
-    (name,) = (dict(labels)["replica"] for labels in lags())
+    name = healthy.replica_name(0)
+    others = sorted(healthy.replica_name(index) for index in range(1, len(healthy.replicas)))
+    assert sorted(dict(labels)["replica"] for labels in lags()) == sorted([name, *others])
     run_as = _run_as()
-    with tempfile.TemporaryDirectory(dir=cluster.parent) as target:
+    with tempfile.TemporaryDirectory(dir=healthy.parent) as target:
         if run_as:
             os.chown(target, run_as["user"], run_as["group"])
         receiver = subprocess.Popen(  # a second WAL stream from the primary, under the replica's name
-            [_bin("pg_receivewal"), "-D", target, "-h", str(cluster.primary.socket_dir), "-U", "postgres", "-n"],
+            [_bin("pg_receivewal"), "-D", target, "-h", str(healthy.primary.socket_dir), "-U", "postgres", "-n"],
             env={**os.environ, "PGAPPNAME": name}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **run_as,
         )  # fmt: skip
         try:
             for _ in range(100):
                 seen = lags()
-                if len(seen) == 2 or receiver.poll() is not None:
+                if len(seen) == len(healthy.replicas) + 1 or receiver.poll() is not None:
                     break
                 time.sleep(0.1)
             assert receiver.poll() is None, receiver.stderr.read() if receiver.stderr else ""
             names = sorted(dict(labels)["replica"] for labels in seen)
-            assert len(names) == 2, names
-            assert all(label.startswith(f"{name}@pid") for label in names), names
+            sharing = [label for label in names if label.startswith(f"{name}@pid")]
+            assert len(sharing) == 2, names  # the replica and the second stream under its name
+            assert sorted(set(names) - set(sharing)) == others, names  # the other replicas keep theirs
         finally:
             receiver.terminate()
             receiver.wait(timeout=10)
