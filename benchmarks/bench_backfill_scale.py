@@ -9,6 +9,8 @@ Each phase runs in a child process of its own, so its peak RSS (getrusage) is it
 
 Without --database-url a scratch embedded server on tmpfs is used; with it, a scratch database on
 that server (created and dropped). Prints one line per phase and the load average around it.
+Before/after side by side: run this file with PYTHONPATH pointing at a `git worktree` of each
+commit in turn (the child processes inherit it, and the scratch database gets that tree's schema).
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ async def child(phase: str, dsn: str, path: Path, jobs: int) -> dict[str, object
 
         await export_to_file(dsn, path.with_suffix(".export.json"))
     result["seconds"] = round(time.perf_counter() - began, 2)
+    # The client's own CPU (load inflates it far less than wall time): the process's, imports included.
+    result["client_cpu_seconds"] = round(time.process_time(), 2)
     result["peak_rss_mb"] = round(_peak_mb(), 1)
     return result
 
@@ -92,8 +96,10 @@ async def main() -> None:
     if not args.snapshot.exists():
         began = time.perf_counter()
         generate(args.snapshot, args.scale)
-        print(f"generated {args.snapshot} ({args.snapshot.stat().st_size / 1e6:.0f} MB) in "
-              f"{time.perf_counter() - began:.0f} s")
+        print(
+            f"generated {args.snapshot} ({args.snapshot.stat().st_size / 1e6:.0f} MB) in "
+            f"{time.perf_counter() - began:.0f} s"
+        )
     from coherence_sql.codegen.scratch import scratch_database
 
     async with scratch_database(args.database_url) as dsn:
@@ -101,9 +107,22 @@ async def main() -> None:
             before = _load()
             out = await asyncio.to_thread(
                 subprocess.run,
-                [sys.executable, __file__, "--child", phase, "--dsn", dsn, "--snapshot", str(args.snapshot),
-                 "--jobs", str(args.jobs)],
-                capture_output=True, text=True, check=False, env=os.environ,
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    phase,
+                    "--dsn",
+                    dsn,
+                    "--snapshot",
+                    str(args.snapshot),
+                    "--jobs",
+                    str(args.jobs),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                env=os.environ,
             )
             if out.returncode:
                 print(f"{phase} failed:\n{out.stderr[-3000:]}")

@@ -16,7 +16,7 @@ import re
 import reprlib
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -289,6 +289,15 @@ class CollectedSnapshot:
     positions: dict[str, list[int]]
     sections: dict[str, list[Any]]  # the decoded sections as they are in the file
     edges_raw: bool = False  # the edges were not parsed: sections["edges"] holds them, unchecked
+    # With edges_raw: where the edges are read from instead of sections["edges"] (a second pass
+    # over the file, record by record, so that the decoded edges are never all held).
+    edges_source: Iterable[Any] | None = None
+
+    def close(self) -> None:
+        """Let go of the file `edges_source` reads (when it holds one open)."""
+        close = getattr(self.edges_source, "close", None)
+        if close is not None:
+            close()
 
     def position(self, section: str, index: int) -> int:
         """The file position of the section's `index`-th valid record."""

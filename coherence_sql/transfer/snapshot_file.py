@@ -26,7 +26,7 @@ from coherence_sql.transfer.snapshot import (
     parse_snapshot,
 )
 
-__all__ = ["CHUNK", "SnapshotFileWriter", "iter_sections", "load_snapshot_streaming"]
+__all__ = ["CHUNK", "SnapshotFileWriter", "iter_sections", "iter_stream_sections", "load_snapshot_streaming"]
 
 CHUNK: Final = 1 << 20  # bytes read at a time
 _DECODER: Final = json.JSONDecoder()
@@ -161,13 +161,18 @@ def iter_sections(path: str | os.PathLike[str]) -> Iterator[tuple[str, Iterator[
     except OSError as exc:
         raise SnapshotError(f"{source}: cannot read the snapshot: {exc.strerror or exc}") from None
     with stream:
-        reader = _Reader(stream, str(source))
-        try:
-            yield from _sections(reader)
-        except UnicodeDecodeError as exc:
-            raise SnapshotError(f"{source}: not UTF-8 text: {exc.reason}") from None
-        except OSError as exc:
-            raise SnapshotError(f"{source}: cannot read the snapshot: {exc.strerror or exc}") from None
+        yield from iter_stream_sections(stream, str(source))
+
+
+def iter_stream_sections(stream: IO[str], origin: str) -> Iterator[tuple[str, Iterator[Any]]]:
+    """`iter_sections` of a text stream open at the file's start (left open: the caller's)."""
+    reader = _Reader(stream, origin)
+    try:
+        yield from _sections(reader)
+    except UnicodeDecodeError as exc:
+        raise SnapshotError(f"{origin}: not UTF-8 text: {exc.reason}") from None
+    except OSError as exc:
+        raise SnapshotError(f"{origin}: cannot read the snapshot: {exc.strerror or exc}") from None
 
 
 def _sections(reader: _Reader) -> Iterator[tuple[str, Iterator[Any]]]:

@@ -125,7 +125,7 @@ def _raw_edges(collected: CollectedSnapshot | None) -> Iterable[Any] | None:
     """A file's edges as decoded, when they were left so (None: `snapshot.edges`, parsed)."""
     if collected is None or not collected.edges_raw:
         return None
-    return collected.sections["edges"]
+    return collected.sections["edges"] if collected.edges_source is None else collected.edges_source
 
 
 def _merged_text(index: int, first: int, edge: Any) -> str:
@@ -522,7 +522,7 @@ class Plan:
         edge_keys = section.edge_keys = EdgeKeys()
         # spelling → (key, number, in snapshot, the rows of the key's edges that lock no key)
         known: dict[tuple[str, str], tuple[tuple[str, str], int, bool, list[Row]]] = {}
-        seen: dict[int, int] = {}  # edge (source number << 32 | target number) → its first position
+        seen: dict[int, Row] = {}  # edge (source number << 32 | target number) → its first row
         # The partitions' rows grouped by source project as the loop goes (a grouping pass over a
         # million rows afterwards was ~10% of the client's time): groups[number], sources in order
         # of their first free edge.
@@ -594,19 +594,18 @@ class Plan:
             first = seen.get(edge)
             if first is not None:
                 edge_record = e if raw is None else DependencyEdge(from_ecosystem, from_name, to_ecosystem, to_name)
-                merged.add(partial(_merged_text, index, first, edge_record))
+                merged.add(partial(_merged_text, index, first[0] - 1, edge_record))
                 continue
-            seen[edge] = index
+            row = (index + 1, source_number, target_number)
+            seen[edge] = row  # the row, not its position: no int object more per edge
+            rows.append(row)
             if not (source_known and target_known):
                 missing = "/".join(source if not source_known else target)
                 edge_record = e if raw is None else DependencyEdge(from_ecosystem, from_name, to_ecosystem, to_name)
                 parked.add(partial(_parked_text, index, edge_record, missing))
                 # It will stay pending: record_dependency() locks its two keys until commit.
                 locking.add(index + 1)
-                rows.append((index + 1, source_number, target_number))
                 continue
-            row = (index + 1, source_number, target_number)
-            rows.append(row)
             if not group:
                 sources.append(source_number)
             group.append(row)

@@ -89,8 +89,12 @@ async def backfill(
         raise InvalidValueError(f"snapshot_sha256 must be 64 lower-case hex digits, got {sha!r}")
     if quarantine_path is not None and quarantine_path.is_dir():
         raise SnapshotError(f"the quarantine file {quarantine_path} is a directory: name a file")
-    with collector_paused():  # ~200k new tuples among ~200k models
-        plan = Plan(snapshot, batch_size, collected)
+    try:
+        with collector_paused():  # ~200k new tuples among ~200k models
+            plan = Plan(snapshot, batch_size, collected)
+    finally:
+        if collected is not None:
+            collected.close()  # the file the plan's pass over the edges read
     # The file's decoded records and their models: plan.raw keeps the ones a quarantine may need.
     del collected, snapshot
     report = BackfillReport(sha)
