@@ -293,18 +293,12 @@ def _service_table(leg: Leg) -> Table:
     minute to its last: under a backlog the latency table shows queueing in every operation, this
     one shows which operation's cost grew."""
     result = leg.data["result"]
-    minute = f"{GROWTH_WINDOW_S:g} s"
-    table = Table(title=f"service time per operation, ms ({leg.target}, {leg.data['loop']})", title_justify="left")
-    headers = [
-        "operation",
-        "count",
-        "p50",
-        "p99",
-        "mean",
-        f"mean, first {minute}",
-        f"mean, last {minute}",
-        "last/first",
-    ]
+    title = (
+        f"service time per operation, ms ({leg.target}, {leg.data['loop']}); start and end: the first and "
+        f"last {GROWTH_WINDOW_S:g} s (halves of a shorter run)"
+    )
+    table = Table(title=title, title_justify="left")
+    headers = ["operation", "count", "p50", "p99", "mean", "mean at start", "mean at end", "end/start"]
     for header in headers:
         table.add_column(header, justify="left" if header == "operation" else "right")
     service = result["service_ms_by_operation"]

@@ -127,6 +127,9 @@ def test_the_text_report_is_a_table_with_the_machines_load(capsys: pytest.Captur
         ["memory", "uvloop", "200"],
     ]
     assert "load average before" in out
+    # Beside each leg, its operations' own cost: here the one operation of the mix, once per loop.
+    assert out.count("service time per operation, ms (memory,") == 2
+    assert len([line for line in out.splitlines() if line.startswith("│ noop ")]) == 2
 
 
 def test_a_target_that_cannot_start_fails_the_run_with_its_error_and_no_password(

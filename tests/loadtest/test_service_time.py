@@ -27,19 +27,20 @@ def _sleeper(seconds: float) -> Request:
 
 
 async def test_service_time_leaves_out_the_wait_for_a_slot_that_latency_counts() -> None:
-    # One slot, 100 req/s, each request sleeps 20 ms: request i cannot begin before the i earlier
-    # ones have run, so its wait grows by at least 10 ms a request whatever the machine's speed,
-    # while its service is its own sleep. Over 40 requests the mean wait is over 19 service times.
-    result = await run_open_loop(lambda i: _sleeper(0.02), OpenLoopSettings(rate=100, duration_s=0.4, concurrency=1))
+    # One slot, 100 req/s, each request sleeps 20 ms (or longer on a busy machine): request i, due
+    # i x 10 ms after the first, cannot begin before the i earlier ones have run, so it waits at
+    # least i x (service - 10 ms) whatever the machine's speed, while its service is its own sleep.
+    # Over 20 requests the mean wait is at least 9.5 x (service - 10 ms), more than one service.
+    result = await run_open_loop(lambda i: _sleeper(0.02), OpenLoopSettings(rate=100, duration_s=0.2, concurrency=1))
     service = LatencySummary.of(result.service.by_operation["slow"])
     latency = LatencySummary.of(result.latency.by_operation["slow"])
-    assert service.count == latency.count == 40
+    assert service.count == latency.count == 20
     assert (
         service.p50_ms >= 19
     )  # asyncio.sleep(0.02) returns no earlier than its deadline (less the clock's resolution)
     assert 2 * service.mean_ms <= latency.mean_ms
     data = open_loop_dict(result)
-    assert data["service_ms_by_operation"]["slow"]["count"] == 40
+    assert data["service_ms_by_operation"]["slow"]["count"] == 20
     assert data["service_ms_by_operation"]["slow"]["p50"] == service.p50_ms
 
 
