@@ -21,16 +21,45 @@ from coherence_sql.sql import verify as verify_sql
 from coherence_sql.transfer.progress import Progress
 
 __all__ = [
+    "INVARIANT_STEP",
     "PAGE_SIZE",
+    "SCANS",
+    "SECTION_SCANS",
     "PostgresContents",
+    "PostgresPages",
     "PostgresRecords",
     "read_postgres",
     "read_postgres_on",
     "read_transaction",
+    "scan_pages",
 ]
 
 PAGE_SIZE: Final = 20_000
 TABLES: Final = 11  # the scans below and the invariant check: the steps a progress callback counts
+INVARIANT_STEP: Final = "pending edges' invariant"
+
+
+def _by_id(row: Any) -> int:
+    return int(row.id)
+
+
+def _by_seq(row: Any) -> int:
+    return int(row.seq)
+
+
+# Every keyset scan by its progress label: the accessor and the row's keyset position.
+SCANS: Final[dict[str, tuple[Callable[..., Awaitable[list[Any]]], Callable[[Any], int]]]] = {
+    "projects": (projects_sql.scan_projects, _by_id),
+    "edges": (verify_sql.scan_resolved_edges, _by_id),
+    "pending edges": (verify_sql.scan_pending_edges, _by_id),
+    "contributors": (contributors_sql.scan_contributors, _by_seq),
+    "assets": (assets_sql.scan_assets, _by_seq),
+    "contributions": (contributions_sql.scan_contributions, _by_seq),
+    "github contributors": (github_sql.scan_github_contributors, _by_seq),
+    "github organizations": (github_sql.scan_github_organizations, _by_seq),
+    "github contributes-to": (verify_sql.scan_contributes_to, _by_seq),
+    "agent tasks": (verify_sql.scan_agent_tasks, _by_seq),
+}
 
 _R = TypeVar("_R")
 
@@ -86,14 +115,25 @@ class PostgresRecords:
 async def _pages(
     fetch: Callable[..., Awaitable[list[_R]]], conn: Connection, position: Callable[[_R], int], page_size: int
 ) -> list[_R]:
-    """All rows of a keyset scan: pages of `page_size` after the last row's position."""
+    """All rows of a keyset scan."""
     rows: list[_R] = []
+    async for page in scan_pages(fetch, conn, position, page_size):
+        rows.extend(page)
+    return rows
+
+
+async def scan_pages(
+    fetch: Callable[..., Awaitable[list[_R]]], conn: Connection, position: Callable[[_R], int], page_size: int
+) -> AsyncIterator[list[_R]]:
+    """A keyset scan's pages of `page_size` rows, each after the last row's position: the caller
+    holds one page at a time."""
     after = 0
     while True:
         page = await fetch(conn, after=after, lim=page_size)
-        rows.extend(page)
+        if page:
+            yield page
         if len(page) < page_size:
-            return rows
+            return
         after = position(page[-1])
 
 
@@ -127,41 +167,38 @@ async def read_postgres_on(
     conn: Connection, *, page_size: int = PAGE_SIZE, progress: Progress | None = None
 ) -> PostgresContents:
     """`read_postgres` on a connection already in the transaction the caller wants."""
-    by_id: Callable[[Any], int] = lambda row: int(row.id)  # noqa: E731
-    by_seq: Callable[[Any], int] = lambda row: int(row.seq)  # noqa: E731
     read = 0
 
-    async def step(name: str, rows: Awaitable[list[_R]]) -> list[_R]:
+    async def step(name: str) -> list[Any]:
         nonlocal read
         if progress is not None:
             progress(f"read {name}", read, TABLES)
-        result = await rows
+        fetch, position = SCANS[name]
+        result = await _pages(fetch, conn, position, page_size)
         read += 1
         if progress is not None:
             progress(f"read {name}", read, TABLES)
         return result
 
-    return PostgresContents(
-        projects=await step("projects", _pages(projects_sql.scan_projects, conn, by_id, page_size)),
-        resolved_edges=await step("edges", _pages(verify_sql.scan_resolved_edges, conn, by_id, page_size)),
-        pending_edges=await step("pending edges", _pages(verify_sql.scan_pending_edges, conn, by_id, page_size)),
-        contributors=await step("contributors", _pages(contributors_sql.scan_contributors, conn, by_seq, page_size)),
-        assets=await step("assets", _pages(assets_sql.scan_assets, conn, by_seq, page_size)),
-        contributions=await step(
-            "contributions", _pages(contributions_sql.scan_contributions, conn, by_seq, page_size)
-        ),
-        github_contributors=await step(
-            "github contributors", _pages(github_sql.scan_github_contributors, conn, by_seq, page_size)
-        ),
-        github_organizations=await step(
-            "github organizations", _pages(github_sql.scan_github_organizations, conn, by_seq, page_size)
-        ),
-        github_contributes_to=await step(
-            "github contributes-to", _pages(verify_sql.scan_contributes_to, conn, by_seq, page_size)
-        ),
-        agent_tasks=await step("agent tasks", _pages(verify_sql.scan_agent_tasks, conn, by_seq, page_size)),
-        resolvable_pending_edges=await step("pending edges' invariant", verify_sql.resolvable_pending_edges(conn)),
+    contents = PostgresContents(
+        projects=await step("projects"),
+        resolved_edges=await step("edges"),
+        pending_edges=await step("pending edges"),
+        contributors=await step("contributors"),
+        assets=await step("assets"),
+        contributions=await step("contributions"),
+        github_contributors=await step("github contributors"),
+        github_organizations=await step("github organizations"),
+        github_contributes_to=await step("github contributes-to"),
+        agent_tasks=await step("agent tasks"),
+        resolvable_pending_edges=[],
     )
+    if progress is not None:
+        progress(f"read {INVARIANT_STEP}", read, TABLES)
+    contents.resolvable_pending_edges = await verify_sql.resolvable_pending_edges(conn)
+    if progress is not None:
+        progress(f"read {INVARIANT_STEP}", read + 1, TABLES)
+    return contents
 
 
 async def read_postgres(
@@ -170,3 +207,49 @@ async def read_postgres(
     """Every table the stores use, read in keyset pages in one read-only REPEATABLE READ transaction."""
     async with read_transaction(target) as conn:
         return await read_postgres_on(conn, page_size=page_size, progress=progress)
+
+
+# The stores' tables as a snapshot's sections: the scans (progress labels) each section reads.
+SECTION_SCANS: Final[dict[str, tuple[str, ...]]] = {
+    "projects": ("projects",),
+    "edges": ("edges", "pending edges"),  # resolved and pending: both are edges the API lists
+    "contributors": ("contributors",),
+    "assets": ("assets",),
+    "contributions": ("contributions",),
+    "github_contributors": ("github contributors",),
+    "github_organizations": ("github organizations",),
+    "github_contributes_to": ("github contributes-to",),
+    "agent_tasks": ("agent tasks",),
+}
+
+
+class PostgresPages:
+    """The stores' tables, section by section, as keyset pages of rows on `conn` (in the caller's
+    transaction): for a reader that keeps one page at a time (verify). Progress counts the scans
+    as `read_postgres` does, in the order they are asked for."""
+
+    def __init__(self, conn: Connection, *, page_size: int = PAGE_SIZE, progress: Progress | None = None) -> None:
+        self._conn = conn
+        self._page_size = page_size
+        self._progress = progress
+        self._read = 0
+
+    async def section(self, name: str) -> AsyncIterator[Sequence[Any]]:
+        for scan in SECTION_SCANS[name]:
+            self._step(scan, 0)
+            fetch, position = SCANS[scan]
+            async for page in scan_pages(fetch, self._conn, position, self._page_size):
+                yield page
+            self._step(scan, 1)
+
+    async def resolvable_pending_edges(self) -> Sequence[Any]:
+        """Pending edges whose two projects exist (an invariant no snapshot can show)."""
+        self._step(INVARIANT_STEP, 0)
+        rows = await verify_sql.resolvable_pending_edges(self._conn)
+        self._step(INVARIANT_STEP, 1)
+        return rows
+
+    def _step(self, name: str, done: int) -> None:
+        self._read += done
+        if self._progress is not None:
+            self._progress(f"read {name}", self._read, TABLES)

@@ -68,7 +68,7 @@ async def test_backfill_and_verify_report_progress_to_a_callback_and_print_nothi
 
     assert sections["contributions"] == (len(snapshot.contributions), len(snapshot.contributions))
     assert sum(done for done, _ in sections.values()) == report.records
-    assert steps[0] == ("read projects", 0, TABLES)
+    assert steps[0] == ("read edges", 0, TABLES)  # edges first: out-degrees before the counts that state them
     assert steps[-1][1:] == (TABLES, TABLES)
     assert [done for _, done, _ in steps] == sorted(done for _, done, _ in steps)
     assert checked.ok

@@ -6,13 +6,17 @@ with the key and both values; the aggregates (total_cost = sum of contributions,
 listed twice, a GitHub contributes-to edge whose contributor is unknown). PostgreSQL is read in
 keyset pages inside one REPEATABLE READ transaction (one moment), and both sides go through one
 projection (`project`: the scans name their columns as the models' fields). Given the write journal, the writes still on
-their way to PostgreSQL and the dead letters are reported too.
+their way to PostgreSQL and the dead letters are reported too. `verify` holds a 16-byte digest
+per key, not the records (`streamed`): the source is read once, PostgreSQL once page by page, and
+the source again for the keys that differ only.
 
     report = await verify(stores, pool, journal=path)   # MemoryStores, a Snapshot or a snapshot file
     if not report.passed: print(render.verify_table(report))
 
 Modules, one job each: `report` (the report's data), `project` (one side as comparable values),
-`compare` (two snapshots into a report), `journal` (the journal's backlog), `run` (`verify()`).
+`compare` (two sides in memory into a report), `digest` (a value's 16-byte digest), `source` (the
+source read record by record, twice), `streamed` (the comparison by digests), `journal` (the
+journal's backlog), `run` (`verify()`).
 """
 
 from __future__ import annotations

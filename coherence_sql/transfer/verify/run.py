@@ -1,4 +1,4 @@
-"""`verify()`: read the source and PostgreSQL, compare them through one projection, check the journal."""
+"""`verify()`: the source and PostgreSQL compared through one projection, a digest per key; the journal checked."""
 
 from __future__ import annotations
 
@@ -10,22 +10,22 @@ import asyncpg
 from coherence_sql.db import Pool, redact, resolve_dsn
 from coherence_sql.errors import ConfigurationError
 from coherence_sql.stores.memory import MemoryAgentTaskStore, MemoryGraphStore, MemoryStores
-from coherence_sql.transfer.postgres_reader import PAGE_SIZE, PostgresContents, PostgresRecords, read_postgres
+from coherence_sql.transfer.postgres_reader import PAGE_SIZE, PostgresPages, read_transaction
 from coherence_sql.transfer.progress import Progress
 from coherence_sql.transfer.snapshot import Snapshot
-from coherence_sql.transfer.snapshot_file import load_snapshot_streaming
-from coherence_sql.transfer.verify.compare import compare_projections
 from coherence_sql.transfer.verify.journal import read_journal
-from coherence_sql.transfer.verify.project import Finding, project
-from coherence_sql.transfer.verify.report import (
-    DEFAULT_THRESHOLD_PERCENT,
-    INVARIANT,
-    Difference,
-    VerifyReport,
-    render_key,
+from coherence_sql.transfer.verify.project import Rows
+from coherence_sql.transfer.verify.report import DEFAULT_THRESHOLD_PERCENT, VerifyReport
+from coherence_sql.transfer.verify.source import FileSource, MemorySource, RepeatedSectionError, Source, whole_file
+from coherence_sql.transfer.verify.streamed import (
+    capture,
+    compare_postgres,
+    digest_source,
+    streamed_report,
+    wanted_keys,
 )
 
-__all__ = ["postgres_invariants", "verify", "verify_memory"]
+__all__ = ["verify", "verify_memory"]
 
 
 def _describe_source(source: object) -> str:
@@ -36,22 +36,16 @@ def _describe_source(source: object) -> str:
     return "memory stores"
 
 
-def postgres_invariants(contents: PostgresContents) -> list[Finding]:
-    """PostgreSQL's defects a snapshot cannot show: a pending edge whose two projects both exist."""
-    findings: list[Finding] = []
-    for q in contents.resolvable_pending_edges:
-        edge = (q.from_ecosystem, q.from_name, q.to_ecosystem, q.to_name)
-        difference = Difference(
-            "edges",
-            render_key("edges", edge),
-            INVARIANT,
-            field="pending",
-            side="postgres",
-            stated="pending",
-            computed="both projects exist: should be in project_dependencies",
-        )
-        findings.append(("edges", edge, difference))
-    return findings
+def _source(
+    source: Snapshot | MemoryStores | MemoryGraphStore | str | Path, tasks: MemoryAgentTaskStore | None
+) -> Source:
+    if isinstance(source, str | Path):
+        return FileSource(source)  # read record by record, twice at most
+    if isinstance(source, Snapshot):
+        return MemorySource(source)
+    if isinstance(source, MemoryStores):
+        return MemorySource(Snapshot.of(source.graph, source.tasks))
+    return MemorySource(Snapshot.of(source, tasks))
 
 
 async def verify(
@@ -80,30 +74,26 @@ async def verify(
     if threshold_percent < 0:
         raise ConfigurationError(f"threshold_percent must not be negative, got {threshold_percent}")
     started = time.perf_counter()
-    if isinstance(source, str | Path):
-        snapshot = load_snapshot_streaming(source)  # never the file's text and all its JSON at once
-    elif isinstance(source, Snapshot):
-        snapshot = source
-    elif isinstance(source, MemoryStores):
-        snapshot = Snapshot.of(source.graph, source.tasks)
-    else:
-        snapshot = Snapshot.of(source, tasks)
+    # A digest per key, never both sides' records (docs/decisions.md, "Verify in bounded memory"):
+    # the source once, PostgreSQL once in pages, then the source again for the keys that differ.
+    records = _source(source, tasks)
+    rows = Rows()
+    try:
+        digests = digest_source(records, rows, sample_percent)  # a bad file is refused before any connection
+    except RepeatedSectionError:
+        records = whole_file(source)  # type: ignore[arg-type]  # only a file repeats a section
+        digests = digest_source(records, rows, sample_percent)
     resolved: Pool | str = target if isinstance(target, asyncpg.Pool) else resolve_dsn(target)
     target_name = "a pool" if isinstance(resolved, asyncpg.Pool) else redact(resolved)
-    # Each side is projected as soon as it is read and its records dropped: the source's models
-    # and PostgreSQL's rows are never in memory together (docs/decisions.md).
-    tasks_compared = snapshot.agent_tasks is not None
-    src = project(snapshot, "source", stored_aggregates=False)
-    del snapshot
-    contents = await read_postgres(resolved, page_size=page_size, progress=progress)
-    invariants = postgres_invariants(contents)
-    pg = project(PostgresRecords.of(contents), "postgres", stored_aggregates=True)
-    del contents
-    report = compare_projections(
-        src,
-        pg,
-        tasks_compared=tasks_compared,
-        postgres_findings=invariants,
+    async with read_transaction(resolved) as conn:
+        postgres = await compare_postgres(
+            PostgresPages(conn, page_size=page_size, progress=progress), digests, rows, sample_percent
+        )
+    captured = capture(records, rows, wanted_keys(digests, postgres))
+    report = streamed_report(
+        digests,
+        postgres,
+        captured,
         sample_percent=sample_percent,
         threshold_percent=threshold_percent,
         source_name=_describe_source(source),
