@@ -173,6 +173,8 @@ class WriteJournal:
         self.dead_letters = DeadLetterFile(path.with_name(path.name + ".dead-letters"))
         self._lock_path = path.with_name(path.name + ".lock")
         self._replay_lock_path = path.with_name(path.name + ".replay-lock")
+        # Appends made through this object (attempted: one that failed only makes a watcher look).
+        self.appends = 0
 
     @contextmanager
     def _flock(self, lock_path: Path, flags: int) -> Iterator[bool]:
@@ -219,6 +221,7 @@ class WriteJournal:
     def append(self, store: StoreName, op: str, kwargs: dict[str, Any]) -> None:
         """Record one write, durably; JournalError (at write time, not at replay) for a value the
         journal cannot keep, JournalWriteError when the file cannot be written (disk full, I/O)."""
+        self.appends += 1  # before the write: a watcher (journal_watch.py) must never miss one
         record = (encode(store, op, kwargs) + "\n").encode("ascii")
         with self._locked():
             try:

@@ -19,6 +19,7 @@ class WriteOrder:
         self._locks: dict[str, asyncio.Lock] = {}
         self._users: dict[str, int] = {}
         self._gate = asyncio.Lock()  # held by an exclusive writer; shared writers pass through it
+        self._exclusive_wanted = 0  # exclusive writers holding or waiting for the gate
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -51,9 +52,17 @@ class WriteOrder:
         return _Hold(self, sorted(set(keys)))
 
     async def _enter_shared(self) -> None:
-        async with self._gate:
-            self._active += 1
-            self._idle.clear()
+        if self._exclusive_wanted:
+            async with self._gate:  # wait for the exclusive writers before this one
+                self._enter_now()
+        else:
+            # Nobody holds or wants the gate: passing through it would not wait, so count this
+            # writer without the lock's three coroutines (on every write's path).
+            self._enter_now()
+
+    def _enter_now(self) -> None:
+        self._active += 1
+        self._idle.clear()
 
     def _leave_shared(self) -> None:
         self._active -= 1
@@ -69,9 +78,13 @@ class WriteOrder:
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
-        async with self._gate:
-            await self._idle.wait()
-            yield
+        self._exclusive_wanted += 1
+        try:
+            async with self._gate:
+                await self._idle.wait()
+                yield
+        finally:
+            self._exclusive_wanted -= 1
 
     @property
     def keys_held(self) -> int:
@@ -91,7 +104,10 @@ class _Hold:
 
     async def __aenter__(self) -> None:
         order = self._order
-        await order._enter_shared()
+        if order._exclusive_wanted:
+            await order._enter_shared()
+        else:
+            order._enter_now()  # what `_enter_shared` does then, without a coroutine
         try:
             for key in self._keys:
                 lock = order._lock(key)

@@ -157,6 +157,7 @@ class CutoverStores:
         self.tasks.postgres = postgres.tasks
         self.core.shadow.recorder = PostgresMismatchRecorder(postgres)
         self.core.postgres_attached = True
+        self.core.inline_below_s = pool_timeout_s(postgres)
         self.last_connect_error = None
 
     async def _ready_to_replay(self) -> str | None:
@@ -389,6 +390,13 @@ async def _keep_reconciling(stores: CutoverStores, interval_s: float) -> None:
             log.info("journal replayed: %d applied, %d had landed", report.applied, report.already_applied)
 
 
+def pool_timeout_s(postgres: PostgresStores) -> float:
+    """The pool's acquire timeout: a PostgreSQL leg runs in its caller's task only under a shorter
+    budget (cutover/budget.py). Its replicas' pools share the primary's settings."""
+    timeout = getattr(postgres.pool, "acquire_timeout_s", None)
+    return timeout if isinstance(timeout, float | int) else 0.0  # unknown: a task per leg, as before
+
+
 async def _drain_before_serving(stores: CutoverStores) -> None:
     """Writes journaled by an earlier run go first. In phase 3 PostgreSQL is the source of truth,
     so serving before they landed would let them overwrite newer writes later: refuse instead."""
@@ -458,6 +466,8 @@ async def open_cutover_stores(
             )
         core = CutoverCore(chosen, journal, shadow)
         core.postgres_attached = postgres is not None
+        if postgres is not None:
+            core.inline_below_s = pool_timeout_s(postgres)
         stores = CutoverStores(
             graph=CutoverGraphStore(core, graph_memory, postgres.graph if postgres else None),
             tasks=CutoverAgentTaskStore(core, tasks_memory, postgres.tasks if postgres else None),

@@ -26,18 +26,20 @@ from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
 from uuid import UUID, uuid4
 
+from coherence_sql.cutover.budget import BudgetExceededError, Deadlines, InlineCall
 from coherence_sql.cutover.journal import JournalEntry, ReplayReport, StoreName, WriteJournal
+from coherence_sql.cutover.journal_watch import JournalWatch
 from coherence_sql.cutover.ordering import WriteOrder
 from coherence_sql.cutover.routing import ReadRouter, entity_key
 from coherence_sql.cutover.settings import CutoverSettings, Phase
 from coherence_sql.cutover.shadow import ShadowReader
+from coherence_sql.db import DEFAULT_ACQUIRE_TIMEOUT_S
 from coherence_sql.errors import (
     CoherenceSQLError,
     DatabaseUnavailableError,
     DuplicateError,
     InvalidValueError,
     JournalError,
-    QueryTimeoutError,
     UnknownReferenceError,
 )
 from coherence_sql.models import (
@@ -64,10 +66,6 @@ S = TypeVar("S")  # the store protocol a router routes between
 
 class NotYetInPostgresError(CoherenceSQLError):
     """A dual-write needs a row PostgreSQL does not have yet; it waits in the journal."""
-
-
-class BudgetExceededError(QueryTimeoutError):
-    """The PostgreSQL leg ran past its budget; the write is journaled, the read served from memory."""
 
 
 # Verdicts on the data itself (SQLSTATE classes 22 and 23, and the stores' own argument checks):
@@ -116,7 +114,9 @@ class CutoverCore:
         if settings.uses_postgres and journal is None:
             raise ValueError("a cut-over store that writes PostgreSQL needs a write journal")
         self.settings = settings
+        self.phase: Final[Phase] = settings.phase  # read three times a write; the settings are frozen
         self.journal = journal
+        self.journal_watch = None if journal is None else JournalWatch(journal)
         self.router = router or ReadRouter(settings.read_from_postgres_percent)
         self.shadow = shadow or ShadowReader(
             settings.shadow_compare_percent,
@@ -126,16 +126,17 @@ class CutoverCore:
         self.stats = WriteStats()
         self.order = WriteOrder()
         self.budget_s = settings.postgres_budget_s
+        # Legs run in their caller's task while the budget is shorter than this: the pool's acquire
+        # timeout, the one asyncio timeout a PostgreSQL call enters (budget.py). The service sets it
+        # from the pool it opened.
+        self.inline_below_s = DEFAULT_ACQUIRE_TIMEOUT_S
+        self.deadlines = Deadlines()
         # False while PostgreSQL could not be reached at start-up (phases 1-2 start degraded).
         self.postgres_attached = settings.uses_postgres
         self._diverged: str | None = self._read_marker()
         self._marker_written = self._diverged is not None
         self._finishing: set[asyncio.Future[Any]] = set()
         self._detached: set[asyncio.Future[Any]] = set()
-
-    @property
-    def phase(self) -> Phase:
-        return self.settings.phase
 
     async def finish_even_if_cancelled(self, write: Coroutine[Any, Any, T]) -> T:
         """Run a phase-3 write to its end even if its caller is cancelled meanwhile (a client gone).
@@ -160,15 +161,26 @@ class CutoverCore:
             await asyncio.gather(*self._finishing, return_exceptions=True)
 
     # -- the PostgreSQL leg, within its budget ----------------------------------------------------
-    async def within_budget(self, call: Callable[[], Awaitable[T]]) -> T:
+    def within_budget(self, call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
         """Run one PostgreSQL call for a caller who must not wait past `budget_s`.
 
-        The call runs in a task of its own: past the budget (or when the caller is cancelled) the
-        caller goes on at once and the task is cancelled in the background, where the bounded
-        pool (coherence_sql/pool.py) ends it, terminating its connection if the server does not
-        answer. A journal replay waits for such tasks first (`settle_detached`), so a write that
-        was sent before its caller gave up can never land after the replay of later writes.
+        Past the budget (or when the caller is cancelled) the caller goes on at once and the call
+        is cancelled in a task of its own, where the bounded pool (coherence_sql/pool.py) ends it,
+        terminating its connection if the server does not answer. A journal replay waits for such
+        tasks first (`settle_detached`), so a write that was sent before its caller gave up can
+        never land after the replay of later writes.
+
+        The call runs in the caller's own task until then (budget.py: no task, no extra turns of
+        the event loop), unless the budget reaches the pool's acquire timeout or the caller is
+        already being cancelled: then in a task of its own from the start, as it always did.
         """
+        task = asyncio.current_task()
+        if task is not None and self.budget_s < self.inline_below_s and not task.cancelling():
+            # The awaitable itself, not a coroutine around it: one frame fewer on every resumption.
+            return InlineCall(call(), self.budget_s, task, self.deadlines, self._hand_off)
+        return self._within_budget_in_task(call)
+
+    async def _within_budget_in_task(self, call: Callable[[], Awaitable[T]]) -> T:
         # What asyncio.wait((task,), timeout=budget) does, without its sets and wrapper coroutine
         # (~10 µs of every dual-write and routed read): a future woken by the task or the timer.
         loop = asyncio.get_running_loop()
@@ -204,6 +216,14 @@ class CutoverCore:
         self._detached.add(task)
         task.add_done_callback(self._settled)
 
+    def _hand_off(self, remainder: Awaitable[Any], past_budget: bool) -> None:
+        """Run what is left of a call cut short (it starts by taking its cancellation) in a task."""
+        if past_budget:
+            self.stats.over_budget += 1
+        task = asyncio.ensure_future(remainder)
+        self._detached.add(task)
+        task.add_done_callback(self._settled)
+
     def _settled(self, task: asyncio.Future[Any]) -> None:
         self._detached.discard(task)
         if not task.cancelled():
@@ -228,10 +248,10 @@ class CutoverCore:
 
     def journal_pending(self) -> bool:
         """Whether writes wait in the journal: a new write must then queue behind them."""
-        if self.journal is None:
+        if self.journal_watch is None:
             return False
         try:
-            return self.journal.active()
+            return self.journal_watch.active()
         except (OSError, JournalError) as exc:
             self.mark_diverged(f"the write journal cannot be read: {exc}")
             return True
@@ -375,7 +395,8 @@ class _Router(Generic[S]):
             return await getattr(self.memory, op)(**kwargs)
         if core.phase is Phase.POSTGRES_PRIMARY:
             return await core.finish_even_if_cancelled(self._write_held(op, keys, kwargs))
-        return await self._write_held(op, keys, kwargs)
+        async with core.order.hold(keys):  # `_write_held`, one coroutine fewer on every dual-write
+            return await self._write_ordered(op, kwargs)
 
     async def _write_held(self, op: str, keys: Iterable[str], kwargs: dict[str, Any]) -> Any:
         async with self.core.order.hold(keys):
