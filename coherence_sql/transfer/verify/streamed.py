@@ -10,7 +10,7 @@
    the stated value arrives).
 3. The source is read again for the keys that need their values or their real key (`capture`):
    the ones that differ, the ones PostgreSQL lacks and the source's own findings. The report is
-   then built by the same code as `compare`'s (`build_report`).
+   then built by the same code as `compare`'s (`streamed_report`).
 
 Memory: O(keys) small (two 16-byte digests a key, a count per project, a sum per asset) plus the
 differences, which the report lists in full anyway; never both sides' records. A digest that
@@ -50,10 +50,18 @@ from coherence_sql.transfer.verify.report import (
 )
 from coherence_sql.transfer.verify.source import Source
 
-__all__ = ["PostgresSide", "capture", "compare_postgres", "digest_source", "streamed_report"]
+__all__ = [
+    "PostgresSide",
+    "capture",
+    "compare_postgres",
+    "digest_source",
+    "invariant_findings",
+    "streamed_report",
+    "wanted_keys",
+]
 
 # Marks in place of a value digest (16 bytes) or a key-only record's b"" (never equal to either).
-UNSAMPLED: Final = b"-"  # a source key outside the sample: kept to count each edge once, and known
+UNSAMPLED: Final = b"-"  # a source key outside the sample: still there (an edge counts once, a contributor is known)
 SEEN: Final = b"+"  # PostgreSQL has the key (compared already)
 KEY_ONLY: Final = ("edges", "github_contributes_to")
 # PostgreSQL's tables in the order the one-sided checks need: the records a derived value is
