@@ -197,7 +197,10 @@ def test_the_streamed_comparison_gives_the_in_memory_report(sides: tuple[Snapsho
     for difference in expected["differences"]:
         event(f"{difference['entity']} {difference['kind']}")
     assert len(counting.passes) == 2
-    if repr(source) == repr(postgres):  # equal values spelled differently (1 and 1.0) may read a section again
+    # A clean comparison reads the source once. Equal values spelled differently (1 and 1.0) may read
+    # a section again, and equal sides can still have findings of their own (the same record repeated
+    # on both sides: its duplicates are read again to be reported).
+    if repr(source) == repr(postgres) and not expected["differences"]:
         assert counting.passes[1] == 0
 
 
