@@ -108,7 +108,7 @@ def _take_idle_holder(pool: Any, timeout: float) -> Any:
     # PoolConnectionHolder.acquire's steps for a connection that needs nothing first, but the idle
     # timer: one of ours stays armed (it checks when it fires, below); asyncpg's is cancelled.
     timer = holder._inactive_callback
-    if timer is not None and timer._callback is not _idle_timer_fired:
+    if timer is not None and pool._idle_timers.get(holder) is not timer:
         timer.cancel()
         holder._inactive_callback = None
     holder._in_use = pool._loop.create_future()
@@ -123,7 +123,12 @@ def _arm_idle_timer(pool: Any, holder: Any) -> None:
     really been idle."""
     pool._returned_at[holder] = pool._loop.time()
     if holder._inactive_callback is None and holder._max_inactive_time:
-        holder._inactive_callback = pool._loop.call_later(holder._max_inactive_time, _idle_timer_fired, pool, holder)
+        _arm(pool, holder, holder._max_inactive_time)
+
+
+def _arm(pool: Any, holder: Any, delay: float) -> None:
+    # Ours are known by identity (a TimerHandle says nothing of its callback under uvloop).
+    holder._inactive_callback = pool._idle_timers[holder] = pool._loop.call_later(delay, _idle_timer_fired, pool, holder)
 
 
 def _idle_timer_fired(pool: Any, holder: Any) -> None:
@@ -135,9 +140,7 @@ def _idle_timer_fired(pool: Any, holder: Any) -> None:
         return  # its release arms a timer again
     idle_for = pool._loop.time() - pool._returned_at.get(holder, float("-inf"))
     if idle_for < holder._max_inactive_time:
-        holder._inactive_callback = pool._loop.call_later(
-            holder._max_inactive_time - idle_for, _idle_timer_fired, pool, holder
-        )
+        _arm(pool, holder, holder._max_inactive_time - idle_for)
         return
     holder._deactivate_inactive_connection()
 
@@ -158,13 +161,22 @@ class BoundedPool(_PoolBase):
     `name` labels its metrics (`pool="primary"`; a replica's pool says e.g. "replica-1");
     `waiting` is how many callers are inside an acquire now."""
 
-    __slots__ = ("__weakref__", "_acquire_timer", "_name", "_returned_at", "acquire_timeout_s", "waiting")
+    __slots__ = (
+        "__weakref__",
+        "_acquire_timer",
+        "_idle_timers",
+        "_name",
+        "_returned_at",
+        "acquire_timeout_s",
+        "waiting",
+    )
 
     def __init__(self, *args: Any, acquire_timeout_s: float, name: str = "primary", **kwargs: Any) -> None:
         self.acquire_timeout_s = acquire_timeout_s
         self._name = name
         self.waiting = 0
         self._returned_at: dict[Any, float] = {}  # holder -> when a lean release gave it back
+        self._idle_timers: dict[Any, Any] = {}  # holder -> the idle timer of ours last armed for it
         kwargs.setdefault("reset", reset_changed_session)
         super().__init__(*args, **kwargs)
         self._acquire_timer = track_pool(self)
