@@ -128,7 +128,8 @@ def _arm_idle_timer(pool: Any, holder: Any) -> None:
 
 def _arm(pool: Any, holder: Any, delay: float) -> None:
     # Ours are known by identity (a TimerHandle says nothing of its callback under uvloop).
-    holder._inactive_callback = pool._idle_timers[holder] = pool._loop.call_later(delay, _idle_timer_fired, pool, holder)
+    timer = pool._loop.call_later(delay, _idle_timer_fired, pool, holder)
+    holder._inactive_callback = pool._idle_timers[holder] = timer
 
 
 def _idle_timer_fired(pool: Any, holder: Any) -> None:
