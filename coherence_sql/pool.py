@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Awaitable
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import asyncpg
 
@@ -39,6 +40,8 @@ if TYPE_CHECKING:  # generic in the stubs only
 else:
     _PoolBase = asyncpg.Pool
 
+
+_T = TypeVar("_T")
 
 # The connections (asyncpg.Connection, never the pool's proxy) some caller left session state on.
 _CHANGED_SESSIONS: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -256,42 +259,39 @@ class BoundedPool(_PoolBase):
         conn._pool_release_ctr -= 1  # counted again by the release
         await self.release(proxy)
 
+    async def _on_holder(self, holder: Any, statement: Awaitable[_T]) -> _T:
+        try:
+            return await statement
+        finally:
+            await self._statement_done(holder)
+
     async def fetchrow(self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None) -> Any:  # noqa: ASYNC109 (asyncpg's signature)
         holder = self._single_statement_holder()
         if holder is None:
             return await super().fetchrow(query, *args, timeout=timeout, record_class=record_class)
-        try:
-            return await holder._con.fetchrow(query, *args, timeout=timeout, record_class=record_class)
-        finally:
-            await self._statement_done(holder)
+        return await self._on_holder(
+            holder, holder._con.fetchrow(query, *args, timeout=timeout, record_class=record_class)
+        )
 
     async def fetch(self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None) -> Any:  # noqa: ASYNC109 (asyncpg's signature)
         holder = self._single_statement_holder()
         if holder is None:
             return await super().fetch(query, *args, timeout=timeout, record_class=record_class)
-        try:
-            return await holder._con.fetch(query, *args, timeout=timeout, record_class=record_class)
-        finally:
-            await self._statement_done(holder)
+        return await self._on_holder(
+            holder, holder._con.fetch(query, *args, timeout=timeout, record_class=record_class)
+        )
 
     async def fetchval(self, query: str, *args: Any, column: int = 0, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (asyncpg's signature)
         holder = self._single_statement_holder()
         if holder is None:
             return await super().fetchval(query, *args, column=column, timeout=timeout)
-        try:
-            return await holder._con.fetchval(query, *args, column=column, timeout=timeout)
-        finally:
-            await self._statement_done(holder)
+        return await self._on_holder(holder, holder._con.fetchval(query, *args, column=column, timeout=timeout))
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109 (asyncpg's signature)
         holder = self._single_statement_holder()
         if holder is None:
             return await super().execute(query, *args, timeout=timeout)
-        try:
-            status: str = await holder._con.execute(query, *args, timeout=timeout)
-            return status
-        finally:
-            await self._statement_done(holder)
+        return cast(str, await self._on_holder(holder, holder._con.execute(query, *args, timeout=timeout)))
 
     async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 (asyncpg's own signature)
         bound = self.acquire_timeout_s if timeout is None else timeout
