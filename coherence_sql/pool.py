@@ -149,15 +149,6 @@ def _idle_timer_fired(pool: Any, holder: Any) -> None:
     holder._deactivate_inactive_connection()
 
 
-def _take_idle(pool: Any, timeout: float) -> Any:
-    """The proxy `pool.acquire()` hands out, for the connection `_take_idle_holder` takes; or None."""
-    holder = _take_idle_holder(pool, timeout)
-    if holder is None:
-        return None
-    holder._proxy = proxy = asyncpg.pool.PoolConnectionProxy(holder, holder._con)
-    return proxy
-
-
 class BoundedPool(_PoolBase):
     """`asyncpg.Pool` with a default acquire timeout (`acquire_timeout_s`) on every acquire,
     including those `pool.fetch*`/`execute` make for themselves.
@@ -234,29 +225,31 @@ class BoundedPool(_PoolBase):
     # proxy, no method wrapper (the caller never holds the connection, so it can leave no listener
     # or session state on it). Anything else takes asyncpg's path, bounded as above.
 
-    def _single_statement_holder(self) -> Any:
+    def _idle_holder(self, bound: float) -> Any:
+        """An idle connection's holder, checked out, when no caller is queued ahead (a woken waiter
+        is still counted in `waiting` until it has its connection, so this never takes one it was
+        handed) and handing it out cannot suspend; else None, for asyncpg's bounded path."""
         if self.waiting or self._closing:  # type: ignore[attr-defined]
             return None
         started = perf_counter()
-        holder = _take_idle_holder(self, self.acquire_timeout_s)
+        holder = _take_idle_holder(self, bound)
         if holder is not None:
             self._acquire_timer.observe(started)
         return holder
 
     async def _statement_done(self, holder: Any) -> None:
-        """Give back the holder `_single_statement_holder` took, however the statement ended."""
+        """Give back the holder a single statement ran on, however the statement ended."""
         if holder._in_use is None:
             return  # the connection closed under the statement and asyncpg already took it back
         conn = holder._con
-        conn._pool_release_ctr += 1  # what Connection._on_release counts; no listener can be on it
         if _clean_after_statement(self, holder, conn):
+            conn._pool_release_ctr += 1  # what Connection._on_release counts; no listener can be on it
             holder._timeout = None
             await self._back_in_queue(holder)
             return
         # A cancelled statement, a closed connection, a recycle due: asyncpg's release, shielded,
         # through a proxy as it expects.
         holder._proxy = proxy = asyncpg.pool.PoolConnectionProxy(holder, conn)
-        conn._pool_release_ctr -= 1  # counted again by the release
         await self.release(proxy)
 
     async def _on_holder(self, holder: Any, statement: Awaitable[_T]) -> _T:
@@ -266,7 +259,7 @@ class BoundedPool(_PoolBase):
             await self._statement_done(holder)
 
     async def fetchrow(self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None) -> Any:  # noqa: ASYNC109 (asyncpg's signature)
-        holder = self._single_statement_holder()
+        holder = self._idle_holder(self.acquire_timeout_s)
         if holder is None:
             return await super().fetchrow(query, *args, timeout=timeout, record_class=record_class)
         return await self._on_holder(
@@ -274,7 +267,7 @@ class BoundedPool(_PoolBase):
         )
 
     async def fetch(self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None) -> Any:  # noqa: ASYNC109 (asyncpg's signature)
-        holder = self._single_statement_holder()
+        holder = self._idle_holder(self.acquire_timeout_s)
         if holder is None:
             return await super().fetch(query, *args, timeout=timeout, record_class=record_class)
         return await self._on_holder(
@@ -282,29 +275,27 @@ class BoundedPool(_PoolBase):
         )
 
     async def fetchval(self, query: str, *args: Any, column: int = 0, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (asyncpg's signature)
-        holder = self._single_statement_holder()
+        holder = self._idle_holder(self.acquire_timeout_s)
         if holder is None:
             return await super().fetchval(query, *args, column=column, timeout=timeout)
         return await self._on_holder(holder, holder._con.fetchval(query, *args, column=column, timeout=timeout))
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109 (asyncpg's signature)
-        holder = self._single_statement_holder()
+        holder = self._idle_holder(self.acquire_timeout_s)
         if holder is None:
             return await super().execute(query, *args, timeout=timeout)
         return cast(str, await self._on_holder(holder, holder._con.execute(query, *args, timeout=timeout)))
 
     async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 (asyncpg's own signature)
         bound = self.acquire_timeout_s if timeout is None else timeout
+        # A free connection with nobody queued ahead is handed out without asyncpg's wait_for task,
+        # which costs more than a point read's query; anything else (a wait, a connect, a setup
+        # hook) takes asyncpg's bounded path.
+        holder = self._idle_holder(bound)
+        if holder is not None:
+            holder._proxy = proxy = asyncpg.pool.PoolConnectionProxy(holder, holder._con)
+            return proxy
         started = perf_counter()
-        if not self.waiting and not self._closing:  # type: ignore[attr-defined]
-            # No caller queued ahead (a woken waiter is still counted in `waiting` until it has its
-            # connection, so this never takes one it was handed) and a free connection that needs
-            # no suspension to hand out: take it without asyncpg's wait_for task, which costs more
-            # than a point read's query. Anything else (a wait, a connect, a setup hook) is bounded.
-            proxy = _take_idle(self, bound)
-            if proxy is not None:
-                self._acquire_timer.observe(started)
-                return proxy
         self.waiting += 1
         try:
             connection = await super()._acquire(bound)  # type: ignore[misc]
