@@ -206,13 +206,11 @@ def utc(field: str, value: object) -> datetime:
 
 def naive_utc(value: datetime, field: str = "timestamp") -> datetime:
     """Graph models carry naive UTC; an aware value is converted, a naive one taken as UTC."""
-    if type(value) is datetime:
+    if isinstance(value, datetime):
         if value.tzinfo is None:
             return value
-        if value.tzinfo is UTC:  # what asyncpg gives for timestamptz: no conversion to make
+        if value.tzinfo is UTC and type(value) is datetime:  # asyncpg's timestamptz: nothing to convert
             return value.replace(tzinfo=None)
-    elif isinstance(value, datetime) and value.tzinfo is None:
-        return value
     return utc(field, value).replace(tzinfo=None)
 
 
